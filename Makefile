@@ -1,0 +1,36 @@
+# The two commands of the README. Both are idempotent and fast once everything is installed.
+#   make demo   install everything (Python deps, Debian packages, control-plane binaries), start the lab,
+#               run a first experiment (kill the etcd leader) and show its verdict
+#   make test   the whole test suite (unit + integration against a real lab of its own)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: demo install test test-fast lint bench clean
+
+$(BIN)/chaoslab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/chaoslab
+	$(BIN)/chaoslab lab install
+
+demo: install
+	$(BIN)/chaoslab lab status >/dev/null 2>&1 || $(BIN)/chaoslab lab up
+	$(BIN)/chaoslab run experiments/etcd-leader-kill.yaml
+
+test: install
+	$(BIN)/pytest -ra
+
+test-fast: $(BIN)/chaoslab
+	$(BIN)/pytest -ra -m "not integration"
+
+lint: $(BIN)/chaoslab
+	$(BIN)/ruff check chaoslab tests bench
+	$(BIN)/mypy chaoslab
+
+bench: install
+	$(BIN)/python bench/lab_up.py
+	$(BIN)/python bench/nodes_scale.py

@@ -1,0 +1,263 @@
+"""The `chaoslab` command: argument parsing, terminal output and exit codes. No logic lives here.
+
+Exit codes: 0 success (all SLOs met), 1 an SLO violated, 2 invalid input or usage, 3 could not run
+(infrastructure, lab, abort or revert failure), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from chaoslab.errors import ChaoslabError, SpecError
+from chaoslab.lab.config import Component, LabConfig, LabLayout, LeaderElection
+
+EXIT_OK, EXIT_SLO_VIOLATED, EXIT_INVALID, EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+console = Console(stderr=True)
+out = Console()
+
+
+# ---- lab ----------------------------------------------------------------------------------------------
+def _lab_config(args: argparse.Namespace) -> LabConfig:
+    kw: dict[str, Any] = {"name": args.name, "profile": args.profile, "hosts": args.hosts,
+                             "nodes": args.nodes, "port_base": args.port_base}
+    if args.state_dir:
+        kw["state_root"] = Path(args.state_dir)
+    if args.lease_duration:
+        kw["leader_election"] = LeaderElection(lease_duration=args.lease_duration,
+                                               renew_deadline=args.lease_duration * 2 / 3,
+                                               retry_period=max(0.5, args.lease_duration / 7.5))
+    if args.node_monitor_grace:
+        kw["node_monitor_grace"] = args.node_monitor_grace
+    return LabConfig(**kw)
+
+
+def _layout(args: argparse.Namespace) -> LabLayout:
+    from chaoslab.lab.lifecycle import saved_layout
+
+    return saved_layout(args.name, Path(args.state_dir) if args.state_dir else None)
+
+
+def cmd_lab_install(args: argparse.Namespace) -> int:
+    from chaoslab.lab.install import install
+
+    install(Path(args.bin_dir) if args.bin_dir else None, console=console)
+    return EXIT_OK
+
+
+def cmd_lab_up(args: argparse.Namespace) -> int:
+    from chaoslab.lab.install import find_binaries
+    from chaoslab.lab.lifecycle import up
+
+    config = _lab_config(args)
+    bins = find_binaries(Path(args.bin_dir) if args.bin_dir else None)
+    started = time.monotonic()
+    with console.status(f"starting lab {args.name!r}") as status:
+        layout = up(config, bins, progress=status.update, timeout=args.timeout)
+    console.print(f"[green]✓[/] lab {args.name!r} ready in {time.monotonic() - started:.1f} s")
+    console.print(f"  kubectl --kubeconfig {layout.kubeconfig} get nodes,leases -A")
+    return cmd_lab_status(args)
+
+
+def cmd_lab_down(args: argparse.Namespace) -> int:
+    from chaoslab.lab.lifecycle import down
+
+    layout = _layout(args)
+    with console.status(f"stopping lab {args.name!r}") as status:
+        left = down(layout, progress=status.update)
+    if left:
+        console.print(f"[red]lab {args.name!r} could not be removed completely:[/] " + "; ".join(left))
+        return EXIT_COULD_NOT_RUN
+    console.print(f"[green]✓[/] lab {args.name!r} is down; nothing left behind")
+    return EXIT_OK
+
+
+def _age(started: float | None) -> str:
+    if not started:
+        return "-"
+    s = int(time.time() - started)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def cmd_lab_status(args: argparse.Namespace) -> int:
+    from chaoslab.etcd import MemberStatus
+    from chaoslab.lab.lifecycle import supervisor_pid
+    from chaoslab.lab.status import collect
+    from chaoslab.leaders import holder_host
+
+    layout = _layout(args)
+    if not supervisor_pid(layout):
+        console.print(f"lab {args.name!r} is not running; start it with `chaoslab lab up`")
+        return EXIT_COULD_NOT_RUN
+    st = collect(layout)
+    table = Table(title=f"lab {args.name} (supervisor pid {st.supervisor})")
+    for col in ("component", "host", "state", "pid", "up", "restarts", "last exit", "role"):
+        table.add_column(col)
+    for p in st.processes:
+        kind, _, host = p.id.partition("@")
+        role = ""
+        if kind == "etcd":
+            s = st.etcd.get(host)
+            role = ("leader" if s.is_leader else f"term {s.term}") if isinstance(s, MemberStatus) else str(s)
+            role = f"{role}, term {s.term}" if isinstance(s, MemberStatus) and s.is_leader else role
+        elif kind in st.leases and holder_host(st.leases[kind]) == host:
+            role = "leader (Lease holder)"
+        elif kind == "kube-apiserver":
+            role = "ready" if st.apiservers.get(host) else "not ready"
+        elif kind == "nodes":
+            role = f"{st.nodes_ready}/{st.nodes_total} nodes Ready"
+        table.add_row(kind, host or "-", p.state, str(p.pid or "-"), _age(p.started), str(p.restarts),
+                      p.last_exit or "-", role)
+    out.print(table)
+    out.print(f"etcd leader: {st.etcd_leader or 'none'}   "
+              + "   ".join(f"{k}: {holder_host(v) or 'none'}" for k, v in st.leases.items()))
+    return EXIT_OK
+
+
+def cmd_lab_kubeconfig(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    print(layout.kubeconfig)
+    return EXIT_OK
+
+
+def cmd_lab_logs(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    path = layout.log_file(Component(args.component, args.host))
+    if not path.exists():
+        known = sorted(p.stem for p in layout.log_dir.glob("*.log"))
+        raise SpecError([(f"no log for {args.component}{'@' + args.host if args.host else ''}; "
+                          f"known: {', '.join(known) or 'none (is the lab up?)'}")])
+    lines = path.read_text(errors="replace").splitlines()
+    sys.stdout.write("\n".join(lines[-args.lines:]) + "\n")
+    return EXIT_OK
+
+
+# ---- experiments -----------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from chaoslab.spec import validate_paths
+
+    experiments, problems = validate_paths([Path(p) for p in args.paths])
+    for problem in problems:
+        console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    for exp in experiments:
+        out.print(f"[green]✓[/] {exp.source}: {exp.name} ({len(exp.faults)} fault(s), {len(exp.slos)} SLO(s))",
+                  soft_wrap=True)
+    return EXIT_INVALID if problems else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from chaoslab.run.session import run_file
+
+    verdicts = run_file(Path(args.file), target=args.target, runs_root=Path(args.runs_dir),
+                        runs=args.runs, live=not args.no_live, console=out)
+    return EXIT_OK if all(v.passed for v in verdicts) else EXIT_SLO_VIOLATED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from chaoslab.reports import rebuild
+
+    for path in rebuild(Path(args.run_dir)):
+        out.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from chaoslab.run.session import recover_runs
+
+    done = recover_runs(Path(args.run_dir) if args.run_dir else None, Path(args.runs_dir))
+    for line in done:
+        out.print(f"[green]✓[/] {line}")
+    if not done:
+        out.print("nothing to recover: no run has a pending undo")
+    return EXIT_OK
+
+
+# ---- parser -------------------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chaoslab", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("run", help="run an experiment and judge it against its SLOs")
+    sp.add_argument("file", help="experiment YAML (full or compact form)")
+    sp.add_argument("--target", default=None, help="cluster: lab or lab:NAME (default: the experiment's "
+                    "spec.target, else the running lab)")
+    sp.add_argument("--runs", type=int, default=None, help="override spec.runs")
+    sp.add_argument("--runs-dir", default="runs", help="where run directories go (default ./runs)")
+    sp.add_argument("--no-live", action="store_true", help="no live view (plain progress lines)")
+    sp.set_defaults(func=cmd_run)
+    sp = sub.add_parser("validate", help="check experiment files without touching a cluster")
+    sp.add_argument("paths", nargs="+", help="files or directories")
+    sp.set_defaults(func=cmd_validate)
+    sp = sub.add_parser("report", help="rebuild the reports of a run directory from its timelines")
+    sp.add_argument("run_dir")
+    sp.set_defaults(func=cmd_report)
+    sp = sub.add_parser("recover", help="revert faults left pending by a run that was killed")
+    sp.add_argument("run_dir", nargs="?", default=None, help="a run directory (default: every run under "
+                    "--runs-dir with a pending undo)")
+    sp.add_argument("--runs-dir", default="runs")
+    sp.set_defaults(func=cmd_recover)
+
+    lab = sub.add_parser("lab", help="the local HA control-plane lab").add_subparsers(dest="lab", required=True)
+
+    def lab_cmd(name: str, func: object, help: str) -> argparse.ArgumentParser:
+        sp = lab.add_parser(name, help=help)
+        sp.add_argument("--name", default=os.environ.get("CHAOSLAB_LAB", "lab"), help="lab name (default lab)")
+        sp.add_argument("--state-dir", default=None, help="state root (default $CHAOSLAB_STATE_DIR or "
+                        "~/.local/state/chaoslab/labs)")
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = lab_cmd("install", cmd_lab_install, "install etcd, haproxy and build the Kubernetes binaries")
+    sp.add_argument("--bin-dir", default=None, help="use kube-* binaries from DIR ($CHAOSLAB_BIN_DIR)")
+    sp = lab_cmd("up", cmd_lab_up, "start a lab and wait until it is ready")
+    sp.add_argument("--profile", choices=["ha", "small"], default="ha")
+    sp.add_argument("--hosts", type=int, default=3, help="control-plane hosts / etcd members (1, 3, 5)")
+    sp.add_argument("--nodes", type=int, default=3, help="simulated worker nodes")
+    sp.add_argument("--port-base", type=int, default=16443, help="first loopback port (apiserver LB)")
+    sp.add_argument("--lease-duration", type=float, default=None,
+                    help="leader-election lease seconds for scheduler/controller-manager (default 15)")
+    sp.add_argument("--node-monitor-grace", type=int, default=None, help="seconds (default 40)")
+    sp.add_argument("--bin-dir", default=None, help="use kube-* binaries from DIR ($CHAOSLAB_BIN_DIR)")
+    sp.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for ready")
+    lab_cmd("down", cmd_lab_down, "stop a lab and remove everything it made")
+    lab_cmd("status", cmd_lab_status, "processes, leaders, readiness")
+    lab_cmd("kubeconfig", cmd_lab_kubeconfig, "print the admin kubeconfig path")
+    sp = lab_cmd("logs", cmd_lab_logs, "print a component's log")
+    sp.add_argument("component", help="etcd, kube-apiserver, kube-scheduler, kube-controller-manager, "
+                    "haproxy, nodes, supervisor")
+    sp.add_argument("--host", default=None, help="cp1, cp2 … for per-host components")
+    sp.add_argument("-n", "--lines", type=int, default=100)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        for problem in exc.problems:
+            # One problem a line, never wrapped: people grep these and CI logs keep them whole.
+            console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        return EXIT_INVALID
+    except ChaoslabError as exc:
+        if args.debug:
+            console.print_exception()
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return EXIT_COULD_NOT_RUN
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

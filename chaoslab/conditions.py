@@ -1,0 +1,140 @@
+"""Steady-state conditions: whether each holds at a time t, judged from the latest sample of each subject
+at or before t. One definition, used live by the runner (is the steady state there yet?) and afterwards by
+the measurements (when did it come back?). Pure functions over a `Timeline`.
+
+- apiserver-ready: the load-balanced endpoint (`apiserver/lb`) answered /readyz 200.
+- all-apiservers-ready: every per-host apiserver did.
+- etcd-leader: every reachable member names the same leader.
+- etcd-quorum: a majority of the members ever seen are reachable, and they agree on one leader.
+- scheduler-leader / controller-manager-leader: the Lease has a holder, and a renewal (a new `renew`
+  value, or the first observation) was seen within the renewal window before t. A live holder renews
+  every retry period (2 s by default); the window is two missed renewals (2 × retry + 1 s = 5 s). A
+  hard-killed holder keeps its name in the Lease until it expires, but stops renewing at once, so the
+  condition goes false within the window, not after the whole lease duration.
+- scheduling: the newest scheduling-canary pod is bound, or has been pending for at most 10 s.
+
+No sample yet means the condition does not hold (nothing is known to be fine).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from chaoslab.run.timeline import Sample, Timeline
+
+LEASE_OF = {"scheduler-leader": "kube-scheduler", "controller-manager-leader": "kube-controller-manager"}
+SCHEDULING_PATIENCE = 10.0
+"""Seconds a canary pod may stay pending before `scheduling` counts as broken."""
+RENEWAL_WINDOW = 5.0
+"""Default seconds without an observed renewal after which a Lease holder counts as gone."""
+
+
+class Samples:
+    """A read-side index of a timeline: each subject's samples in time order, with their times, and each
+    Lease's observed renewals. Build it once per evaluation; the timeline itself is never changed."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self._series: dict[tuple[str, str], list[Sample]] = {}
+        for s in sorted(timeline.samples, key=lambda s: s.t):
+            self._series.setdefault((s.probe, s.subject), []).append(s)
+        self._times = {k: [s.t for s in v] for k, v in self._series.items()}
+        self._renewals = {k[1]: renewal_times(v) for k, v in self._series.items() if k[0] == "lease"}
+        self.instants = sorted({s.t for s in timeline.samples})
+        """Every distinct sample time: the only instants at which a condition can change, apart from
+        expiries."""
+
+    def series(self, probe: str, subject: str) -> list[Sample]:
+        return self._series.get((probe, subject), [])
+
+    def subjects(self, probe: str) -> list[str]:
+        return sorted(subject for p, subject in self._series if p == probe)
+
+    def latest(self, probe: str, subject: str, t: float) -> Sample | None:
+        """The last sample of a subject at or before t."""
+        i = bisect_right(self._times.get((probe, subject), []), t)
+        return self._series[(probe, subject)][i - 1] if i else None
+
+    def last_renewal(self, lease: str, t: float) -> float | None:
+        times = self._renewals.get(lease, [])
+        i = bisect_right(times, t)
+        return times[i - 1] if i else None
+
+
+def renewal_times(samples: Sequence[Sample]) -> list[float]:
+    """When renewals were observed: the first sample, and every sample whose `renew` value is new."""
+    out, previous = [], object()
+    for s in samples:
+        if s.values.get("renew") != previous:
+            out.append(s.t)
+        previous = s.values.get("renew")
+    return out
+
+
+def etcd_reachable(index: Samples, t: float) -> tuple[int, list[Sample]]:
+    """(members ever seen, the latest view of every member that was reachable at t)."""
+    members = index.subjects("etcd")
+    views = [v for v in (index.latest("etcd", m, t) for m in members) if v is not None]
+    return len(members), [v for v in views if v.values.get("reachable")]
+
+
+def holds_until(index: Samples, condition: str, t: float, renewal_window: float = RENEWAL_WINDOW) -> float:
+    """Until when the condition holds, judged from the samples seen by t: `math.inf` when it holds until
+    the next sample changes something, a finite time when it expires by itself without a new sample (a
+    Lease not renewed, a canary pod left pending), `-math.inf` when it does not hold at t. The one
+    definition of every condition: `holds` and the measurements' intervals both come from it."""
+    no, yes = -math.inf, math.inf
+    if condition == "apiserver-ready":
+        s = index.latest("apiserver", "lb", t)
+        return yes if s and s.values.get("ready") else no
+    if condition == "all-apiservers-ready":
+        views = [index.latest("apiserver", h, t) for h in index.subjects("apiserver") if h != "lb"]
+        return yes if views and all(v is not None and v.values.get("ready") for v in views) else no
+    if condition in ("etcd-leader", "etcd-quorum"):
+        members, reachable = etcd_reachable(index, t)
+        leaders = {v.values.get("leader") for v in reachable}
+        agreed = len(leaders) == 1 and None not in leaders
+        return yes if agreed and (condition == "etcd-leader" or len(reachable) > members // 2) else no
+    if condition in LEASE_OF:
+        s = index.latest("lease", LEASE_OF[condition], t)
+        renewed = index.last_renewal(LEASE_OF[condition], t)
+        return renewed + renewal_window if s and s.values.get("holder") and renewed is not None else no
+    if condition == "scheduling":
+        s = index.latest("canary", "scheduling", t)
+        if s is None:
+            return no
+        return yes if s.values.get("bound") else s.t + SCHEDULING_PATIENCE - float(s.values.get("seconds", 0))
+    raise ValueError(f"unknown steady-state condition {condition!r}")
+
+
+def holds(index: Samples, condition: str, t: float, renewal_window: float = RENEWAL_WINDOW) -> bool:
+    """Whether the condition holds at t."""
+    return t <= holds_until(index, condition, t, renewal_window)
+
+
+def failing_conditions(timeline: Timeline | Samples, conditions: Sequence[str], t: float,
+                       renewal_window: float = RENEWAL_WINDOW) -> list[str]:
+    """The conditions that do not hold at t."""
+    index = timeline if isinstance(timeline, Samples) else Samples(timeline)
+    return [c for c in conditions if not holds(index, c, t, renewal_window)]
+
+
+def unavailable_seconds(samples: Sequence[Sample], key: str, end: float) -> float:
+    """Total time, up to `end`, from each sample where `key` is false to the next sample (or end)."""
+    total = 0.0
+    for s, nxt in zip(samples, [*samples[1:], None]):
+        if not s.values.get(key):
+            total += (nxt.t if nxt else end) - s.t
+    return total
+
+
+def live_value(timeline: Timeline, metric: str) -> float | None:
+    """A metric as far as it can be known during the run (for abort conditions); None if not live."""
+    now = timeline.now()
+    if metric == "apiserverUnavailable":
+        return unavailable_seconds(timeline.samples_of("apiserver", "lb"), "ready", now)
+    if metric == "apiWriteUnavailable":
+        return unavailable_seconds(timeline.samples_of("canary", "write"), "ok", now)
+    return None

@@ -1,0 +1,91 @@
+"""Talking to etcd members: who a member is, whom it follows, its raft term and index.
+
+Used by `chaoslab lab status` and by the etcd probe. Wraps python-etcd3 0.12, with two deliberate choices:
+
+- etcd3 0.12 ships protobuf code generated for protobuf 3; protobuf >= 4.21 refuses it at import. The
+  package pins protobuf < 4, and this module also selects the pure-python protobuf implementation before
+  the import, so a newer protobuf pulled in by something else still works (slower, correct).
+- `Etcd3Client.status()` hides `header.member_id` (needed to know whether the answering member is the
+  leader) and calls MemberList on every call. We call the raw `Status` RPC and keep the member list.
+
+    >>> member = EtcdMember("cp1", "127.0.0.1", 16461, tls)           # doctest: +SKIP
+    >>> member.status().leader_name                                     # doctest: +SKIP
+    'cp2'
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import etcd3
+import grpc
+from etcd3 import etcdrpc
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Client TLS material for etcd (CA, client certificate and key)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """One member's answer to the Status RPC. `leader_id` is 0 while the member knows no leader."""
+
+    member_id: int
+    leader_id: int
+    term: int
+    index: int
+    leader_name: str | None
+    name: str | None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader_id != 0 and self.leader_id == self.member_id
+
+
+class EtcdMember:
+    """A client bound to one member's endpoint (no load balancing: we want *this* member's view)."""
+
+    def __init__(self, name: str, host: str, port: int, tls: Tls, timeout: float = 1.0) -> None:
+        self.name = name
+        self.timeout = timeout
+        self.client = etcd3.client(host=host, port=port, ca_cert=str(tls.ca), cert_cert=str(tls.cert),
+                                   cert_key=str(tls.key), timeout=timeout)
+        self._names: dict[int, str] = {}
+
+    def names(self, refresh: bool = False) -> dict[int, str]:
+        """Member id → name, from MemberList (cached; membership rarely changes)."""
+        if refresh or not self._names:
+            resp = self.client.clusterstub.MemberList(etcdrpc.MemberListRequest(), self.timeout)
+            self._names = {m.ID: m.name for m in resp.members}
+        return self._names
+
+    def status(self) -> MemberStatus:
+        """Raises `grpc.RpcError` when the member does not answer within the timeout."""
+        resp = self.client.maintenancestub.Status(etcdrpc.StatusRequest(), self.timeout)
+        names = self.names()
+        if resp.leader and resp.leader not in names:
+            names = self.names(refresh=True)
+        return MemberStatus(
+            member_id=resp.header.member_id,
+            leader_id=resp.leader,
+            term=resp.raftTerm,
+            index=resp.raftIndex,
+            leader_name=names.get(resp.leader),
+            name=names.get(resp.header.member_id),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+RpcError = grpc.RpcError

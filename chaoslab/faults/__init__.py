@@ -1,0 +1,61 @@
+"""The fault registry: one class per YAML `kind`, registered explicitly for built-ins and through the
+`chaoslab.faults` entry-point group for third-party kinds (loaded only when an unknown kind is asked for).
+
+    >>> fault = build("kill-process", {"component": "etcd", "select": "leader"})
+    >>> fault.params.signal
+    'KILL'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from chaoslab.errors import SpecError
+from chaoslab.faults.base import Fault
+from chaoslab.faults.kill_process import KillProcess
+
+FAULTS: dict[str, type[Any]] = {}
+
+
+def register(cls: type[Any]) -> type[Any]:
+    """Add a fault class; refuses a kind claimed twice or a params type that is not a dataclass."""
+    kind = getattr(cls, "kind", None)
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"{cls.__name__} has no `kind`")
+    if kind in FAULTS and FAULTS[kind] is not cls:
+        raise TypeError(f"fault kind {kind!r} is claimed by {FAULTS[kind].__name__} and {cls.__name__}")
+    if not dataclasses.is_dataclass(getattr(cls, "params_type", None)):
+        raise TypeError(f"{cls.__name__}.params_type must be a dataclass")
+    for method in ("resolve", "inject"):
+        if not callable(getattr(cls, method, None)):
+            raise TypeError(f"{cls.__name__} has no {method}()")
+    FAULTS[kind] = cls
+    return cls
+
+
+register(KillProcess)
+
+
+def fault_class(kind: str) -> type[Any]:
+    if kind not in FAULTS:
+        for ep in entry_points(group="chaoslab.faults"):
+            if ep.name == kind:
+                register(ep.load())
+    if kind not in FAULTS:
+        raise SpecError([f"unknown fault kind {kind!r}; known: {', '.join(sorted(FAULTS))}"])
+    return FAULTS[kind]
+
+
+def build(kind: str, params: Mapping[str, Any], where: str = "") -> Fault:
+    """A fault object from a kind and its parameters as written in the experiment."""
+    cls = fault_class(kind)
+    fields = {f.name for f in dataclasses.fields(cls.params_type)}
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        raise SpecError([(f"{where or kind}: unknown parameter(s) {', '.join(unknown)}; "
+                          f"{kind} takes {', '.join(sorted(fields))}")])
+    fault: Fault = cls(cls.params_type(**params))
+    return fault

@@ -1,0 +1,71 @@
+"""What every fault is: it resolves its targets against the cluster as it is now, returns its undo as
+data (written to the run directory before injection, so `chaoslab recover` can replay it after a crash),
+and injects. Undo steps are a small closed vocabulary applied by `apply_undo`, never generated code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from chaoslab.errors import RevertError, TargetError
+from chaoslab.targets import Target
+
+
+@dataclass(frozen=True)
+class Undo:
+    """One revert step. `signal`: send `signal` to `component` on `host` (e.g. CONT after STOP);
+    `release`: let the supervisor restart `component` on `host` again."""
+
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "params": dict(self.params)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Undo:
+        return cls(data["action"], data.get("params", {}))
+
+
+@dataclass(frozen=True)
+class Injection:
+    """A fault resolved against the cluster: exactly what will be hit, and how to undo it."""
+
+    fault: str
+    index: int
+    component: str
+    role: str
+    targets: tuple[str, ...]
+    """`component@host` of every process hit."""
+    undo: tuple[Undo, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["undo"] = [u.to_json() for u in self.undo]
+        return out
+
+
+class Fault(Protocol):
+    kind: ClassVar[str]
+    params_type: ClassVar[type]
+
+    def resolve(self, target: Target, index: int) -> Injection: ...
+
+    def inject(self, target: Target, injection: Injection) -> None: ...
+
+
+def apply_undo(target: Target, undo: Undo) -> None:
+    """Carry out one undo step; `RevertError` saying what is still broken when it cannot."""
+    p = undo.params
+    try:
+        if undo.action == "signal":
+            if target.pid(p["component"], p["host"]) is not None:
+                target.signal(p["component"], p["host"], p["signal"])
+        elif undo.action == "release":
+            target.hold(p["component"], p["host"], held=False)
+        else:
+            raise RevertError(f"unknown undo action {undo.action!r}")
+    except (TargetError, OSError) as exc:
+        raise RevertError(f"could not undo {undo.action} {dict(p)}: {exc}; the cluster may still be "
+                          f"degraded; retry with `chaoslab recover`") from exc

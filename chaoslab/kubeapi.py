@@ -1,0 +1,180 @@
+"""A thin Kubernetes REST client over `requests`: JSON in, plain dicts out.
+
+For hot paths (the simulated nodes in `chaoslab.lab.nodes`, probes) where the official client's model
+deserialisation costs more than the request itself. The official client only resolves the kubeconfig.
+Paths are absolute API paths; non-2xx answers raise `ApiError`; an unreachable server raises `TargetError`.
+
+    >>> api = KubeApi.from_kubeconfig(Path("kubeconfig"))
+    >>> api.get("/api/v1/nodes", labelSelector="chaoslab.io/simulated=true")["items"]
+    >>> api.patch("/api/v1/nodes/lab-node-1", {"spec": {"unschedulable": True}})
+    >>> for event in api.watch("/api/v1/pods", resource_version=rv):
+    ...     print(event["type"], event["object"]["metadata"]["name"])
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from chaoslab.errors import TargetError
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+class ApiError(TargetError):
+    """The apiserver answered a request with a non-2xx status.
+
+    `reason` is the Status object's reason (`NotFound`, `AlreadyExists`, `Conflict` ...) when the body is
+    one, else the HTTP reason phrase; `body` is the decoded JSON, else the text.
+    """
+
+    def __init__(self, method: str, path: str, status: int, reason: str, body: dict[str, Any] | str) -> None:
+        self.method, self.path, self.status, self.reason, self.body = method, path, status, reason, body
+        super().__init__(format_api_error(method, path, status, reason, body))
+
+    @classmethod
+    def from_response(cls, method: str, path: str, resp: requests.Response) -> ApiError:
+        body: dict[str, Any] | str
+        try:
+            decoded = resp.json()
+            body = decoded if isinstance(decoded, dict) else resp.text
+        except ValueError:
+            body = resp.text
+        reason = body.get("reason") if isinstance(body, dict) else None
+        return cls(method, path, resp.status_code, str(reason or resp.reason or ""), body)
+
+
+def format_api_error(method: str, path: str, status: int, reason: str, body: dict[str, Any] | str) -> str:
+    """`GET /api/v1/nodes: 403 Forbidden: <the Status message, or the start of the body>`."""
+    detail = body.get("message", "") if isinstance(body, dict) else body.strip()
+    head = f"{method} {path}: {status} {reason}".rstrip()
+    return f"{head}: {str(detail)[:300]}" if detail else head
+
+
+def query(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Query parameters as the apiserver spells them: booleans `true`/`false`, None dropped."""
+    out = {}
+    for key, value in (params or {}).items():
+        if value is not None:
+            out[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
+def _why(exc: requests.RequestException) -> str:
+    """The root cause of a failed connection, without urllib3's pool and URL preamble."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return re.sub(r"^\w+\(host=.*?\): ", "", str(reason or exc))
+
+
+class KubeApi:
+    """One apiserver endpoint and a pooled, thread-safe-enough `requests.Session` (share it across threads)."""
+
+    def __init__(self, server: str, session: requests.Session, timeout: float = 10.0) -> None:
+        self.server = server.rstrip("/")
+        self.session = session
+        self.timeout = timeout
+        """Seconds to wait for an answer when a call does not say."""
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path, context: str | None = None, *, pool: int = 16,
+                        timeout: float = 10.0) -> KubeApi:
+        """Resolve server, CA, client certificate and token from a kubeconfig (inline data included)."""
+        from kubernetes import client, config  # imported late: it is slow to import and only resolves files
+
+        conf = client.Configuration()
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                str(path), context=context, client_configuration=conf, persist_config=False)
+        except Exception as exc:  # the loader raises ConfigException, KeyError, OSError ... for bad files
+            raise TargetError(f"kubeconfig {path}: cannot be loaded ({exc}); check the file and context") from exc
+        session = requests.Session()
+        # The environment's proxies would send lab traffic elsewhere, and looking them up costs per request.
+        session.trust_env = False
+        session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=pool))
+        session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=pool))
+        session.verify = (conf.ssl_ca_cert or True) if conf.verify_ssl else False
+        if conf.cert_file and conf.key_file:
+            session.cert = (conf.cert_file, conf.key_file)
+        if conf.proxy:
+            session.proxies = {"https": conf.proxy, "http": conf.proxy}
+        token = conf.api_key.get("BearerToken")  # already carries its scheme: "Bearer ..." or "Basic ..."
+        if token:
+            session.headers["Authorization"] = token
+        session.headers["Accept"] = "application/json"
+        return cls(conf.host, session, timeout)
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
+                content_type: str = "application/json", timeout: float | None = None,
+                stream: bool = False) -> requests.Response:
+        """Send one request and return the response whatever its status; raise only if none came."""
+        data = body if body is None or isinstance(body, (bytes, str)) else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else None
+        try:
+            return self.session.request(method, self.server + path, params=query(params), data=data,
+                                        headers=headers, timeout=timeout or self.timeout, stream=stream)
+        except requests.RequestException as exc:
+            raise TargetError(f"{method} {path}: no answer from {self.server} ({_why(exc)})") from exc
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        resp = self.request(method, path, **kwargs)
+        if not 200 <= resp.status_code < 300:
+            raise ApiError.from_response(method, path, resp)
+        out: dict[str, Any] = resp.json()
+        return out
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        return self._call("GET", path, params=params)
+
+    def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", path, body=body)
+
+    def replace(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", path, body=body)
+
+    def patch(self, path: str, body: Any, *, patch_type: str = "merge") -> dict[str, Any]:
+        """`patch_type` is merge (RFC 7386), strategic (Kubernetes' own) or json (RFC 6902, a list of ops)."""
+        return self._call("PATCH", path, body=body, content_type=PATCH_TYPES[patch_type])
+
+    def delete(self, path: str, body: Mapping[str, Any] | None = None, **params: Any) -> dict[str, Any] | None:
+        """Delete; None when it was already gone (404)."""
+        try:
+            return self._call("DELETE", path, body=body, params=params)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def watch(self, path: str, *, resource_version: str | None = None, timeout_seconds: int = 300,
+              **params: Any) -> Iterator[dict[str, Any]]:
+        """Yield watch events `{"type", "object"}` until the server ends the watch.
+
+        BOOKMARK and ERROR events are yielded too: an ERROR's object is a Status, and code 410 means the
+        resource version is too old, so the caller relists.
+        """
+        params |= {"watch": True, "allowWatchBookmarks": True, "timeoutSeconds": timeout_seconds,
+                   "resourceVersion": resource_version}
+        # The read timeout must outlast a quiet watch: the server ends it after timeoutSeconds anyway.
+        with self.request("GET", path, params=params, timeout=timeout_seconds + 30, stream=True) as resp:
+            if resp.status_code != 200:
+                raise ApiError.from_response("GET", path, resp)
+            pending = b""
+            try:
+                # chunk_size=None hands over each chunk as it arrives; the server flushes one per event.
+                for chunk in resp.iter_content(chunk_size=None):
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+            except requests.RequestException as exc:
+                raise TargetError(f"GET {path}: watch broke off ({exc})") from exc

@@ -1,0 +1,32 @@
+"""Running the machine's own tools (ip, iptables, apt-get …) for the lab: argument lists, never shell
+strings, and failures that say which command failed and what it printed."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from chaoslab.errors import LabError
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    error: type[LabError] = LabError,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; with `check`, a non-zero exit raises `error` with the command and its stderr tail."""
+    try:
+        proc = subprocess.run(
+            list(argv), check=False, capture_output=True, text=True, env=dict(env) if env is not None else None, timeout=timeout
+        )
+    except FileNotFoundError as exc:
+        raise error(f"{argv[0]} not found; run `chaoslab lab install`") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise error(f"`{' '.join(argv)}` did not finish within {timeout:.0f} s") from exc
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise error(f"`{' '.join(argv)}` exited {proc.returncode}: {tail}")
+    return proc

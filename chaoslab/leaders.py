@@ -1,0 +1,38 @@
+"""Who leads right now: the etcd leader (from the members' Status RPC) and the holder of a
+leader-election Lease. Used by faults to pick `select: leader|follower`, and by `lab status`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from chaoslab.etcd import EtcdMember, RpcError
+from chaoslab.kubeapi import KubeApi
+
+#: The Lease each leader-elected component holds in kube-system.
+LEASES = {"kube-scheduler": "kube-scheduler", "kube-controller-manager": "kube-controller-manager"}
+
+
+def holder_host(identity: str | None) -> str | None:
+    """The host in a client-go leader-election identity (`<hostname>_<uuid>`)."""
+    return identity.rsplit("_", 1)[0] if identity else None
+
+
+def etcd_leader(members: Mapping[str, EtcdMember]) -> str | None:
+    """The leader most reachable members name; None when none names one."""
+    named: Counter[str] = Counter()
+    for member in members.values():
+        try:
+            status = member.status()
+        except RpcError:
+            continue
+        if status.leader_name:
+            named[status.leader_name] += 1
+    return named.most_common(1)[0][0] if named else None
+
+
+def lease_holder(api: KubeApi, component: str) -> str | None:
+    """The holderIdentity of a component's Lease (None: not held)."""
+    lease = api.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{LEASES[component]}")
+    holder: str | None = lease.get("spec", {}).get("holderIdentity")
+    return holder

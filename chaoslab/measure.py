@@ -1,0 +1,428 @@
+"""Measurements: what one finished run's timeline says about the control plane. Every SLO metric in
+`chaoslab.spec.model.METRICS`, the recovery split into phases that add up to it, a sentence of evidence
+with timestamps per metric, and the intervals in which the steady state held (for the chart).
+
+Pure functions over a `Timeline`: the run session calls `measure` after each run, `chaoslab report`
+(`chaoslab.reports.rebuild`) calls it again on the saved timelines. Condition truth is the one in
+`chaoslab.conditions`, computed here as intervals in one sweep per condition instead of one query per
+instant. The definitions, with a worked example, are in docs/measurements.md.
+
+    >>> m = measure(timeline, ("apiserver-ready", "scheduler-leader"), settle=5.0)   # doctest: +SKIP
+    >>> m.values["recoveryTime"], [p.seconds for p in m.phases]                       # doctest: +SKIP
+    (17.2, [0.0, 17.0, 0.0, 0.2])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from chaoslab.conditions import RENEWAL_WINDOW, Samples, etcd_reachable, holds_until
+from chaoslab.run.timeline import Sample, Timeline
+from chaoslab.spec.model import METRICS
+
+Interval = tuple[float, float]
+
+#: The milestone each phase ends with; phase i runs from milestone i-1 (phase 0: the injection) to it.
+PHASES = ("leader lost", "new leader elected", "API writable again", "steady state restored")
+
+#: Lease name → metric prefix, for the two leader-elected components.
+LEASE_METRICS = {"kube-scheduler": "scheduler", "kube-controller-manager": "controllerManager"}
+
+#: Slack when comparing an interval's length with the settle period: times carry four decimals.
+EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of the recovery: from the previous milestone (or the injection) to `name`."""
+
+    name: str
+    start: float
+    end: float
+    seconds: float
+    reached: bool
+    """False when the milestone did not happen (the phase then has zero length, or for the last phase
+    runs to the end of the timeline)."""
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """One run, measured. `values[metric]` is None when the run cannot tell (no samples of that kind,
+    recovery never reached, no leader change)."""
+
+    values: dict[str, float | None]
+    phases: list[Phase]
+    evidence: dict[str, str]
+    steady_state_intervals: list[Interval]
+    """Where every steady-state condition held at once, [start, end) in seconds."""
+    inject: float | None
+    revert: float | None
+    recovered: float | None
+    end: float
+    renewal_window: float
+    """The Lease renewal window the `*-leader` conditions were judged with (kept to rebuild reports)."""
+
+
+# ---- intervals ----------------------------------------------------------------------------------------
+def _ts(t: float) -> str:
+    return f"t={t:.2f} s"
+
+
+def _merge(intervals: list[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for a, b in sorted(intervals):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _intersect(xs: list[Interval], ys: list[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(xs) and j < len(ys):
+        a, b = max(xs[i][0], ys[j][0]), min(xs[i][1], ys[j][1])
+        if a < b:
+            out.append((a, b))
+        if xs[i][1] < ys[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _clip(intervals: list[Interval], lo: float, hi: float) -> list[Interval]:
+    return [(max(a, lo), min(b, hi)) for a, b in intervals if min(b, hi) > max(a, lo)]
+
+
+def _total(intervals: list[Interval]) -> float:
+    return sum(b - a for a, b in intervals)
+
+
+def intervals(index: Samples, end: float, until: Callable[[float], float]) -> list[Interval]:
+    """Where a property of the samples holds on [0, end], given `until(t)`: what `holds_until` answers
+    for it at instant t. Samples only change things at their own instants, so evaluating at each instant
+    is exact. Before the first sample nothing is known, so nothing holds."""
+    instants = index.instants
+    out = []
+    for t, nxt in zip(instants, [*instants[1:], end]):
+        if (stop := min(nxt, until(t))) > t:
+            out.append((t, stop))
+    return _merge(out)
+
+
+def condition_intervals(timeline: Timeline | Samples, condition: str, end: float,
+                        renewal_window: float = RENEWAL_WINDOW) -> list[Interval]:
+    """Where one steady-state condition holds on [0, end]: `chaoslab.conditions`' definition."""
+    index = timeline if isinstance(timeline, Samples) else Samples(timeline)
+    return intervals(index, end, lambda t: holds_until(index, condition, t, renewal_window))
+
+
+def _false_intervals(index: Samples, probe: str, subject: str, key: str, end: float) -> list[Interval]:
+    """From each sample of one subject where `key` is false to its next sample (as
+    `conditions.unavailable_seconds`)."""
+    def until(t: float) -> float:
+        s = index.latest(probe, subject, t)
+        return math.inf if s is not None and not s.values.get(key) else -math.inf
+    return intervals(index, end, until)
+
+
+def _describe(intervals: list[Interval], what: str, limit: int = 3) -> str:
+    parts = [f"{_ts(a)}–{b:.2f} s ({b - a:.2f} s)" for a, b in intervals[:limit]]
+    more = f" and {len(intervals) - limit} more" if len(intervals) > limit else ""
+    return f"{what} {', '.join(parts)}{more}"
+
+
+# ---- recovery -------------------------------------------------------------------------------------------
+def _recovery(ok: list[Interval], inject: float, settle: float, end: float) -> tuple[float | None, float | None]:
+    """(T, first failure): T is the first moment at or after the first failure from which the steady state
+    holds for `settle`; T = inject (and no failure) when it never failed after injection."""
+    around = next((iv for iv in ok if iv[0] <= inject < iv[1]), None)
+    if around is not None and around[1] >= end:
+        return inject, None
+    failed = around[1] if around else inject
+    for a, b in ok:
+        if a >= failed and b - a >= settle - EPSILON:
+            return a, failed
+    return None, failed
+
+
+# ---- leaders ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Leadership:
+    elections: float | None
+    new_at: float | None
+    lost_at: float | None
+    evidence_elections: str
+    evidence_new: str
+    evidence_lost: str
+
+
+def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[Interval]]:
+    """Elections (term increases with a leader named), the new leader, when the old one was lost, and
+    where no reachable member named a leader."""
+    samples = index.timeline.samples_of("etcd")
+    no_leader = intervals(index, end, lambda t: -math.inf if any(
+        v.values.get("leader") for v in etcd_reachable(index, t)[1]) else math.inf)
+
+    def named(s: Sample) -> bool:
+        return bool(s.values.get("reachable") and s.values.get("leader") and s.values.get("term") is not None)
+
+    before = [s for s in samples if s.t <= inject and named(s)]
+    base = max(before, key=lambda s: (int(s.values["term"]), s.t)) if before else None
+    base_leader = base.values["leader"] if base else None
+    term: int | None = int(base.values["term"]) if base else None
+    leader = base_leader
+    changes: list[str] = []
+    new_at: float | None = None
+    seen_before = any(s.t <= inject for s in samples)
+    for s in samples:
+        if s.t <= inject or not named(s):
+            continue
+        t_new = int(s.values["term"])
+        # Count an election only against a known earlier leader; a term that jumps by 2 (one failed
+        # election, then a successful one) is still one new leader.
+        if term is None or t_new > term:
+            if term is not None or seen_before:
+                changes.append(f"{leader or 'none'} → {s.values['leader']} at {_ts(s.t)} (term {term} → {t_new})")
+                new_at = s.t if new_at is None else new_at
+            term, leader = t_new, s.values["leader"]
+    was = f"{base_leader}, term {base.values['term']}" if base else "no leader seen before"
+    if changes:
+        ev_el = f"etcd leader {'; '.join(changes)}"
+        ev_new = f"inject at {_ts(inject)}; {changes[0]}"
+    else:
+        ev_el = f"no etcd leader change after inject at {_ts(inject)} ({was} throughout)"
+        ev_new = f"the etcd leader never changed after inject at {_ts(inject)} ({was})"
+
+    old = str(base_leader) if base_leader else None
+    lost_at = next((t for t in index.instants if t >= inject and _etcd_leader_lost(index, old, t)), None)
+    ev_lost = (f"etcd first without an agreed, reachable leader at {_ts(lost_at)}" if lost_at is not None
+               else f"the etcd leader ({was}) was never lost")
+    count = float(len(changes)) if samples else None
+    return _Leadership(count, new_at, lost_at, ev_el, ev_new, ev_lost), no_leader
+
+
+def _etcd_leader_lost(index: Samples, old: str | None, t: float) -> bool:
+    """At t, the reachable members do not agree on one leader, or the old leader is unreachable."""
+    _, reachable = etcd_reachable(index, t)
+    leaders = {v.values.get("leader") for v in reachable}
+    view = index.latest("etcd", old, t) if old else None
+    return len(leaders) != 1 or None in leaders or (view is not None and not view.values.get("reachable"))
+
+
+def _short(identity: object) -> str:
+    text = str(identity)
+    return text if len(text) <= 16 else text[:16] + "…"
+
+
+def _lease(timeline: Timeline, name: str, inject: float, targets: Sequence[str]) -> _Leadership | None:
+    """Holder identity changes of a Lease (a restarted process on the same host is a new identity)."""
+    samples = timeline.samples_of("lease", name)
+    if not samples:
+        return None
+    before = [s for s in samples if s.t <= inject]
+    held = [s for s in before if s.values.get("identity")]
+    base = held[-1].values["identity"] if held else None
+    host = held[-1].values.get("holder") if held else None
+    last, changes, new_at = base, [], None
+    for s in samples:
+        ident = s.values.get("identity")
+        if s.t <= inject or not ident or ident == last:
+            continue
+        # Without any sample before injection the first holder seen is the baseline, not an election.
+        if before:
+            changes.append(f"{_short(last) if last else 'no holder'} → {_short(ident)} at {_ts(s.t)}")
+            new_at = s.t if new_at is None else new_at
+        last = ident
+    was = f"{_short(base)}" if base else "not held"
+    ev_el = (f"{name} Lease holder {'; '.join(changes)}" if changes
+             else f"no {name} Lease holder change after inject at {_ts(inject)} ({was} throughout)")
+    ev_new = (f"inject at {_ts(inject)}; new {name} holder {changes[0]}" if changes
+              else f"the {name} Lease holder never changed after inject at {_ts(inject)} ({was})")
+    if base is None:
+        lost_at: float | None = inject
+        ev_lost = f"the {name} Lease was not held at inject ({_ts(inject)})"
+    elif f"{name}@{host}" in targets:
+        lost_at = inject
+        ev_lost = f"the fault hit the {name} holder {host} at inject ({_ts(inject)})"
+    else:
+        gone = next((s for s in samples if s.t >= inject and s.values.get("identity") != base), None)
+        lost_at = gone.t if gone else None
+        ev_lost = (f"{name} holder {_short(base)} gone at {_ts(gone.t)}" if gone
+                   else f"the {name} holder {_short(base)} was never lost")
+    return _Leadership(float(len(changes)), new_at, lost_at, ev_el, ev_new, ev_lost)
+
+
+# ---- the measurement ----------------------------------------------------------------------------------------
+def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
+            renewal_window: float = RENEWAL_WINDOW) -> Measurements:
+    """Measure one finished run. `renewal_window` is the target's (seconds without an observed Lease
+    renewal after which a holder counts as gone, see `chaoslab.conditions`)."""
+    # Judge exactly what was saved (times rounded to 0.1 ms), so `chaoslab report` on the saved file
+    # reproduces the in-memory result to the byte.
+    tl = Timeline.from_records(timeline.records())
+    end = tl.end
+    values: dict[str, float | None] = dict.fromkeys(METRICS)
+    evidence: dict[str, str] = {}
+    index = Samples(tl)
+    per_condition = {c: condition_intervals(index, c, end, renewal_window) for c in steady_state}
+    ok: list[Interval] = [(0.0, end)] if end > 0 else []
+    for held in per_condition.values():
+        ok = _intersect(ok, held)
+    injects, reverts = tl.events_of("inject"), tl.events_of("revert")
+    inject = min((e.t for e in injects), default=None)
+    revert = max((e.t for e in reverts), default=None)
+    start = inject if inject is not None else 0.0
+
+    # Availability: counted from injection on (the steady state was required before it).
+    for metric, probe, subject, key, what in (
+            ("apiserverUnavailable", "apiserver", "lb", "ready", "load-balanced apiserver not ready"),
+            ("apiWriteUnavailable", "canary", "write", "ok", "canary writes failing")):
+        samples = tl.samples_of(probe, subject)
+        if not samples:
+            evidence[metric] = f"not measured: no {probe}/{subject} samples"
+            continue
+        down = _clip(_false_intervals(index, probe, subject, key, end), start, end)
+        values[metric] = round(_total(down), 4)
+        evidence[metric] = (_describe(down, what) if down else
+                            f"{what} never, {_ts(start)}–{end:.2f} s ({len(samples)} samples)")
+    values["schedulingLatency"], evidence["schedulingLatency"] = _scheduling(tl, start)
+
+    if inject is None:
+        for metric in METRICS:
+            evidence.setdefault(metric, "not measured: no fault was injected in this run")
+        return Measurements(values, [], evidence, ok, None, revert, None, end, renewal_window)
+
+    # Recovery.
+    recovered, failed = _recovery(ok, inject, settle, end)
+    if failed is None:
+        evidence["recoveryTime"] = (f"steady state held throughout, from inject at {_ts(inject)} to the end "
+                                    f"at {_ts(end)}")
+    else:
+        broken = sorted(c for c, ivs in per_condition.items() if not any(a <= failed < b for a, b in ivs))
+        lead = f"inject at {_ts(inject)}; steady state broken at {_ts(failed)} ({', '.join(broken) or '?'})"
+        if recovered is None:
+            still = sorted(c for c, ivs in per_condition.items() if not any(a <= end - EPSILON < b for a, b in ivs))
+            evidence["recoveryTime"] = (f"{lead}; never held for the {settle:g} s settle period before the "
+                                        f"end at {_ts(end)} (failing at the end: {', '.join(still) or 'none'})")
+        else:
+            evidence["recoveryTime"] = (f"{lead}; holds from {_ts(recovered)} for the {settle:g} s settle "
+                                        f"period → {recovered - inject:.2f} s")
+    if recovered is not None:
+        values["recoveryTime"] = round(recovered - inject, 4)
+    if revert is None:
+        evidence["recoveryAfterRevert"] = "not measured: no revert in this run"
+    elif recovered is None:
+        evidence["recoveryAfterRevert"] = f"revert at {_ts(revert)}; the steady state never came back"
+    else:
+        values["recoveryAfterRevert"] = round(max(0.0, recovered - revert), 4)
+        evidence["recoveryAfterRevert"] = (f"revert at {_ts(revert)}; recovered at {_ts(recovered)}"
+                                           + (" (before the revert)" if recovered < revert else ""))
+
+    # Leaders.
+    leaders: dict[str, _Leadership | None] = {}
+    if tl.samples_of("etcd"):
+        etcd, no_leader = _etcd(index, inject, end)
+        leaders["etcd"] = etcd
+        values["etcdLeaderElections"] = etcd.elections
+        evidence["etcdLeaderElections"] = etcd.evidence_elections
+        if etcd.new_at is not None:
+            values["etcdTimeToNewLeader"] = round(etcd.new_at - inject, 4)
+        evidence["etcdTimeToNewLeader"] = etcd.evidence_new
+        without = _clip(no_leader, inject, end)
+        values["etcdTimeWithoutLeader"] = round(_total(without), 4)
+        evidence["etcdTimeWithoutLeader"] = (_describe(without, "no reachable member named a leader")
+                                             if without else f"a reachable member named a leader throughout "
+                                             f"{_ts(inject)}–{end:.2f} s")
+    targets = [str(t) for e in injects for t in e.detail.get("targets", [])]
+    for lease, prefix in LEASE_METRICS.items():
+        got = _lease(tl, lease, inject, targets)
+        leaders[lease] = got
+        if got is None:
+            continue
+        values[f"{prefix}LeaderElections"] = got.elections
+        evidence[f"{prefix}LeaderElections"] = got.evidence_elections
+        if got.new_at is not None:
+            values[f"{prefix}TimeToNewLeader"] = round(got.new_at - inject, 4)
+        evidence[f"{prefix}TimeToNewLeader"] = got.evidence_new
+    for metric in METRICS:
+        evidence.setdefault(metric, "not measured: no samples of this kind")
+
+    first = min(injects, key=lambda e: e.t)
+    component = str(first.detail.get("component", ""))
+    phases = _phases(tl, inject, recovered, end, component, leaders.get(component))
+    return Measurements(values, phases, evidence, ok, inject, revert, recovered, end, renewal_window)
+
+
+def _scheduling(tl: Timeline, start: float) -> tuple[float | None, str]:
+    """Worst create → bound time of the canary pods pending at or after `start` (a pod never bound counts
+    with the longest pending time seen)."""
+    pods: dict[str, list[Sample]] = {}
+    for s in tl.samples_of("canary", "scheduling"):
+        pods.setdefault(str(s.values.get("pod")), []).append(s)
+    pods = {p: ss for p, ss in pods.items() if ss[-1].t >= start}
+    if not pods:
+        return None, "not measured: no scheduling canary pod in the run"
+
+    def latency(ss: list[Sample]) -> float:
+        bound = [s for s in ss if s.values.get("bound")]
+        return float((bound[0] if bound else max(ss, key=lambda s: float(s.values.get("seconds", 0))))
+                     .values.get("seconds", 0))
+
+    worst = max(pods, key=lambda p: latency(pods[p]))
+    ss = pods[worst]
+    bound = any(s.values.get("bound") for s in ss)
+    how = "bound after" if bound else "never bound; pending for"
+    return round(latency(ss), 4), (f"worst of {len(pods)} pods: {worst}, created at {_ts(ss[0].t)}, "
+                                   f"{how} {latency(ss):.2f} s")
+
+
+def _phases(tl: Timeline, inject: float, recovered: float | None, end: float, component: str,
+            leader: _Leadership | None) -> list[Phase]:
+    """Four phases between five milestones; each milestone is clamped to lie at or after the previous one
+    and at or before recovery, so the phases never overlap and add up to recoveryTime."""
+    cap = recovered if recovered is not None else end
+    raw: list[tuple[float | None, str]] = []
+    if leader is None:
+        why = (f"{component} has no leader" if component not in ("etcd", *LEASE_METRICS)
+               else f"no samples of the {component} leader")
+        raw += [(None, f"did not happen: {why}"), (None, f"did not happen: {why}")]
+    else:
+        raw.append((leader.lost_at, leader.evidence_lost if leader.lost_at is not None
+                    else f"did not happen: {leader.evidence_lost}"))
+        raw.append((leader.new_at, leader.evidence_new if leader.new_at is not None
+                    else f"did not happen: {leader.evidence_new}"))
+    writes = tl.samples_of("canary", "write")
+    failed = [s for s in writes if inject <= s.t <= cap and not s.values.get("ok")]
+    if not writes:
+        raw.append((None, "did not happen: no canary write samples"))
+    elif not failed:
+        raw.append((None, "no canary write failed: the API stayed writable"))
+    else:
+        # The first ok write may come after recovery (writes need not be a steady-state condition): clamped.
+        back = next((s for s in writes if s.t > failed[-1].t and s.values.get("ok")), None)
+        raw.append((back.t if back else None, f"last failed write at {_ts(failed[-1].t)}; " + (
+            f"first ok write after it at {_ts(back.t)}" if back else "no ok write after it")))
+    if recovered is not None:
+        raw.append((recovered, f"steady state holds from {_ts(recovered)} for the settle period"))
+    else:
+        raw.append((None, f"not reached by the end of the run at {_ts(end)}"))
+
+    phases: list[Phase] = []
+    previous = inject
+    for name, (at, note) in zip(PHASES, raw):
+        last = name == PHASES[-1]
+        bound = cap if last else min(max(at if at is not None else previous, previous), cap)
+        if at is not None and at != bound and not last:
+            note += f" (clamped from {_ts(at)} to {_ts(bound)})"
+        phases.append(Phase(name, previous, bound, round(bound - previous, 4),
+                            at is not None or (last and recovered is not None), note))
+        previous = bound
+    return phases

@@ -1,0 +1,112 @@
+"""Canary probe: every 2 s (default) creates a small pod in its own namespace. The create is an API
+write (is the API writable?), and the time until the real scheduler binds the pod is scheduling latency
+(is anyone scheduling?). Bound pods are deleted at once; everything is removed when the probe stops.
+Load: one create and one delete per interval, plus one read per pending pod every 250 ms."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chaoslab.errors import TargetError
+from chaoslab.kubeapi import ApiError
+from chaoslab.probes.base import Sampler
+
+NAMESPACE = "chaoslab-canary"
+LABEL = "chaoslab.io/canary"
+
+
+def canary_pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {LABEL: "scheduling"}},
+        "spec": {
+            "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.9",
+                            "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}}}],
+            "terminationGracePeriodSeconds": 0,
+            # No token volume: the canary must not depend on the token controller being up.
+            "automountServiceAccountToken": False,
+        },
+    }
+
+
+class CanaryProbe(Sampler):
+    kind = "canary"
+    interval = 2.0
+
+    def _prepare(self) -> None:
+        api = self.target.api()
+        try:
+            api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                               "metadata": {"name": NAMESPACE}})
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        # ServiceAccount admission refuses pods until the namespace's default ServiceAccount exists.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not self.stopped.is_set():
+            if api.request("GET", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default").status_code == 200:
+                return
+            time.sleep(0.2)
+
+    #: Seconds between looks at pending pods: the resolution of the scheduling latency.
+    check_interval = 0.25
+
+    def loop(self) -> None:
+        self._prepare()
+        self.pending: dict[str, float] = {}
+        self.seq = 0
+        next_create = self.timeline.now()
+        while not self.stopped.is_set():
+            if self.timeline.now() >= next_create:
+                self.create_one()
+                next_create += self.interval
+            self.check_pending()
+            self.stopped.wait(self.check_interval)
+
+    def create_one(self) -> None:
+        api = self.target.api()
+        self.seq += 1
+        name = f"canary-{int(self.timeline.started_wall)}-{self.seq}"
+        t = self.timeline.now()
+        try:
+            api.create(f"/api/v1/namespaces/{NAMESPACE}/pods", canary_pod(name))
+            self.timeline.sample("canary", "write", t=t, ok=True, seconds=self.timeline.now() - t, error=None)
+            self.pending[name] = t
+            self.timeline.sample("canary", "scheduling", t=t, pod=name, bound=False, seconds=0.0)
+        except TargetError as exc:
+            self.timeline.sample("canary", "write", t=t, ok=False, seconds=self.timeline.now() - t,
+                                 error=str(exc)[:200])
+
+    def check_pending(self) -> None:
+        api = self.target.api()
+        for pod, created in list(self.pending.items()):
+            try:
+                obj = api.get(f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")
+            except TargetError:
+                continue
+            now = self.timeline.now()
+            if obj["spec"].get("nodeName"):
+                self.timeline.sample("canary", "scheduling", t=now, pod=pod, bound=True, seconds=now - created)
+                del self.pending[pod]
+                self._delete(pod)
+            elif int(now - created) > int(now - created - self.check_interval):
+                # Still pending: one sample a second is enough to show it.
+                self.timeline.sample("canary", "scheduling", t=now, pod=pod, bound=False, seconds=now - created)
+
+    def _delete(self, pod: str) -> None:
+        try:
+            self.target.api().delete(f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}", gracePeriodSeconds=0)
+        except TargetError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.target.api().request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods",
+                                      params={"labelSelector": LABEL, "gracePeriodSeconds": 0})
+        except TargetError:
+            pass
+
+    @property
+    def requests_per_second(self) -> float:
+        return 2 / self.interval + len(getattr(self, "pending", ())) / self.check_interval

@@ -1,0 +1,129 @@
+"""One `chaoslab run`: load the file, pick the target, make the run directory, run every experiment with
+a live view, then measure, judge and write the reports. Also `chaoslab recover`. Called by the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from chaoslab.measure import measure
+from chaoslab.reports import experiment_to_json, write_reports
+from chaoslab.run.runner import Runner, RunView, new_run_dir, recover
+from chaoslab.spec import load
+from chaoslab.spec.model import Experiment
+from chaoslab.spec.probesets import find_probe_set, load_probe_set
+from chaoslab.targets import Target, describe, resolve_target
+from chaoslab.verdict import Verdict, judge
+
+#: The default probe set, for an installed chaoslab run outside a checkout that has probes/.
+CONTROL_PLANE: list[dict[str, Any]] = [{"kind": "etcd", "interval": 0.1}, {"kind": "lease"}, {"kind": "apiserver", "interval": 0.25},
+                 {"kind": "canary", "interval": 2.0}]
+
+
+def probes_for(experiment: Experiment) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for name in experiment.probes:
+        if name in ("etcd", "lease", "apiserver", "canary"):
+            out.append({"kind": name})
+        elif name == "control-plane" and find_probe_set(name) is None:
+            out.extend(CONTROL_PLANE)
+        else:
+            out.extend(load_probe_set(name))
+    # One sampler per kind: a set and a single probe naming the same kind must not double the load.
+    return list({p["kind"]: p for p in out}.values())
+
+
+def _leaders(view: RunView) -> dict[str, str]:
+    tl = view.timeline
+    if tl is None:
+        return {}
+    out = {}
+    etcd = [s for s in tl.samples_of("etcd")[-6:] if s.values.get("leader")]
+    out["etcd"] = str(etcd[-1].values["leader"]) if etcd else "none"
+    for lease in ("kube-scheduler", "kube-controller-manager"):
+        samples = tl.samples_of("lease", lease)
+        out[lease] = str(samples[-1].values.get("holder")) if samples else "?"
+    return out
+
+
+def render(view: RunView, experiment: Experiment) -> Table:
+    table = Table(title=f"{experiment.name} — run {view.run}/{view.runs}", show_header=False, box=None)
+    table.add_row("phase", f"[bold]{view.phase}[/]")
+    table.add_row("elapsed", f"{view.elapsed:6.1f} s")
+    for name, holder in _leaders(view).items():
+        table.add_row(f"{name} leader", holder)
+    table.add_row("steady state", "[green]holds[/]" if not view.failing else f"[red]{', '.join(view.failing)}[/]")
+    return table
+
+
+def verdict_table(verdict: Verdict) -> Table:
+    table = Table(title=f"verdict: {'PASS' if verdict.passed else 'FAIL'}")
+    for col in ("SLO", "target", "measured", "result"):
+        table.add_column(col)
+    for r in verdict.slos:
+        measured = "not measured" if r.measured is None else f"{r.measured:.2f}"
+        table.add_row(r.metric, f"{r.aggregate} {r.threshold:g}", measured,
+                      "[green]pass[/]" if r.passed else "[red]FAIL[/]")
+    return table
+
+
+def run_experiment(experiment: Experiment, target: Target, runs_root: Path, *, live: bool,
+                   console: Console) -> tuple[Verdict, Path]:
+    run_dir = new_run_dir(runs_root, experiment)
+    (run_dir / "experiment.json").write_text(json.dumps(experiment_to_json(experiment), indent=1))
+    (run_dir / "target.json").write_text(json.dumps(describe(target), indent=1))
+    if experiment.source and experiment.source.exists():
+        shutil.copy(experiment.source, run_dir / "experiment.yaml")
+    console.print(f"running [bold]{experiment.name}[/] against {target.name} → {run_dir}")
+    if live and console.is_terminal:
+        with Live(render(RunView(), experiment), console=console, refresh_per_second=4) as screen:
+            runner = Runner(experiment, target, run_dir, probes_for(experiment),
+                            on_update=lambda v: screen.update(render(v, experiment)))
+            timelines = runner.run()
+    else:
+        last = [""]
+
+        def plain(view: RunView) -> None:
+            if view.phase != last[0]:
+                console.print(f"  run {view.run}/{view.runs}: {view.phase} (t={view.elapsed:.1f} s)")
+                last[0] = view.phase
+
+        timelines = Runner(experiment, target, run_dir, probes_for(experiment), on_update=plain).run()
+    measurements = [measure(tl, experiment.steady_state, experiment.settle, target.renewal_window)
+                    for tl in timelines]
+    verdict = judge(experiment, measurements)
+    write_reports(run_dir, experiment, verdict, timelines, measurements)
+    console.print(verdict_table(verdict))
+    console.print(f"reports: {run_dir}/report.html, report.md, junit.xml, verdict.json")
+    return verdict, run_dir
+
+
+def run_file(path: Path, *, target: str | None, runs_root: Path, runs: int | None, live: bool,
+             console: Console) -> list[Verdict]:
+    experiments = load(path)
+    verdicts = []
+    for exp in experiments:
+        if runs:
+            exp = dataclasses.replace(exp, runs=runs)
+        tgt = resolve_target(target, exp.target.kind if exp.target else None,
+                             exp.target.params if exp.target else None)
+        verdicts.append(run_experiment(exp, tgt, runs_root, live=live, console=console)[0])
+    return verdicts
+
+
+def recover_runs(run_dir: Path | None, runs_root: Path) -> list[str]:
+    """Replay pending undos of one run directory, or of every run under `runs_root` that has one."""
+    dirs = [run_dir] if run_dir else sorted(p.parent for p in runs_root.glob("*/undo.json"))
+    done = []
+    for d in dirs:
+        info = json.loads((d / "target.json").read_text())
+        target = resolve_target(f"lab:{info['name']}", state_root=Path(info["state_root"]))
+        done += [f"{d.name}: {line}" for line in recover(d, target)]
+    return done

@@ -1,0 +1,433 @@
+"""YAML → `Experiment`: parse with line numbers, validate against experiment.schema.json, then build the
+frozen model (chaoslab.spec.model). Called by `chaoslab run` (through `load`), `chaoslab validate`
+(`validate_paths`) and the probe-set loader (`parse`, `check`).
+
+Every problem in a file is collected, then one `SpecError` is raised; each problem is one line
+`FILE:LINE FIELD.PATH: what is wrong (the bad value) and what is allowed`. Lines come from the composed
+YAML nodes; a JSON-Schema error's `absolute_path` is looked up in the same table.
+
+    >>> [exp] = load_text(EXAMPLE)                                          # doctest: +SKIP
+    >>> exp.faults[0].params["signal"], exp.slos[0].threshold               # doctest: +SKIP
+    ('KILL', 30.0)
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from chaoslab.errors import SpecError
+from chaoslab.spec.durations import parse_duration
+from chaoslab.spec.model import METRICS, Experiment, FaultSpec, SloSpec, TargetSpec
+
+FieldPath: TypeAlias = tuple[str | int, ...]
+
+API_VERSION = "chaoslab.io/v1alpha1"
+#: Compact-form `spec.target` → the component its fault kills.
+COMPACT_COMPONENTS = {"scheduler": "kube-scheduler", "controller-manager": "kube-controller-manager",
+                      "apiserver": "kube-apiserver", "etcd": "etcd"}
+_TAG = "tag:yaml.org,2002:"  # YAML core tags, as resolved by the composer
+_EXPECT = f"an experiment (apiVersion: {API_VERSION}, kind: Experiment; or kind: ControlPlaneChaos)"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema shipped with the package (published as docs/experiment.schema.json too)."""
+    text = resources.files("chaoslab.spec").joinpath("experiment.schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document as loaded, with the line of every mapping key and sequence item."""
+
+    data: Any
+    lines: Mapping[FieldPath, int]
+    line: int
+    """Line where the document starts."""
+    file: str
+
+    def line_of(self, path: FieldPath) -> int:
+        # A path into a merged (`<<`) mapping or a missing key has no line of its own: use its parent's.
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, self.line)
+
+    def at(self, path: FieldPath) -> str:
+        """`FILE:LINE field.path`: the place used in problems and in `where`."""
+        return f"{self.file}:{self.line_of(path)} {dotted(path)}".rstrip()
+
+    def problem(self, path: FieldPath, message: str) -> str:
+        return f"{self.at(path)}: {message}" if path else f"{self.file}:{self.line}: {message}"
+
+
+def dotted(path: FieldPath) -> str:
+    """`("spec", "faults", 0, "signal")` → `spec.faults[0].signal`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# ---- YAML with lines -----------------------------------------------------------------------------------
+def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int],
+          dupes: list[tuple[FieldPath, int, int]], active: set[int]) -> None:
+    if id(node) in active:  # a recursive alias (&a [*a]) would never end
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value in node.value:
+            if key_node.tag == _TAG + "merge":
+                continue
+            key = key_node.value if key_node.tag == _TAG + "str" else (
+                loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None)
+            if key is None:
+                continue
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                dupes.append((path + (key,), line, seen[key]))
+            seen.setdefault(key, line)
+            lines[path + (key,)] = line  # the last one wins, as in the loaded mapping
+            _walk(loader, value, path + (key,), lines, dupes, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[path + (i,)] = item.start_mark.line + 1
+            _walk(loader, item, path + (i,), lines, dupes, active)
+    active.discard(id(node))
+
+
+def parse(text: str, file: str) -> tuple[list[Document], list[str]]:
+    """Every non-empty document in `text`, and the problems found while reading YAML (syntax errors end the
+    parse; documents before one are still returned)."""
+    docs: list[Document] = []
+    problems: list[str] = []
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            lines: dict[FieldPath, int] = {}
+            dupes: list[tuple[FieldPath, int, int]] = []
+            _walk(loader, node, (), lines, dupes, set())
+            problems += [f"{file}:{line} {dotted(path)}: duplicate key "
+                         f"({'on this line' if line == first else f'first at line {first}'}); "
+                         "YAML keeps only the last one: remove one" for path, line, first in dupes]
+            data = loader.construct_document(node)
+            if data is not None:  # `---` with nothing after it
+                docs.append(Document(data, lines, node.start_mark.line + 1, file))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        place = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        context = f" ({exc.context} at line {exc.context_mark.line + 1})" \
+            if exc.context and exc.context_mark else ""
+        problems.append(f"{place}: invalid YAML: {exc.problem}{context}")
+    except yaml.YAMLError as exc:
+        problems.append(f"{file}: invalid YAML: {exc}")
+    finally:
+        loader.dispose()
+    return docs, problems
+
+
+# ---- schema errors as sentences ------------------------------------------------------------------------
+_TYPES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+          "number": "a number", "boolean": "true or false", "null": "empty"}
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true or false"
+    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def _show(value: Any) -> str:
+    """The bad value, short: strings quoted as in the example `'HUP'`, mappings as YAML flow style."""
+    if isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {_show(v) if isinstance(v, (dict, list)) else v}"
+                               for k, v in value.items()) + "}"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(str(v) for v in value) + "]"
+    else:
+        text = repr(value)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _resolve(sub: Any) -> Mapping[str, Any]:
+    """A subschema with its local `$ref` followed (for descriptions and examples)."""
+    if not isinstance(sub, dict):
+        return {}
+    ref = sub.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        siblings = {k: v for k, v in sub.items() if k != "$ref"}
+        return {**schema()["$defs"][ref.removeprefix("#/$defs/")], **siblings}
+    return sub
+
+
+def _suggest(word: Any, choices: Iterable[Any]) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _explain(err: ValidationError) -> Iterator[tuple[FieldPath, str]]:
+    """(path, message) for one schema error; one error can name several fields (unknown keys)."""
+    path: FieldPath = tuple(err.absolute_path)
+    sub = _resolve(err.schema)
+    value, rule, arg = err.instance, err.validator, err.validator_value
+    expected = sub.get("description", "")
+    if rule == "additionalProperties":
+        allowed = list(sub.get("properties", {}))
+        noun = "metric" if path and path[-1] in ("slo", "abort", "monitoring") else "field"
+        for key in (k for k in value if k not in sub.get("properties", {})):
+            yield path + (key,), f"unknown {noun}{_suggest(key, allowed)} (allowed: {', '.join(allowed)})"
+    elif rule == "required":
+        props = sub.get("properties", {})
+        for key in (k for k in arg if k not in value):
+            prop = _resolve(props.get(key))
+            need = f"one of {', '.join(prop['enum'])}" if "enum" in prop else prop.get("description", "")
+            yield path + (key,), "required but missing" + (f" ({need})" if need else "")
+    elif rule == "enum":
+        yield path, f"{_show(value)} is not one of {', '.join(map(str, arg))}{_suggest(value, arg)}"
+    elif rule == "const":
+        yield path, f"{_show(value)} is not supported; use {arg}"
+    elif rule == "type":
+        types = [arg] if isinstance(arg, str) else arg
+        # Scalars read best by their description (`a duration like 30s`); mappings by an example.
+        want = expected if expected and len(expected) < 90 else " or ".join(_TYPES[t] for t in types)
+        example = f", e.g. {_show(sub['examples'][0])}" if sub.get("examples") and want != expected else ""
+        shown = "an empty value" if value is None else f"{_show(value)} is {_kind_of(value)}"
+        yield path, f"{shown}; expected {want}{example}"
+    elif rule == "pattern":
+        yield path, f"{_show(value)} is not valid; expected {expected or 'a value matching ' + arg}" + \
+            _suggest(value, sub.get("examples", []))
+    elif rule in ("minimum", "exclusiveMinimum"):
+        yield path, f"{_show(value)} is too small; the minimum is {arg}"
+    elif rule in ("minProperties", "maxProperties") and sub.get("maxProperties") == 1:
+        got = f"{_show(value)} has {len(value)} entries" if value else "{} is empty"
+        yield path, f"{got}; give exactly one of {', '.join(sub.get('properties', {}))}, e.g. " + \
+            _show(sub.get("examples", [{"max": 1}])[0])
+    elif rule == "minItems":
+        yield path, f"{_show(value)} is empty; list at least {arg}"
+    elif rule == "uniqueItems":
+        yield path, f"{_show(value)} names an item twice"
+    elif rule == "minLength":
+        yield path, f"{_show(value)} is empty"
+    else:
+        yield path, err.message
+
+
+@cache
+def _plugin_fault_kinds() -> frozenset[str]:
+    # Third-party faults (entry points `chaoslab.faults`) are not in the schema's enum; their parameters
+    # are checked by the fault's own params type when the plan is made. Names only: nothing is imported.
+    return frozenset(ep.name for ep in entry_points(group="chaoslab.faults"))
+
+
+def check(doc: Document) -> list[str]:
+    """Problems of one document against the schema, in line order."""
+    if not isinstance(doc.data, dict):
+        what = f"{_kind_of(doc.data)} ({_show(doc.data)})"
+        return [doc.problem((), f"the document is {what}; expected {_EXPECT}")]
+    found: list[tuple[int, str]] = []
+    try:
+        for err in _validator().iter_errors(doc.data):
+            path = tuple(err.absolute_path)
+            if err.validator == "enum" and path[-1:] == ("kind",) and path[-3:-2] == ("faults",) \
+                    and err.instance in _plugin_fault_kinds():
+                continue
+            found += [(doc.line_of(p), doc.problem(p, msg)) for p, msg in _explain(err)]
+    except RecursionError:  # `&a [*a]` loads as a list that contains itself
+        return [doc.problem((), "the document contains itself through a YAML alias; expand the alias")]
+    return [msg for _, msg in sorted(dict.fromkeys(found))]
+
+
+# ---- the model -----------------------------------------------------------------------------------------
+def _seconds(doc: Document, path: FieldPath, value: Any) -> float:
+    return parse_duration(value, doc.at(path))
+
+
+def _threshold(doc: Document, path: FieldPath, metric: str, value: Any) -> float:
+    return _seconds(doc, path, value) if METRICS[metric] == "s" else float(value)
+
+
+def _fault_defaults(kind: str) -> dict[str, Any]:
+    params = schema()["$defs"].get(f"fault-{kind}", {}).get("properties", {})
+    return {k: sub["default"] for k, sub in params.items() if isinstance(sub, dict) and "default" in sub}
+
+
+def _full(doc: Document, source: Path | None) -> Experiment:
+    spec: dict[str, Any] = doc.data["spec"]
+    kw: dict[str, Any] = {}
+    if "target" in spec:
+        target = dict(spec["target"])
+        kw["target"] = TargetSpec(target.pop("kind"), target)
+    if "steadyState" in spec:
+        kw["steady_state"] = tuple(spec["steadyState"])
+    if "probes" in spec:
+        kw["probes"] = tuple(spec["probes"])
+    if "runs" in spec:
+        kw["runs"] = spec["runs"]
+    for key, field_name in (("settle", "settle"), ("recoveryTimeout", "recovery_timeout")):
+        if key in spec:
+            kw[field_name] = _seconds(doc, ("spec", key), spec[key])
+    slos = []
+    for metric, goal in (spec.get("slo") or {}).items():
+        [(aggregate, value)] = goal.items()  # the schema allows exactly one
+        path: FieldPath = ("spec", "slo", metric)
+        threshold = _threshold(doc, (*path, aggregate), metric, value)
+        slos.append(SloSpec(metric, aggregate, threshold, doc.at(path)))
+    faults = []
+    for i, fault in enumerate(spec["faults"]):
+        # Defaults are filled in so the plan, the reports and the compact form all see the same params.
+        params = {**_fault_defaults(fault["kind"]), **{k: v for k, v in fault.items() if k != "kind"}}
+        faults.append(FaultSpec(fault["kind"], params, doc.at(("spec", "faults", i))))
+    return Experiment(
+        name=doc.data["metadata"]["name"], description=doc.data["metadata"].get("description", ""),
+        faults=tuple(faults), duration=_seconds(doc, ("spec", "duration"), spec["duration"]),
+        slos=tuple(slos),
+        abort={m: _threshold(doc, ("spec", "abort", m), m, v) for m, v in (spec.get("abort") or {}).items()},
+        source=source, raw=doc.data, **kw)
+
+
+def _compact(doc: Document, source: Path | None) -> Experiment:
+    """`kind: ControlPlaneChaos`: a hard kill of one component's leader (a random apiserver: it has none)."""
+    spec: dict[str, Any] = doc.data["spec"]
+    meta: dict[str, Any] = doc.data.get("metadata") or {}
+    component = COMPACT_COMPONENTS[spec["target"]]
+    params = {"component": component, "select": "random" if component == "kube-apiserver" else "leader",
+              "signal": "KILL"}
+    slos = []
+    if "expectedRecovery" in spec:
+        path: FieldPath = ("spec", "expectedRecovery")
+        slos.append(SloSpec("recoveryTime", "max", _seconds(doc, path, spec["expectedRecovery"]), doc.at(path)))
+    for metric, limit in (spec.get("monitoring") or {}).items():
+        path = ("spec", "monitoring", metric)
+        if isinstance(limit, str):
+            limit = limit.removeprefix("must-not-exceed-")
+        slos.append(SloSpec(metric, "max", _threshold(doc, path, metric, limit), doc.at(path)))
+    return Experiment(
+        name=meta.get("name") or Path(doc.file).stem, description=meta.get("description", ""),
+        faults=(FaultSpec("kill-process", params, doc.at(("spec", "target"))),),
+        duration=_seconds(doc, ("spec", "duration"), spec["duration"]), slos=tuple(slos),
+        source=source, raw=doc.data)
+
+
+def _probe_problems(doc: Document) -> list[str]:
+    from chaoslab.spec import probesets  # probesets imports this module to parse its files
+
+    problems = []
+    singles = probesets.SINGLE_PROBES
+    for i, name in enumerate(doc.data["spec"].get("probes") or []):
+        if name not in singles and probesets.find_probe_set(name) is None:
+            known = probesets.known_probe_sets()
+            problems.append(doc.problem(("spec", "probes", i), (
+                f"{name!r} is neither a probe set (probes/NAME.yaml; known: {', '.join(known) or 'none'}) "
+                f"nor a single probe ({', '.join(singles)}){_suggest(name, [*known, *singles])}")))
+    return problems
+
+
+def _load(text: str, file: str, source: Path | None,
+          probe_sets_ok: bool) -> tuple[list[Experiment], list[str]]:
+    docs, problems = parse(text, file)
+    experiments = []
+    for doc in docs:
+        found = check(doc)
+        kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+        if not found and kind == "ProbeSet":
+            if not probe_sets_ok:
+                problems.append(doc.problem(("kind",), "'ProbeSet' is a probe set, not an experiment; "
+                                                       "name it in an experiment's spec.probes"))
+            continue
+        if not found and kind == "Experiment":
+            found = _probe_problems(doc)
+        if found:
+            problems += found
+            continue
+        try:
+            experiments.append((_compact if kind == "ControlPlaneChaos" else _full)(doc, source))
+        except ValueError as exc:  # the schema's duration pattern should make this unreachable
+            problems.append(str(exc))
+    if not docs and not problems:
+        problems.append(f"{file}:1: the file is empty; expected {_EXPECT}")
+    return experiments, sorted(problems, key=lambda p: _line(p, file))
+
+
+def _line(problem: str, file: str) -> int:
+    # Problems of one file come from the parser, the schema and the model: show them in reading order.
+    digits = re.match(r"\d+", problem.removeprefix(f"{file}:"))
+    return int(digits.group()) if digits else 0
+
+
+def load_text(text: str, source: str = "<string>") -> list[Experiment]:
+    """The experiments in `text` (one per YAML document); raises SpecError with every problem found.
+    `source` names the text in messages and, unless it is the default, becomes `Experiment.source`."""
+    experiments, problems = _load(text, source, None if source == "<string>" else Path(source), False)
+    if problems:
+        raise SpecError(problems)
+    return experiments
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from exc
+    except OSError as exc:
+        raise SpecError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+
+
+def load(path: Path) -> list[Experiment]:
+    """The experiments in one file; raises SpecError with every problem in it."""
+    return load_text(_read(path), str(path))
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        # Hidden directories (.git, .venv) hold YAML that is not ours.
+        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    return [path]
+
+
+def validate_paths(paths: list[Path]) -> tuple[list[Experiment], list[str]]:
+    """Check files and directories (recursing into `*.yaml` / `*.yml`): the experiments of every file that
+    loads cleanly, and all problems of all files. Probe sets (kind ProbeSet) are checked too."""
+    experiments: list[Experiment] = []
+    problems: list[str] = []
+    for path in paths:
+        if not path.exists():
+            problems.append(f"{path}: no such file or directory")
+            continue
+        files = _files(path)
+        if not files:
+            problems.append(f"{path}: no *.yaml or *.yml files in this directory")
+        for file in files:
+            try:
+                found, wrong = _load(_read(file), str(file), file, True)
+            except SpecError as exc:
+                found, wrong = [], exc.problems
+            # Like `load`: a file with any problem contributes no experiment.
+            experiments += [] if wrong else found
+            problems += wrong
+    return experiments, problems

@@ -1,0 +1,97 @@
+"""What an experiment says, once loaded: frozen dataclasses that `chaoslab.spec.load` produces from YAML
+(either the `chaoslab.io/v1alpha1 Experiment` form or the compact `ControlPlaneChaos` form) and that the
+planner, runner and verdict read. Times are seconds (float); YAML durations like `30s`, `1m30s`, `500ms`
+are converted by the loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+#: Steady-state conditions an experiment may name (checked from probe samples; see docs/measurements.md).
+STEADY_STATE_CONDITIONS = (
+    "apiserver-ready",            # the load-balanced apiserver answers /readyz 200
+    "all-apiservers-ready",       # every apiserver answers /readyz 200
+    "etcd-quorum",                # a majority of members reachable and agreeing on one leader
+    "etcd-leader",                # every reachable member names the same leader
+    "scheduler-leader",           # the kube-scheduler Lease is held and being renewed
+    "controller-manager-leader",  # the kube-controller-manager Lease is held and being renewed
+    "scheduling",                 # the scheduling canary's last pod was bound
+)
+
+#: SLO metrics (see docs/measurements.md for exact definitions). Units: seconds unless a count.
+METRICS = {
+    "recoveryTime": "s",                       # injection → steady state holds for the settle period
+    "recoveryAfterRevert": "s",                # revert → the same moment
+    "etcdLeaderElections": "count",            # changes of etcd leader seen (incl. a re-election of the same member in a new term)
+    "etcdTimeWithoutLeader": "s",              # total time no reachable member had a leader
+    "etcdTimeToNewLeader": "s",                # injection → first sample with a leader again (after losing it)
+    "schedulerLeaderElections": "count",       # changes of the kube-scheduler Lease holder
+    "schedulerTimeToNewLeader": "s",           # injection → new kube-scheduler holder seen
+    "controllerManagerLeaderElections": "count",
+    "controllerManagerTimeToNewLeader": "s",
+    "apiserverUnavailable": "s",               # total time the load-balanced /readyz was not 200
+    "apiWriteUnavailable": "s",                # total time the canary's writes failed
+    "schedulingLatency": "s",                  # worst create → bound time of a scheduling canary pod
+}
+
+Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
+
+
+@dataclass(frozen=True)
+class SloSpec:
+    """One target: `metric: {max: 30s}` means every run's value ≤ 30 (the worst run is judged);
+    `{p95: 20s}` means the 95th percentile over the runs ≤ 20; `{min: 2}` means every run's value ≥ 2."""
+
+    metric: str
+    aggregate: Aggregate
+    threshold: float
+    where: str = ""
+    """Place in the source for messages, e.g. `experiments/kill.yaml:14 spec.slo.recoveryTime`."""
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One fault: its kind (`kill-process`, later `partition`, `drain-node` …) and its parameters as
+    written (validated by the fault's own params type when the plan is made)."""
+
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """The cluster: `lab` (optionally `name`), later `kubeconfig` (`context`) and `ssh` (hosts)."""
+
+    kind: str = "lab"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    faults: tuple[FaultSpec, ...]
+    duration: float
+    """Seconds the fault holds (and probes observe) before revert."""
+    description: str = ""
+    target: TargetSpec | None = None
+    """None: not named in the file (the CLI's --target, else the running lab)."""
+    steady_state: tuple[str, ...] = ("apiserver-ready", "etcd-quorum", "scheduler-leader",
+                                      "controller-manager-leader")
+    probes: tuple[str, ...] = ("control-plane",)
+    """Probe sets (files in probes/) or single probes: etcd, lease, apiserver, canary."""
+    slos: tuple[SloSpec, ...] = ()
+    abort: Mapping[str, float] = field(default_factory=dict)
+    """metric → threshold: the run is aborted (and reverted at once) when a live measurement exceeds it."""
+    runs: int = 1
+    settle: float = 5.0
+    """Seconds the steady state must hold continuously to count as recovered."""
+    recovery_timeout: float = 120.0
+    """Seconds after revert to wait for recovery before giving up (recovery then counts as not reached)."""
+    source: Path | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    """The document as loaded (saved into the run directory)."""

@@ -1,0 +1,85 @@
+"""The local lab as a target: processes from the supervisor's status file, signals straight to their pids,
+the API through haproxy, etcd members through their per-member ports. The only core module that knows
+the lab's layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal as signals
+from collections.abc import Mapping
+from pathlib import Path
+
+from chaoslab.errors import InjectionError, TargetError
+from chaoslab.etcd import EtcdMember
+from chaoslab.kubeapi import KubeApi
+from chaoslab.lab.config import Component, LabLayout
+from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
+from chaoslab.lab.status import etcd_members
+
+
+class LabTarget:
+    def __init__(self, layout: LabLayout) -> None:
+        self.layout = layout
+        self.name = f"lab {layout.config.name!r}"
+        self.renewal_window = 2 * layout.config.leader_election.retry_period + 1.0
+        self._api: KubeApi | None = None
+
+    @classmethod
+    def running(cls, name: str = "lab", state_root: Path | None = None) -> LabTarget:
+        """The running lab called `name`; `TargetError` with the fix when it is not running."""
+        layout = saved_layout(name, state_root)
+        if not supervisor_pid(layout):
+            raise TargetError(f"no lab {name!r} is running; start one with `chaoslab lab up"
+                              f"{'' if name == 'lab' else ' --name ' + name}`, or name a cluster with --target")
+        return cls(layout)
+
+    def api(self) -> KubeApi:
+        if self._api is None:
+            self._api = KubeApi.from_kubeconfig(self.layout.kubeconfig, timeout=2.0)
+        return self._api
+
+    def apiserver_endpoints(self) -> Mapping[str, str]:
+        out = {"lb": self.layout.apiserver_url}
+        out.update({h.name: self.layout.apiserver_host_url(h) for h in self.layout.apiserver_hosts})
+        return out
+
+    def etcd_members(self, timeout: float = 1.0) -> dict[str, EtcdMember]:
+        return etcd_members(self.layout, timeout)
+
+    def hosts(self, component: str) -> list[str]:
+        return [c.host for c in self.layout.components() if c.kind == component and c.host]
+
+    def _status(self) -> dict[str, dict[str, object]]:
+        try:
+            data: dict[str, dict[str, object]] = json.loads(self.layout.status_file.read_text())["processes"]
+        except (FileNotFoundError, json.JSONDecodeError) as exc:
+            raise TargetError(f"{self.name}: cannot read {self.layout.status_file} ({exc})") from exc
+        return data
+
+    def pid(self, component: str, host: str) -> int | None:
+        entry = self._status().get(Component(component, host).id)
+        pid = entry.get("pid") if entry else None
+        return pid if isinstance(pid, int) else None
+
+    def signal(self, component: str, host: str, signal: str) -> int:
+        pid = self.pid(component, host)
+        if pid is None:
+            raise InjectionError(f"{component} on {host} of {self.name} is not running; "
+                                 f"see `chaoslab lab status`")
+        try:
+            os.kill(pid, signals.Signals[f"SIG{signal}"])
+        except ProcessLookupError as exc:
+            raise InjectionError(f"{component} on {host} (pid {pid}) exited before SIG{signal} reached it") from exc
+        return pid
+
+    def hold(self, component: str, host: str, held: bool) -> None:
+        path = self.layout.state_dir / "hold" / Component(component, host).id
+        if held:
+            path.touch()
+        else:
+            path.unlink(missing_ok=True)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.layout.state_dir / "run.lock"

@@ -1,0 +1,40 @@
+"""One real lab for the whole integration session, with its own name and ports so it never touches a
+lab a developer has running. Short node timings keep the node-lifecycle tests quick."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from chaoslab.kubeapi import KubeApi
+from chaoslab.lab.config import LabConfig, LabLayout
+from chaoslab.lab.install import find_binaries
+from chaoslab.lab.lifecycle import down, up
+
+TEST_LAB = LabConfig(name="itest", port_base=17443, nodes=3, node_lease_seconds=20, node_monitor_grace=20)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabLayout]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (network namespaces)")
+    layout = LabLayout(TEST_LAB)
+    down(layout)  # a lab left by an interrupted earlier session
+    try:
+        yield up(TEST_LAB, find_binaries(), timeout=180)
+    finally:
+        left = down(layout)
+        assert not left, f"lab down left {left}"
+
+
+@pytest.fixture(scope="session")
+def api(lab: LabLayout) -> KubeApi:
+    return KubeApi.from_kubeconfig(lab.kubeconfig)

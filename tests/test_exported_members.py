@@ -1,0 +1,10 @@
+import chaoslab
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(chaoslab.__all__) == [
+        "ChaoslabError", "InjectionError", "InstallError", "LabError", "RevertError", "SpecError",
+        "TargetError", "__version__",
+    ]
+    for name in chaoslab.__all__:
+        assert hasattr(chaoslab, name)
