@@ -17,10 +17,10 @@ from chaoslab.measure import measure
 from chaoslab.reports import experiment_to_json, write_reports
 from chaoslab.run.runner import Runner, RunView, new_run_dir, recover
 from chaoslab.spec import load
-from chaoslab.spec.model import Experiment
+from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.spec.probesets import find_probe_set, load_probe_set
 from chaoslab.targets import Target, describe, resolve_target
-from chaoslab.verdict import Verdict, judge
+from chaoslab.verdict import Verdict, format_value, judge
 
 #: The default probe set, for an installed chaoslab run outside a checkout that has probes/.
 CONTROL_PLANE: list[dict[str, Any]] = [{"kind": "etcd", "interval": 0.1}, {"kind": "lease"}, {"kind": "apiserver", "interval": 0.25},
@@ -53,13 +53,44 @@ def _leaders(view: RunView) -> dict[str, str]:
     return out
 
 
-def render(view: RunView, experiment: Experiment) -> Table:
+class LiveSlos:
+    """The SLOs as far as the run so far tells, for the live view: the timeline measured again at most
+    once a second (a measurement of a short timeline takes milliseconds)."""
+
+    def __init__(self, experiment: Experiment, renewal_window: float) -> None:
+        self.experiment = experiment
+        self.renewal_window = renewal_window
+        self.at = -1.0
+        self.values: dict[str, float | None] = {}
+
+    def rows(self, view: RunView) -> list[tuple[str, str]]:
+        exp = self.experiment
+        if view.timeline is not None and view.elapsed - self.at >= 1.0:
+            self.at = view.elapsed
+            self.values = measure(view.timeline, exp.steady_state, exp.settle, self.renewal_window).values
+        out = []
+        for slo in exp.slos:
+            value = self.values.get(slo.metric)
+            unit = METRICS.get(slo.metric, "s")
+            if value is None:
+                out.append((f"{slo.metric} ({slo.aggregate} {slo.threshold:g})", "[dim]not yet measured[/]"))
+                continue
+            bad = value < slo.threshold if slo.aggregate == "min" else value > slo.threshold
+            shown = format_value(value, unit)
+            out.append((f"{slo.metric} ({slo.aggregate} {slo.threshold:g})",
+                        f"[red]{shown} violated[/]" if bad else f"[green]{shown}[/]"))
+        return out
+
+
+def render(view: RunView, experiment: Experiment, slos: LiveSlos | None = None) -> Table:
     table = Table(title=f"{experiment.name} — run {view.run}/{view.runs}", show_header=False, box=None)
     table.add_row("phase", f"[bold]{view.phase}[/]")
     table.add_row("elapsed", f"{view.elapsed:6.1f} s")
     for name, holder in _leaders(view).items():
         table.add_row(f"{name} leader", holder)
     table.add_row("steady state", "[green]holds[/]" if not view.failing else f"[red]{', '.join(view.failing)}[/]")
+    for name, status in slos.rows(view) if slos else []:
+        table.add_row(name, status)
     return table
 
 
@@ -68,8 +99,7 @@ def verdict_table(verdict: Verdict) -> Table:
     for col in ("SLO", "target", "measured", "result"):
         table.add_column(col)
     for r in verdict.slos:
-        measured = "not measured" if r.measured is None else f"{r.measured:.2f}"
-        table.add_row(r.metric, f"{r.aggregate} {r.threshold:g}", measured,
+        table.add_row(r.metric, r.target, format_value(r.measured, r.unit),
                       "[green]pass[/]" if r.passed else "[red]FAIL[/]")
     return table
 
@@ -83,9 +113,10 @@ def run_experiment(experiment: Experiment, target: Target, runs_root: Path, *, l
         shutil.copy(experiment.source, run_dir / "experiment.yaml")
     console.print(f"running [bold]{experiment.name}[/] against {target.name} → {run_dir}")
     if live and console.is_terminal:
+        slos = LiveSlos(experiment, target.renewal_window)
         with Live(render(RunView(), experiment), console=console, refresh_per_second=4) as screen:
             runner = Runner(experiment, target, run_dir, probes_for(experiment),
-                            on_update=lambda v: screen.update(render(v, experiment)))
+                            on_update=lambda v: screen.update(render(v, experiment, slos)))
             timelines = runner.run()
     else:
         last = [""]

@@ -28,7 +28,7 @@ METRICS = {
     "recoveryAfterRevert": "s",                # revert → the same moment
     "etcdLeaderElections": "count",            # changes of etcd leader seen (incl. a re-election of the same member in a new term)
     "etcdTimeWithoutLeader": "s",              # total time no reachable member had a leader
-    "etcdTimeToNewLeader": "s",                # injection → first sample with a leader again (after losing it)
+    "etcdTimeToNewLeader": "s",                # injection → first sample of a higher raft term with a leader
     "schedulerLeaderElections": "count",       # changes of the kube-scheduler Lease holder
     "schedulerTimeToNewLeader": "s",           # injection → new kube-scheduler holder seen
     "controllerManagerLeaderElections": "count",
