@@ -284,7 +284,8 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     # Availability: counted from injection on (the steady state was required before it).
     for metric, probe, subject, key, what in (
             ("apiserverUnavailable", "apiserver", "lb", "ready", "load-balanced apiserver not ready"),
-            ("apiWriteUnavailable", "canary", "write", "ok", "canary writes failing")):
+            ("apiWriteUnavailable", "canary", "write", "ok", "canary writes failing"),
+            ("etcdWriteUnavailable", "writes", "put", "ok", "workload etcd writes failing")):
         samples = tl.samples_of(probe, subject)
         if not samples:
             evidence[metric] = f"not measured: no {probe}/{subject} samples"
@@ -294,6 +295,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
         evidence[metric] = (_describe(down, what) if down else
                             f"{what} never, {_ts(start)}–{end:.2f} s ({len(samples)} samples)")
     values["schedulingLatency"], evidence["schedulingLatency"] = _scheduling(tl, start)
+    _data_safety(tl, start, values, evidence)
 
     if inject is None:
         for metric in METRICS:
@@ -359,6 +361,37 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     component = str(first.detail.get("component", ""))
     phases = _phases(tl, inject, recovered, end, component, leaders.get(component))
     return Measurements(values, phases, evidence, ok, inject, revert, recovered, end, renewal_window)
+
+
+def _data_safety(tl: Timeline, start: float, values: dict[str, float | None], evidence: dict[str, str]) -> None:
+    """lostWrites, failedWrites and staleReads from the write workload (`chaoslab.probes.writes`)."""
+    puts = tl.samples_of("writes", "put")
+    if not puts:
+        return
+    failed = [s for s in puts if s.t >= start and not s.values.get("ok")]
+    values["failedWrites"] = float(len(failed))
+    timeouts = sum(s.values.get("error") in ("DEADLINE_EXCEEDED", "ConnectionTimeoutError") for s in failed)
+    acked = sum(bool(s.values.get("ok")) for s in puts)
+    evidence["failedWrites"] = (f"{len(failed)} of {sum(s.t >= start for s in puts)} writes after {_ts(start)} "
+                                f"failed ({timeouts} timed out)" + (f", first at {_ts(failed[0].t)}, last at "
+                                                                    f"{_ts(failed[-1].t)}" if failed else ""))
+    verify = tl.samples_of("writes", "verify")
+    if not verify or verify[-1].values.get("lost") is None:
+        why = verify[-1].values.get("error") if verify else "the workload never verified"
+        evidence["lostWrites"] = f"not measured: {acked} writes acknowledged, read-back failed ({why})"
+    else:
+        v = verify[-1].values
+        values["lostWrites"] = float(v["lost"])
+        keys = ", ".join(v.get("lost_keys") or [])
+        evidence["lostWrites"] = (f"{v['lost']} of {v['acked']} acknowledged writes missing or changed at "
+                                  f"read-back ({_ts(verify[-1].t)})" + (f": {keys}" if keys else ""))
+    reads = [s for p in {s.subject for s in tl.samples_of("writes")} if p.startswith("read-")
+             for s in tl.samples_of("writes", p) if s.values.get("ok")]
+    stale = sorted((s for s in reads if s.values.get("stale")), key=lambda s: s.t)
+    values["staleReads"] = float(len(stale))
+    evidence["staleReads"] = (f"{len(stale)} of {len(reads)} serializable reads stale" + (
+        f"; first: {stale[0].subject[5:]} returned {stale[0].values['value']} at {_ts(stale[0].t)} after "
+        f"{stale[0].values['acked']} was acknowledged" if stale else ""))
 
 
 def _scheduling(tl: Timeline, start: float) -> tuple[float | None, str]:

@@ -16,6 +16,7 @@ from typing import Any
 from chaoslab.errors import SpecError
 from chaoslab.faults.base import Fault
 from chaoslab.faults.kill_process import KillProcess
+from chaoslab.faults.partition import PartitionFault
 
 FAULTS: dict[str, type[Any]] = {}
 
@@ -37,6 +38,7 @@ def register(cls: type[Any]) -> type[Any]:
 
 
 register(KillProcess)
+register(PartitionFault)
 
 
 def fault_class(kind: str) -> type[Any]:
@@ -49,13 +51,14 @@ def fault_class(kind: str) -> type[Any]:
     return FAULTS[kind]
 
 
-def build(kind: str, params: Mapping[str, Any], where: str = "") -> Fault:
-    """A fault object from a kind and its parameters as written in the experiment."""
+def build(kind: str, params: Mapping[str, Any], where: str = "", duration: float = 0.0) -> Fault:
+    """A fault object from a kind and its parameters as written in the experiment; `duration` is how long
+    it will hold (faults that must undo themselves if chaoslab dies need it)."""
     cls = fault_class(kind)
     fields = {f.name for f in dataclasses.fields(cls.params_type)}
     unknown = sorted(set(params) - fields)
     if unknown:
         raise SpecError([(f"{where or kind}: unknown parameter(s) {', '.join(unknown)}; "
                           f"{kind} takes {', '.join(sorted(fields))}")])
-    fault: Fault = cls(cls.params_type(**params))
+    fault: Fault = cls(cls.params_type(**params), duration=duration)
     return fault

@@ -9,13 +9,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from chaoslab.errors import RevertError, TargetError
+from chaoslab.netrules import Command, cancel_dead_mans_switch, heal_partition, leftovers, wrap
 from chaoslab.targets import Target
 
 
 @dataclass(frozen=True)
 class Undo:
     """One revert step. `signal`: send `signal` to `component` on `host` (e.g. CONT after STOP);
-    `release`: let the supervisor restart `component` on `host` again."""
+    `release`: let the supervisor restart `component` on `host` again; `heal-network`: remove the chain
+    `tag` on `hosts` and disarm the dead-man's switch `marker`."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -64,8 +66,22 @@ def apply_undo(target: Target, undo: Undo) -> None:
                 target.signal(p["component"], p["host"], p["signal"])
         elif undo.action == "release":
             target.hold(p["component"], p["host"], held=False)
+        elif undo.action == "heal-network":
+            heal_network(target, p)
         else:
             raise RevertError(f"unknown undo action {undo.action!r}")
     except (TargetError, OSError) as exc:
         raise RevertError(f"could not undo {undo.action} {dict(p)}: {exc}; the cluster may still be "
                           f"degraded; retry with `chaoslab recover`") from exc
+
+
+def heal_network(target: Target, params: Mapping[str, Any]) -> None:
+    """Undo of `partition`: remove its chain on every host, disarm the switch, check nothing is left."""
+    tag, hosts = params["tag"], params["hosts"]
+    for host in hosts:
+        target.run_commands(wrap(heal_partition(tag), target.host_wrap(host)))
+    target.run_commands([cancel_dead_mans_switch(params["marker"])])
+    left = {h: leftovers(tag, target.run_commands(wrap([Command(("iptables", "-w", "-S"))],
+                                                        target.host_wrap(h)))[0]) for h in hosts}
+    if any(left.values()):
+        raise RevertError(f"partition {tag}: rules left after heal: {left}")

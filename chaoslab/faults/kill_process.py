@@ -36,8 +36,9 @@ class KillProcess:
     kind: ClassVar[str] = "kill-process"
     params_type: ClassVar[type] = KillProcessParams
 
-    def __init__(self, params: KillProcessParams, rng: random.Random | None = None) -> None:
+    def __init__(self, params: KillProcessParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
         self.params = params
+        self.duration = duration
         self.rng = rng or random.Random()
 
     def _leader(self, target: Target) -> str | None:

@@ -110,7 +110,7 @@ class Runner:
         self.probes = probes
         self.view = RunView(runs=experiment.runs)
         self.on_update = on_update
-        self.faults = [build(f.kind, f.params, f.where) for f in experiment.faults]
+        self.faults = [build(f.kind, f.params, f.where, experiment.duration) for f in experiment.faults]
         self.plan: list[list[dict[str, Any]]] = []
 
     # ---- undo bookkeeping -------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from chaoslab.reports import experiment_to_json, write_reports
 from chaoslab.run.runner import Runner, RunView, new_run_dir, recover
 from chaoslab.spec import load
 from chaoslab.spec.model import METRICS, Experiment
-from chaoslab.spec.probesets import find_probe_set, load_probe_set
+from chaoslab.spec.probesets import SINGLE_PROBES, find_probe_set, load_probe_set
 from chaoslab.targets import Target, describe, resolve_target
 from chaoslab.verdict import Verdict, format_value, judge
 
@@ -30,7 +30,7 @@ CONTROL_PLANE: list[dict[str, Any]] = [{"kind": "etcd", "interval": 0.1}, {"kind
 def probes_for(experiment: Experiment) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name in experiment.probes:
-        if name in ("etcd", "lease", "apiserver", "canary"):
+        if name in SINGLE_PROBES:
             out.append({"kind": name})
         elif name == "control-plane" and find_probe_set(name) is None:
             out.extend(CONTROL_PLANE)

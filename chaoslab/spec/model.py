@@ -36,6 +36,10 @@ METRICS = {
     "apiserverUnavailable": "s",               # total time the load-balanced /readyz was not 200
     "apiWriteUnavailable": "s",                # total time the canary's writes failed
     "schedulingLatency": "s",                  # worst create → bound time of a scheduling canary pod
+    "lostWrites": "count",                     # acknowledged etcd writes not read back after the run
+    "failedWrites": "count",                   # etcd writes of the workload that failed or timed out after injection
+    "etcdWriteUnavailable": "s",               # total time the workload's etcd writes failed
+    "staleReads": "count",                     # serializable reads older than a write acknowledged before them
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
@@ -83,7 +87,7 @@ class Experiment:
     steady_state: tuple[str, ...] = ("apiserver-ready", "etcd-quorum", "scheduler-leader",
                                       "controller-manager-leader")
     probes: tuple[str, ...] = ("control-plane",)
-    """Probe sets (files in probes/) or single probes: etcd, lease, apiserver, canary."""
+    """Probe sets (files in probes/) or single probes: etcd, lease, apiserver, canary, writes."""
     slos: tuple[SloSpec, ...] = ()
     abort: Mapping[str, float] = field(default_factory=dict)
     """metric → threshold: the run is aborted (and reverted at once) when a live measurement exceeds it."""

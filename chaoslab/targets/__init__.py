@@ -7,12 +7,13 @@ they face the local lab or (later) a kubeconfig, SSH or in-cluster target.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from chaoslab.etcd import EtcdMember
 from chaoslab.kubeapi import KubeApi
+from chaoslab.netrules import Command, Endpoint, Wrap
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 
@@ -44,6 +45,16 @@ class Target(Protocol):
 
     def hold(self, component: str, host: str, held: bool) -> None:
         """Keep a component down (held) or let it be restarted again (not held)."""
+
+    def endpoint(self, host: str) -> Endpoint:
+        """The host as its peers reach it on the network (for partitions)."""
+
+    def host_wrap(self, host: str) -> Wrap:
+        """How a command line runs on `host` (in its namespace, over SSH, in a privileged pod)."""
+
+    def run_commands(self, commands: Sequence[Command]) -> list[str]:
+        """Run already-wrapped commands in order, from where this target controls its hosts; return each
+        one's standard output. `TargetError` on a failure, unless the command `may_fail`."""
 
     @property
     def lock_path(self) -> Path:

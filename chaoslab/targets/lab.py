@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal as signals
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.etcd import EtcdMember
 from chaoslab.kubeapi import KubeApi
-from chaoslab.lab.config import Component, LabLayout
+from chaoslab.lab.config import Component, Host, LabLayout
 from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
 from chaoslab.lab.status import etcd_members
+from chaoslab.netrules import Command, Endpoint, Wrap, in_netns
 
 
 class LabTarget:
@@ -38,6 +41,28 @@ class LabTarget:
         if self._api is None:
             self._api = KubeApi.from_kubeconfig(self.layout.kubeconfig, timeout=2.0)
         return self._api
+
+    def endpoint(self, host: str) -> Endpoint:
+        return Endpoint(host, self._host(host).address)
+
+    def host_wrap(self, host: str) -> Wrap:
+        return in_netns(self._host(host).netns)
+
+    def _host(self, name: str) -> Host:
+        for h in self.layout.hosts:
+            if h.name == name:
+                return h
+        raise TargetError(f"{self.name} has no host {name!r}; hosts: {', '.join(h.name for h in self.layout.hosts)}")
+
+    def run_commands(self, commands: Sequence[Command]) -> list[str]:
+        out = []
+        for c in commands:
+            proc = subprocess.run(c.argv, capture_output=True, text=True, check=False, timeout=30)
+            if proc.returncode and not c.may_fail:
+                raise TargetError(f"{self.name}: `{shlex.join(c.argv)}` failed (exit {proc.returncode}): "
+                                  f"{proc.stderr.strip() or proc.stdout.strip()}")
+            out.append(proc.stdout)
+        return out
 
     def apiserver_endpoints(self) -> Mapping[str, str]:
         out = {"lb": self.layout.apiserver_url}

@@ -197,17 +197,17 @@ def test_empty_files_and_documents_that_are_not_mappings_are_problems() -> None:
 
 def test_unknown_api_versions_and_fault_kinds_say_what_is_known() -> None:
     text = COMPACT_AS_FULL.replace("chaoslab.io/v1alpha1", "chaoslab.io/v1").replace(
-        "{kind: kill-process, component: kube-scheduler}", "{kind: partition}")
+        "{kind: kill-process, component: kube-scheduler}", "{kind: explode}")
     assert problems_of(text, "e.yaml") == [
         "e.yaml:1 apiVersion: 'chaoslab.io/v1' is not supported; use chaoslab.io/v1alpha1",
-        "e.yaml:6 spec.faults[0].kind: 'partition' is not one of kill-process"]
+        "e.yaml:6 spec.faults[0].kind: 'explode' is not one of kill-process, partition"]
 
 
 def test_a_fault_kind_from_an_entry_point_passes_through(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(spec_loader, "_plugin_fault_kinds", lambda: frozenset({"partition"}))
-    text = COMPACT_AS_FULL.replace("kill-process, component: kube-scheduler", "partition, a: 1")
+    monkeypatch.setattr(spec_loader, "_plugin_fault_kinds", lambda: frozenset({"blackhole"}))
+    text = COMPACT_AS_FULL.replace("kill-process, component: kube-scheduler", "blackhole, a: 1")
     [exp] = load_text(text)
-    assert exp.faults[0].kind == "partition" and exp.faults[0].params == {"a": 1}
+    assert exp.faults[0].kind == "blackhole" and exp.faults[0].params == {"a": 1}
 
 
 def test_kill_process_params_are_checked_and_defaulted() -> None:

@@ -1,0 +1,321 @@
+"""Network fault rules as command lines: partitions as iptables rules, degradation as `tc netem`, the
+commands that heal them, and a dead-man's switch that heals even if chaoslab dies. Pure: nothing here runs a
+command. Faults (`partition`, `network-degrade`) build the commands; a target runs them where the host is —
+in a lab namespace today, over SSH or in a privileged pod later — by wrapping each argv (`in_netns`).
+
+    >>> cp1, cp2, cp3 = (Endpoint(f"cp{i}", f"10.213.0.1{i}") for i in (1, 2, 3))
+    >>> rules = partition_commands("run7", isolate(cp1, [cp2, cp3], ports=[2380]))
+    >>> for cmd in rules["cp2"]: print(" ".join(cmd.argv))
+    iptables -w -N CHAOSLAB-run7
+    iptables -w -A CHAOSLAB-run7 -s 10.213.0.11 -p tcp --dport 2380 -j DROP
+    iptables -w -A CHAOSLAB-run7 -d 10.213.0.11 -p tcp --dport 2380 -j DROP
+    iptables -w -I INPUT -j CHAOSLAB-run7
+    iptables -w -I OUTPUT -j CHAOSLAB-run7
+    >>> wrap(heal_partition("run7"), in_netns("chaoslab-lab-cp2"))[0].argv[:5]
+    ('ip', 'netns', 'exec', 'chaoslab-lab-cp2', 'iptables')
+
+A partition is a set of blocked directed flows (src host → dst host, optionally only TCP to some destination
+ports). Every host of a flow gets one chain, `CHAOSLAB-<tag>`, hooked first in INPUT and OUTPUT; the source
+drops what it sends to the destination (`-d`), the destination drops what arrives from the source (`-s`), so
+the partition holds whichever side is looked at. One chain serves both hooks: INPUT only sees packets for a
+local address and OUTPUT only packets from one, so `-d PEER` can only match going out and `-s PEER` coming in.
+Packets are dropped (`-j DROP`), never rejected: a real partition is silence, not a refusal.
+
+Every command is an argument list built from validated pieces, never a shell string (the one `sh -c`
+script, the dead-man's switch, says in `dead_mans_switch` why it is safe)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
+    "dead_mans_switch", "degrade_commands", "heal_degrade", "heal_partition", "in_netns", "isolate",
+    "leftovers", "on_host", "one_way", "partition_commands", "split", "wrap",
+]
+
+Argv = tuple[str, ...]
+
+# `CHAOSLAB-` + 19 = 28 characters: iptables refuses chain names of 29 or more.
+_TAG = re.compile(r"^[A-Za-z0-9-]{1,19}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$")
+_NETNS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_MARKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_./:%,=+@-]+$")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command line. `may_fail`: a failure means "already undone" (heal is idempotent), so the runner
+    ignores its exit status; check the result afterwards instead (`leftovers`)."""
+
+    argv: Argv
+    may_fail: bool = False
+
+
+# ---- where a command runs ------------------------------------------------------------------------------
+
+Wrap = Callable[[Sequence[str]], Argv]
+"""Turns a command line into one that runs it on/in the host. SSH would be `ssh HOST -- shlex.join(argv)`:
+ssh hands the remote shell one string, so that wrapper must quote."""
+
+
+def on_host(argv: Sequence[str]) -> Argv:
+    """Run as is, on the machine chaoslab runs on."""
+    return tuple(argv)
+
+
+def in_netns(netns: str) -> Wrap:
+    """Run inside the network namespace `netns` (`ip netns exec`), as the lab's hosts are."""
+    if not _NETNS.match(netns):
+        raise ValueError(f"network namespace {netns!r}: use letters, digits, '_', '.', '-'")
+    return lambda argv: ("ip", "netns", "exec", netns, *argv)
+
+
+def wrap(commands: Iterable[Command], how: Wrap) -> tuple[Command, ...]:
+    return tuple(Command(how(c.argv), c.may_fail) for c in commands)
+
+
+# ---- partitions ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A host as the network sees it."""
+
+    host: str
+    address: str
+    """IPv4 address its peers reach it on (iptables only; IPv6 would need ip6tables)."""
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.IPv4Address(self.address)
+        except ValueError as exc:
+            raise ValueError(f"host {self.host!r}: address {self.address!r} is not an IPv4 address") from exc
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic from `src` to `dst` that is dropped: all of it, or only TCP to one of `ports` on `dst`."""
+
+    src: Endpoint
+    dst: Endpoint
+    ports: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.src.host == self.dst.host:
+            raise ValueError(f"flow from {self.src.host!r} to itself")
+        if _ports(self.ports) != self.ports:
+            raise ValueError(f"ports {self.ports}: give them sorted, without repeats")
+
+
+Partition = frozenset[Flow]
+"""Blocked flows; partitions combine with `|`."""
+
+
+def _ports(ports: Iterable[int] | None) -> tuple[int, ...] | None:
+    if ports is None:
+        return None
+    out = tuple(sorted(set(ports)))
+    if not out or any(isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535 for p in out):
+        raise ValueError(f"ports {list(out)}: give TCP ports 1-65535, or None for all traffic")
+    return out
+
+
+def _between(srcs: Iterable[Endpoint], dsts: Iterable[Endpoint], ports: tuple[int, ...] | None) -> Partition:
+    dsts = list(dsts)
+    return frozenset(Flow(s, d, ports) for s in srcs for d in dsts if s.host != d.host)
+
+
+def _disjoint(groups: Sequence[Sequence[Endpoint]]) -> None:
+    seen: dict[str, int] = {}
+    for i, group in enumerate(groups):
+        if not group:
+            raise ValueError(f"group {i} is empty")
+        for e in group:
+            if seen.setdefault(e.host, i) != i:
+                raise ValueError(f"host {e.host!r} is in group {seen[e.host]} and group {i}")
+
+
+def isolate(one: Endpoint, others: Iterable[Endpoint], ports: Iterable[int] | None = None) -> Partition:
+    """`one` cannot reach `others` and they cannot reach it; they still reach each other."""
+    p, others = _ports(ports), list(others)
+    if not [o for o in others if o.host != one.host]:
+        raise ValueError(f"isolate {one.host!r} from no other host")
+    return _between([one], others, p) | _between(others, [one], p)
+
+
+def split(groups: Sequence[Sequence[Endpoint]], ports: Iterable[int] | None = None) -> Partition:
+    """Hosts reach their own group only, e.g. `split([[cp1], [cp2, cp3]])`: minority and majority."""
+    if len(groups) < 2:
+        raise ValueError(f"split into {len(groups)} group(s): give at least two")
+    _disjoint(groups)
+    p = _ports(ports)
+    return frozenset(flow for i, a in enumerate(groups) for j, b in enumerate(groups) if i != j
+                     for flow in _between(a, b, p))
+
+
+def one_way(src_group: Sequence[Endpoint], dst_group: Sequence[Endpoint],
+            ports: Iterable[int] | None = None) -> Partition:
+    """`src_group` can send to `dst_group`, which cannot send back: every packet dst → src is dropped.
+
+    TCP then fails both ways (a connection needs packets in both directions: the SYN-ACK back to a src
+    host is lost), so only datagrams (UDP, ICMP requests) get through src → dst. With `ports`, only TCP to
+    those ports on src hosts is dropped: dst hosts cannot connect to them, while src → dst connections on
+    the same ports still work (their replies carry the port as source, not destination)."""
+    _disjoint([src_group, dst_group])
+    return _between(dst_group, src_group, _ports(ports))
+
+
+def chain_name(tag: str) -> str:
+    """The chain holding one fault's rules; `tag` tells concurrent faults apart (e.g. run id + index)."""
+    if not isinstance(tag, str) or not _TAG.match(tag):
+        raise ValueError(f"tag {tag!r}: use 1-19 letters, digits or '-' (iptables chain names stop at 28)")
+    return f"CHAOSLAB-{tag}"
+
+
+def _iptables(*args: str, may_fail: bool = False) -> Command:
+    return Command(("iptables", "-w", *args), may_fail)
+
+
+def _drops(chain: str, match: tuple[str, str], ports: tuple[int, ...] | None) -> list[Command]:
+    if ports is None:
+        return [_iptables("-A", chain, *match, "-j", "DROP")]
+    return [_iptables("-A", chain, *match, "-p", "tcp", "--dport", str(p), "-j", "DROP") for p in ports]
+
+
+def partition_commands(tag: str, partition: Partition) -> dict[str, tuple[Command, ...]]:
+    """Host → commands that install its part of `partition`, in host order. The first command creates the
+    chain and fails if it exists (that tag is in place already: heal it first). If a later one fails,
+    heal the host: the hooks come last, so a half-built chain has dropped nothing."""
+    chain = chain_name(tag)
+    rules: dict[str, list[Command]] = {}
+    for flow in sorted(partition, key=lambda f: (f.src.host, f.dst.host, f.ports or ())):
+        rules.setdefault(flow.src.host, []).extend(_drops(chain, ("-d", flow.dst.address), flow.ports))
+        rules.setdefault(flow.dst.host, []).extend(_drops(chain, ("-s", flow.src.address), flow.ports))
+    return {
+        host: (_iptables("-N", chain), *dict.fromkeys(cmds),
+               _iptables("-I", "INPUT", "-j", chain), _iptables("-I", "OUTPUT", "-j", chain))
+        for host, cmds in sorted(rules.items())
+    }
+
+
+def heal_partition(tag: str) -> tuple[Command, ...]:
+    """Unhook, flush and delete the chain on one host. Every step may fail (already gone), so heal can be
+    run again, and on a host that never got the rules."""
+    chain = chain_name(tag)
+    return (_iptables("-D", "INPUT", "-j", chain, may_fail=True),
+            _iptables("-D", "OUTPUT", "-j", chain, may_fail=True),
+            _iptables("-F", chain, may_fail=True),
+            _iptables("-X", chain, may_fail=True))
+
+
+def leftovers(tag: str, listing: str) -> list[str]:
+    """Lines of `iptables -w -S` output that still mention the tag's chain; empty once healed."""
+    chain = chain_name(tag)
+    return [line for line in listing.splitlines() if chain in line.split()]
+
+
+# ---- degradation ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Netem:
+    """What `network-degrade` adds to a host's outgoing packets."""
+
+    delay_ms: int = 0
+    """Added one-way delay in milliseconds (default 0)."""
+    jitter_ms: int = 0
+    """Random variation of the delay in milliseconds, needs a delay (default 0). netem reorders packets
+    whose delays cross."""
+    loss_percent: float = 0.0
+    """Share of packets dropped, 0-100 (default 0)."""
+
+    def __post_init__(self) -> None:
+        if self.delay_ms < 0 or self.jitter_ms < 0 or not 0 <= self.loss_percent <= 100:
+            raise ValueError(f"{self}: delay and jitter must be >= 0 ms and loss 0-100 %")
+        if self.jitter_ms and not self.delay_ms:
+            raise ValueError(f"{self}: jitter needs a delay")
+        if not (self.delay_ms or self.loss_percent):
+            raise ValueError(f"{self}: set a delay or a loss, or there is nothing to degrade")
+
+    def args(self) -> Argv:
+        out: list[str] = ["netem"]
+        if self.delay_ms:
+            out += ["delay", f"{self.delay_ms}ms", *([f"{self.jitter_ms}ms"] if self.jitter_ms else [])]
+        if self.loss_percent:
+            out += ["loss", f"{self.loss_percent:g}%"]
+        return tuple(out)
+
+
+def _dev(dev: str) -> str:
+    if not _IFNAME.match(dev):
+        raise ValueError(f"interface {dev!r}: at most 15 letters, digits, '_', '.', '-'")
+    return dev
+
+
+def degrade_commands(dev: str, netem: Netem, toward: Iterable[Endpoint] = ()) -> tuple[Command, ...]:
+    """Degrade what leaves `dev`: everything, or only packets to the `toward` peers. Replaces the root
+    qdisc of `dev`; `heal_degrade` puts the kernel's default back (not a custom qdisc that was there).
+
+    Toward peers: a 4-band prio qdisc whose default priomap only uses bands 1-3, netem on band 4, and one
+    u32 filter per peer address sending its packets to band 4, so other traffic is untouched."""
+    dev, peers = _dev(dev), sorted({e.address for e in toward})
+    tc = ("tc", "qdisc", "replace", "dev", dev)
+    if not peers:
+        return (Command((*tc, "root", *netem.args())),)
+    return (Command((*tc, "root", "handle", "1:", "prio", "bands", "4")),
+            Command((*tc, "parent", "1:4", "handle", "40:", *netem.args())),
+            *(Command(("tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1",
+                       "u32", "match", "ip", "dst", f"{a}/32", "flowid", "1:4")) for a in peers))
+
+
+def heal_degrade(dev: str) -> tuple[Command, ...]:
+    """Delete the root qdisc (and with it netem, prio and filters); fails harmlessly if none is set."""
+    return (Command(("tc", "qdisc", "del", "dev", _dev(dev), "root"), may_fail=True),)
+
+
+# ---- dead-man's switch ---------------------------------------------------------------------------------
+
+
+def dead_mans_switch(heal: Iterable[Command], deadline_s: int, marker: str) -> Argv:
+    """A command that returns at once and leaves a detached process behind which runs `heal` after
+    `deadline_s` seconds — even if chaoslab is SIGKILLed meanwhile — unless `cancel_dead_mans_switch(marker)`
+    ends it first. Run it on the host (root namespace) with the heal commands already wrapped for where they
+    apply; `marker` must be unique (e.g. `chaoslab-<run id>-<tag>`) and goes with the fault's undo data.
+
+        setsid -f sh -c 'exec </dev/null >/dev/null 2>&1; trap ...; sleep 30 & p=$!; wait $p; \\
+            ip netns exec chaoslab-lab-cp1 iptables -w -D INPUT -j CHAOSLAB-run7; ...' chaoslab-run7
+
+    `setsid -f` forks into a session of its own, so neither chaoslab's death nor a signal to its process
+    group (Ctrl-C) reaches it. Why the `sh -c` script is safe: its fixed parts are constants of this
+    module, the deadline is an int, and every heal token must match a conservative character set (letters,
+    digits, `_./:%,=+@-`, as every token this module builds does) and is quoted by `shlex.join` on top, so
+    no token can end a word or start an expansion. The marker is `$0`, never part of the script."""
+    if isinstance(deadline_s, bool) or not isinstance(deadline_s, int) or deadline_s < 1:
+        raise ValueError(f"deadline {deadline_s!r}: give whole seconds, at least 1")
+    if not _MARKER.match(marker):
+        raise ValueError(f"marker {marker!r}: use 1-64 letters, digits or '-'")
+    lines = []
+    for cmd in heal:
+        if bad := [t for t in cmd.argv if not _SAFE_TOKEN.match(t)]:
+            raise ValueError(f"heal command {list(cmd.argv)}: unsafe token(s) {bad} for a dead-man's switch")
+        lines.append(shlex.join(cmd.argv))
+    if not lines:
+        raise ValueError("dead-man's switch without heal commands")
+    script = ("exec </dev/null >/dev/null 2>&1; trap 'kill $p 2>/dev/null; exit 0' TERM; "
+              f"sleep {deadline_s} & p=$!; wait $p; " + "; ".join(lines))
+    return ("setsid", "-f", "sh", "-c", script, marker)
+
+
+def cancel_dead_mans_switch(marker: str) -> Command:
+    """End the switch after a normal heal. The pattern is anchored to the switch's own command line
+    (`sh -c … MARKER`), so it cannot hit a sudo or ssh wrapper that carries the marker as an argument. May
+    fail: the switch has fired already, or was never armed."""
+    if not _MARKER.match(marker):
+        raise ValueError(f"marker {marker!r}: use 1-64 letters, digits or '-'")
+    return Command(("pkill", "-TERM", "-f", f"^sh -c .* {marker}$"), may_fail=True)

@@ -1,0 +1,133 @@
+"""Data-safety probe: an etcd write workload that records every acknowledged write and, once the run is
+over, reads every one back; plus serializable reads on every member, to catch stale reads on a side that
+lost its leader.
+
+- Writes: every `interval` (100 ms: 10 writes/s) one transaction puts `PREFIX/<run>/<seq>` = seq and
+  `PREFIX/<run>/latest` = seq, through one member; a failed write moves the workload to the next member
+  (as a client with several endpoints does). Sample `writes/put`: ok, seq, member, error, seconds.
+- Reads: every `read_interval` (250 ms) each member is asked, serializably (its own copy, no quorum),
+  for `latest`. A value lower than the highest seq acknowledged *before the read was sent* is a stale
+  read. Sample `writes/read-<member>`: ok, value, acked, stale.
+- Verify: when the probe stops (after revert and recovery), one linearizable range read of the run's
+  prefix must return every acknowledged key with its value. Sample `writes/verify`: acked, lost,
+  lost_keys (the first ten), then the prefix is deleted.
+
+Load: 10 transactions/s, members ÷ 250 ms serializable reads (3 members: 12/s), one range read at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from etcd3.exceptions import Etcd3Exception
+
+from chaoslab.etcd import EtcdMember, RpcError
+from chaoslab.probes.base import Sampler
+
+PREFIX = "/chaoslab/writes/"
+ERRORS = (Etcd3Exception, RpcError)
+
+
+def _error(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    return code().name if callable(code) else type(exc).__name__
+
+
+class WritesProbe(Sampler):
+    kind = "writes"
+    interval = 0.1
+    read_interval = 0.25
+
+    def start(self) -> None:
+        self.run = uuid.uuid4().hex[:8]
+        self.root = f"{PREFIX}{self.run}/"
+        self.members: dict[str, EtcdMember] = self.target.etcd_members(timeout=1.0)
+        self.order = sorted(self.members)
+        self.acked: dict[str, str] = {}
+        self.highest = 0
+        self.lock = threading.Lock()
+        self._spawn(self.loop, "writes")
+        for name in self.order:
+            self._spawn(lambda n=name: self._read_loop(n), f"writes-read-{name}")
+
+    def sample_once(self) -> None:
+        seq = getattr(self, "_seq", 0) + 1
+        self._seq = seq
+        key, value = f"{self.root}{seq:08d}", str(seq)
+        member = self.order[getattr(self, "_current", 0) % len(self.order)]
+        client = self.members[member].client
+        t = self.timeline.now()
+        try:
+            client.transaction(compare=[], success=[client.transactions.put(key, value),
+                                                    client.transactions.put(f"{self.root}latest", value)],
+                               failure=[])
+        except ERRORS as exc:
+            self._current = getattr(self, "_current", 0) + 1
+            self.timeline.sample("writes", "put", t=t, ok=False, seq=seq, member=member, error=_error(exc),
+                                 seconds=round(self.timeline.now() - t, 4))
+            return
+        with self.lock:
+            self.acked[key] = value
+            self.highest = max(self.highest, seq)
+        self.timeline.sample("writes", "put", t=t, ok=True, seq=seq, member=member, error=None,
+                             seconds=round(self.timeline.now() - t, 4))
+
+    def _read_loop(self, name: str) -> None:
+        client = self.members[name].client
+        next_at = self.timeline.now()
+        while not self.stopped.is_set():
+            with self.lock:
+                acked = self.highest
+            t = self.timeline.now()
+            try:
+                value, _ = client.get(f"{self.root}latest", serializable=True)
+                got = int(value) if value is not None else 0
+                self.timeline.sample("writes", f"read-{name}", t=t, ok=True, value=got, acked=acked,
+                                     stale=got < acked, error=None)
+            except ERRORS as exc:
+                self.timeline.sample("writes", f"read-{name}", t=t, ok=False, value=None, acked=acked,
+                                     stale=False, error=_error(exc))
+            next_at += self.read_interval
+            self.stopped.wait(max(0.0, next_at - self.timeline.now()))
+
+    def verify(self) -> None:
+        """Read every acknowledged write back (linearizable, through any member that answers)."""
+        found: dict[str, str] | None = None
+        error = None
+        for name in self.order:
+            try:
+                found = {meta.key.decode(): value.decode()
+                         for value, meta in self.members[name].client.get_prefix(self.root)}
+                break
+            except ERRORS as exc:
+                error = f"{name}: {_error(exc)}"
+        if found is None:
+            self.timeline.sample("writes", "verify", ok=False, acked=len(self.acked), lost=None, lost_keys=[],
+                                 error=error)
+            return
+        lost = sorted(k for k, v in self.acked.items() if found.get(k) != v)
+        self.timeline.sample("writes", "verify", ok=True, acked=len(self.acked), lost=len(lost),
+                             lost_keys=lost[:10], error=None)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopped.set()
+        for t in self._threads:
+            t.join(timeout)
+        if hasattr(self, "members"):
+            self.verify()
+            for name in self.order:
+                try:
+                    self.members[name].client.delete_prefix(self.root)
+                    break
+                except ERRORS:
+                    continue
+        self.close()
+
+    def close(self) -> None:
+        for m in getattr(self, "members", {}).values():
+            m.close()
+
+    @property
+    def requests_per_second(self) -> float:
+        return 1 / self.interval + len(self.target.hosts("etcd")) / self.read_interval

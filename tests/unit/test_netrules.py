@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+import doctest
+import re
+import shlex
+
+import pytest
+
+from chaoslab import netrules
+from chaoslab.netrules import (
+    Command,
+    Endpoint,
+    Flow,
+    Netem,
+    cancel_dead_mans_switch,
+    chain_name,
+    dead_mans_switch,
+    degrade_commands,
+    heal_degrade,
+    heal_partition,
+    in_netns,
+    isolate,
+    leftovers,
+    on_host,
+    one_way,
+    partition_commands,
+    split,
+    wrap,
+)
+
+CP1, CP2, CP3 = (Endpoint(f"cp{i}", f"10.213.0.1{i}") for i in (1, 2, 3))
+
+
+def lines(commands: tuple[Command, ...]) -> list[str]:
+    return [" ".join(c.argv) for c in commands]
+
+
+def flows(partition: frozenset[Flow]) -> set[tuple[str, str]]:
+    return {(f.src.host, f.dst.host) for f in partition}
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(netrules.__all__) == [
+        "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
+        "dead_mans_switch", "degrade_commands", "heal_degrade", "heal_partition", "in_netns", "isolate",
+        "leftovers", "on_host", "one_way", "partition_commands", "split", "wrap",
+    ]
+
+
+def test_module_docstring_example_holds() -> None:
+    assert doctest.testmod(netrules).failed == 0
+
+
+# ---- partitions ----------------------------------------------------------------------------------------
+
+
+def test_isolate_blocks_both_directions_between_one_and_the_others_only() -> None:
+    assert flows(isolate(CP1, [CP2, CP3])) == {("cp1", "cp2"), ("cp2", "cp1"), ("cp1", "cp3"), ("cp3", "cp1")}
+
+
+def test_isolate_from_nobody_is_refused() -> None:
+    with pytest.raises(ValueError, match="no other host"):
+        isolate(CP1, [CP1])
+
+
+def test_split_blocks_across_groups_both_ways_but_not_within() -> None:
+    assert flows(split([[CP1], [CP2, CP3]])) == {("cp1", "cp2"), ("cp2", "cp1"), ("cp1", "cp3"), ("cp3", "cp1")}
+    assert flows(split([[CP1], [CP2], [CP3]])) == {(a, b) for a in ("cp1", "cp2", "cp3")
+                                                     for b in ("cp1", "cp2", "cp3") if a != b}
+
+
+@pytest.mark.parametrize(("groups", "message"), [
+    ([[CP1, CP2]], "at least two"),
+    ([[CP1], []], "group 1 is empty"),
+    ([[CP1, CP2], [CP2, CP3]], "'cp2' is in group 0 and group 1"),
+])
+def test_split_refuses_groups_that_are_not_a_partition(groups: list[list[Endpoint]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        split(groups)
+
+
+def test_one_way_drops_only_what_the_receivers_send_back() -> None:
+    assert flows(one_way([CP1], [CP2, CP3])) == {("cp2", "cp1"), ("cp3", "cp1")}
+
+
+def test_ports_are_sorted_and_deduplicated_and_checked() -> None:
+    assert {f.ports for f in isolate(CP1, [CP2], ports=[2380, 2379, 2380])} == {(2379, 2380)}
+    for bad in ([], [0], [70000], [True]):
+        with pytest.raises(ValueError, match="TCP ports 1-65535"):
+            isolate(CP1, [CP2], ports=bad)
+
+
+def test_endpoint_and_flow_are_validated() -> None:
+    with pytest.raises(ValueError, match="'cp1': address '10.213.0.300' is not an IPv4 address"):
+        Endpoint("cp1", "10.213.0.300")
+    with pytest.raises(ValueError, match="to itself"):
+        Flow(CP1, CP1)
+    with pytest.raises(ValueError, match="sorted"):
+        Flow(CP1, CP2, (2380, 2379))
+
+
+@pytest.mark.parametrize("tag", ["", "a" * 20, "run 7", "x;y", "ünï", "a/b"])
+def test_tags_that_would_break_the_chain_name_are_refused(tag: str) -> None:
+    with pytest.raises(ValueError, match="1-19 letters, digits or '-'"):
+        chain_name(tag)
+
+
+def test_longest_tag_gives_a_chain_name_iptables_accepts() -> None:
+    assert len(chain_name("a" * 19)) == 28
+
+
+def test_isolate_installs_drops_on_both_ends_of_every_flow() -> None:
+    rules = partition_commands("t1", isolate(CP1, [CP2, CP3]))
+    assert {h: lines(c) for h, c in rules.items()} == {
+        "cp1": ["iptables -w -N CHAOSLAB-t1",
+                "iptables -w -A CHAOSLAB-t1 -d 10.213.0.12 -j DROP",
+                "iptables -w -A CHAOSLAB-t1 -d 10.213.0.13 -j DROP",
+                "iptables -w -A CHAOSLAB-t1 -s 10.213.0.12 -j DROP",
+                "iptables -w -A CHAOSLAB-t1 -s 10.213.0.13 -j DROP",
+                "iptables -w -I INPUT -j CHAOSLAB-t1",
+                "iptables -w -I OUTPUT -j CHAOSLAB-t1"],
+        "cp2": ["iptables -w -N CHAOSLAB-t1",
+                "iptables -w -A CHAOSLAB-t1 -s 10.213.0.11 -j DROP",
+                "iptables -w -A CHAOSLAB-t1 -d 10.213.0.11 -j DROP",
+                "iptables -w -I INPUT -j CHAOSLAB-t1",
+                "iptables -w -I OUTPUT -j CHAOSLAB-t1"],
+        "cp3": ["iptables -w -N CHAOSLAB-t1",
+                "iptables -w -A CHAOSLAB-t1 -s 10.213.0.11 -j DROP",
+                "iptables -w -A CHAOSLAB-t1 -d 10.213.0.11 -j DROP",
+                "iptables -w -I INPUT -j CHAOSLAB-t1",
+                "iptables -w -I OUTPUT -j CHAOSLAB-t1"],
+    }
+    assert not any(c.may_fail for cmds in rules.values() for c in cmds)
+
+
+def test_port_restricted_one_way_drops_tcp_to_those_ports_only() -> None:
+    rules = partition_commands("peer", one_way([CP1], [CP2], ports=[2380, 2379]))
+    assert lines(rules["cp2"])[1:3] == ["iptables -w -A CHAOSLAB-peer -d 10.213.0.11 -p tcp --dport 2379 -j DROP",
+                                        "iptables -w -A CHAOSLAB-peer -d 10.213.0.11 -p tcp --dport 2380 -j DROP"]
+    assert lines(rules["cp1"])[1:3] == ["iptables -w -A CHAOSLAB-peer -s 10.213.0.12 -p tcp --dport 2379 -j DROP",
+                                        "iptables -w -A CHAOSLAB-peer -s 10.213.0.12 -p tcp --dport 2380 -j DROP"]
+
+
+def test_overlapping_partitions_install_each_rule_once() -> None:
+    rules = partition_commands("t", isolate(CP1, [CP2]) | one_way([CP2], [CP1]))
+    assert len(rules["cp1"]) == len(set(rules["cp1"])) == 5
+
+
+def test_heal_unhooks_flushes_and_deletes_and_every_step_may_fail() -> None:
+    heal = heal_partition("t1")
+    assert lines(heal) == ["iptables -w -D INPUT -j CHAOSLAB-t1", "iptables -w -D OUTPUT -j CHAOSLAB-t1",
+                           "iptables -w -F CHAOSLAB-t1", "iptables -w -X CHAOSLAB-t1"]
+    assert all(c.may_fail for c in heal)
+
+
+def test_leftovers_finds_the_chain_and_its_hooks_and_nothing_else() -> None:
+    listing = ("-P INPUT ACCEPT\n-N CHAOSLAB-t1\n-N CHAOSLAB-t10\n-A INPUT -j CHAOSLAB-t1\n"
+               "-A INPUT -j CHAOSLAB-t10\n-A CHAOSLAB-t1 -d 10.213.0.12/32 -j DROP\n")
+    assert leftovers("t1", listing) == ["-N CHAOSLAB-t1", "-A INPUT -j CHAOSLAB-t1",
+                                        "-A CHAOSLAB-t1 -d 10.213.0.12/32 -j DROP"]
+    assert leftovers("t1", "-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n") == []
+
+
+# ---- degradation ---------------------------------------------------------------------------------------
+
+
+def test_netem_on_all_traffic_is_one_root_qdisc() -> None:
+    cmds = degrade_commands("eth0", Netem(delay_ms=200, jitter_ms=50, loss_percent=5))
+    assert lines(cmds) == ["tc qdisc replace dev eth0 root netem delay 200ms 50ms loss 5%"]
+    assert Netem(loss_percent=0.5).args() == ("netem", "loss", "0.5%")
+
+
+def test_netem_toward_peers_uses_a_fourth_prio_band_and_one_filter_per_peer() -> None:
+    cmds = degrade_commands("eth0", Netem(delay_ms=100), toward=[CP3, CP2, CP3])
+    assert lines(cmds) == [
+        "tc qdisc replace dev eth0 root handle 1: prio bands 4",
+        "tc qdisc replace dev eth0 parent 1:4 handle 40: netem delay 100ms",
+        "tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.213.0.12/32 flowid 1:4",
+        "tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.213.0.13/32 flowid 1:4",
+    ]
+
+
+def test_heal_degrade_deletes_the_root_qdisc_and_may_fail() -> None:
+    assert heal_degrade("eth0") == (Command(("tc", "qdisc", "del", "dev", "eth0", "root"), may_fail=True),)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({}, "nothing to degrade"),
+    ({"jitter_ms": 10, "loss_percent": 1}, "jitter needs a delay"),
+    ({"delay_ms": -1}, ">= 0 ms"),
+    ({"loss_percent": 101}, "loss 0-100"),
+])
+def test_netem_refuses_meaningless_settings(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Netem(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dev", ["", "eth0 root", "a" * 16, "-x", "eth0;x"])
+def test_interface_names_are_checked(dev: str) -> None:
+    with pytest.raises(ValueError, match="interface"):
+        heal_degrade(dev)
+
+
+# ---- where commands run --------------------------------------------------------------------------------
+
+
+def test_wrapping_runs_the_same_argv_in_a_namespace_and_keeps_may_fail() -> None:
+    heal = heal_partition("t1")
+    assert wrap(heal, on_host) == heal
+    wrapped = wrap(heal, in_netns("chaoslab-lab-cp2"))
+    assert wrapped[0] == Command(("ip", "netns", "exec", "chaoslab-lab-cp2", *heal[0].argv), may_fail=True)
+    with pytest.raises(ValueError, match="network namespace"):
+        in_netns("../x")
+
+
+# ---- dead-man's switch ---------------------------------------------------------------------------------
+
+
+def test_switch_is_a_detached_sh_that_sleeps_then_heals() -> None:
+    heal = wrap(heal_partition("t1")[:1] + heal_degrade("eth0"), in_netns("ns1"))
+    argv = dead_mans_switch(heal, 30, "chaoslab-r1-t1")
+    assert argv[:4] == ("setsid", "-f", "sh", "-c") and argv[5] == "chaoslab-r1-t1"
+    assert argv[4] == ("exec </dev/null >/dev/null 2>&1; trap 'kill $p 2>/dev/null; exit 0' TERM; "
+                       "sleep 30 & p=$!; wait $p; "
+                       "ip netns exec ns1 iptables -w -D INPUT -j CHAOSLAB-t1; "
+                       "ip netns exec ns1 tc qdisc del dev eth0 root")
+    assert shlex.split(argv[4].split("wait $p; ", 1)[1].split(";")[0]) == list(heal[0].argv)
+
+
+def test_switch_refuses_tokens_a_shell_could_misread() -> None:
+    for token in ("x; reboot", "$(id)", "`id`", "a b", "it's", ""):
+        with pytest.raises(ValueError, match="unsafe token"):
+            dead_mans_switch([Command(("echo", token))], 5, "m1")
+
+
+@pytest.mark.parametrize(("deadline", "marker", "message"), [
+    (0, "m1", "at least 1"), (2.5, "m1", "whole seconds"), (True, "m1", "whole seconds"),
+    (5, "m 1", "marker"), (5, "-m1", "marker"), (5, "a" * 65, "marker"),
+])
+def test_switch_refuses_bad_deadline_or_marker(deadline: int, marker: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dead_mans_switch(heal_partition("t1"), deadline, marker)
+
+
+def test_switch_needs_heal_commands() -> None:
+    with pytest.raises(ValueError, match="without heal"):
+        dead_mans_switch([], 5, "m1")
+
+
+def test_cancel_matches_the_switch_command_line_and_not_wrappers_carrying_the_marker() -> None:
+    cancel = cancel_dead_mans_switch("chaoslab-r1-t1")
+    assert cancel.may_fail and cancel.argv[:3] == ("pkill", "-TERM", "-f")
+    pattern = re.compile(cancel.argv[3])
+    switch = dead_mans_switch(heal_partition("t1"), 30, "chaoslab-r1-t1")
+    assert pattern.search(" ".join(switch[2:]))  # what /proc/PID/cmdline shows once setsid has exec'd sh
+    assert not pattern.search(" ".join(dead_mans_switch(heal_partition("t1"), 30, "chaoslab-r1-t10")[2:]))
+    assert not pattern.search(" ".join(("sudo", *cancel.argv)))
+    assert not pattern.search(" ".join(("sh", "-c", shlex.join(cancel.argv))))
