@@ -1,0 +1,175 @@
+"""Partitions on the real lab, through the CLI: each shape cuts what it says and heals without a trace, the
+write workload's checker finds no loss when there is none and catches one when there is, and a SIGKILLed
+chaoslab's partition is healed by the dead-man's switch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chaoslab.lab.config import LabLayout
+from chaoslab.probes.writes import ERRORS, PREFIX
+from chaoslab.targets.lab import LabTarget
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EXPERIMENT = """\
+apiVersion: chaoslab.io/v1alpha1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  target: {{kind: lab, name: {lab}}}
+  steadyState: [apiserver-ready, etcd-quorum]
+  faults:
+    - {{kind: partition, {fault}}}
+  duration: {duration}
+  probes: [etcd, apiserver, writes]
+  slo:
+    lostWrites: {{max: 0}}
+    etcdLeaderElections: {{max: {elections}}}
+"""
+
+
+def write(tmp_path: Path, lab: LabLayout, name: str, fault: str, duration: str = "8s", elections: int = 2) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(EXPERIMENT.format(name=name, lab=lab.config.name, fault=fault, duration=duration,
+                                      elections=elections))
+    return path
+
+
+def command(path: Path, tmp_path: Path) -> list[str]:
+    return [sys.executable, "-m", "chaoslab.cli", "run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs")]
+
+
+def run(path: Path, tmp_path: Path) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+    proc = subprocess.run(command(path, tmp_path), capture_output=True, text=True, timeout=300, check=False,
+                          cwd=ROOT)
+    run_dir = max((tmp_path / "runs").iterdir())
+    return proc.returncode, proc.stdout + proc.stderr, json.loads((run_dir / "verdict.json").read_text())
+
+
+def chains(target: LabTarget) -> dict[str, list[str]]:
+    """Every CHAOSLAB chain rule left on any lab host."""
+    out = {}
+    for h in target.hosts("etcd"):
+        listing = target.run_commands([*_iptables(target, h)])[0]
+        out[h] = [line for line in listing.splitlines() if "CHAOSLAB" in line]
+    return out
+
+
+def _iptables(target: LabTarget, host: str) -> list:  # type: ignore[type-arg]
+    from chaoslab.netrules import Command, wrap
+    return list(wrap([Command(("iptables", "-w", "-S"))], target.host_wrap(host)))
+
+
+def value(verdict: dict, metric: str) -> float | None:  # type: ignore[type-arg]
+    return verdict["runValues"][0][metric]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def target(lab: LabLayout) -> LabTarget:
+    return LabTarget(lab)
+
+
+@pytest.mark.slow
+def test_leader_isolation_elects_a_new_leader_fast_and_loses_no_write(lab: LabLayout, target: LabTarget,
+                                                                     tmp_path: Path) -> None:
+    path = write(tmp_path, lab, "isolate-leader", "shape: isolate, select: leader, traffic: peer")
+    code, out, verdict = run(path, tmp_path)
+    assert code == 0, out
+    # A new leader within a few election timeouts (the SLO in experiments/ says 2.5 s on a quiet lab).
+    assert 0 < value(verdict, "etcdTimeToNewLeader") < 10  # type: ignore[operator]
+    assert value(verdict, "lostWrites") == 0 and value(verdict, "failedWrites") is not None
+    assert not any(chains(target).values())
+
+
+@pytest.mark.slow
+def test_a_minority_split_keeps_the_leader_and_loses_no_write(lab: LabLayout, target: LabTarget,
+                                                              tmp_path: Path) -> None:
+    # Without pre-vote the cut-off member's higher term may force one election when it rejoins.
+    path = write(tmp_path, lab, "split-follower", "shape: split, select: follower", elections=1)
+    code, out, verdict = run(path, tmp_path)
+    assert code == 0, out
+    assert value(verdict, "lostWrites") == 0
+    assert value(verdict, "staleReads") is not None
+    assert not any(chains(target).values())
+
+
+@pytest.mark.slow
+def test_one_way_inbound_loss_on_the_leader_forces_an_election(lab: LabLayout, target: LabTarget,
+                                                              tmp_path: Path) -> None:
+    # The leader still sends heartbeats but hears no acknowledgement: TCP stalls, it loses quorum.
+    path = write(tmp_path, lab, "one-way-leader", "shape: one-way, select: leader, direction: inbound")
+    code, out, verdict = run(path, tmp_path)
+    assert value(verdict, "etcdLeaderElections"), out
+    assert value(verdict, "lostWrites") == 0, out
+    assert code in (0, 1), out
+    assert not any(chains(target).values())
+
+
+@pytest.mark.slow
+def test_the_checker_catches_an_acknowledged_write_deleted_behind_its_back(lab: LabLayout, target: LabTarget,
+                                                                         tmp_path: Path) -> None:
+    path = write(tmp_path, lab, "lost-write", "shape: isolate, select: follower, traffic: peer", elections=1)
+    proc = subprocess.Popen(command(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    members = target.etcd_members()
+    try:
+        deleted = None
+        deadline = time.monotonic() + 60
+        while deleted is None and time.monotonic() < deadline:
+            for member in members.values():
+                try:
+                    keys = [m.key.decode() for _, m in member.client.get_prefix(PREFIX, keys_only=True)]
+                except ERRORS:  # a member may be the cut-off one
+                    continue
+                acked = sorted(k for k in keys if not k.endswith("/latest"))
+                if len(acked) > 5:
+                    deleted = acked[0]
+                    member.client.delete(deleted)
+                break
+            time.sleep(0.2)
+        assert deleted, "the workload wrote nothing"
+        out = proc.communicate(timeout=300)[0].decode()
+    finally:
+        for m in members.values():
+            m.close()
+    assert proc.returncode == 1, out
+    run_dir = max((tmp_path / "runs").iterdir())
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    lost = next(s for s in verdict["slos"] if s["metric"] == "lostWrites")
+    assert lost["measured"] == 1 and not lost["passed"] and deleted in lost["evidence"]
+
+
+@pytest.mark.slow
+def test_the_dead_mans_switch_heals_a_partition_after_chaoslab_is_killed(lab: LabLayout, target: LabTarget,
+                                                                       tmp_path: Path) -> None:
+    path = write(tmp_path, lab, "killed-mid-partition", "shape: isolate, select: follower, deadman: 5",
+                 duration="5s")
+    proc = subprocess.Popen(command(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not any(chains(target).values()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the partition was never installed"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert any(chains(target).values())
+    # duration 5 s + deadman 5 s after injection; allow for the time since.
+    deadline = time.monotonic() + 20
+    while any(chains(target).values()):
+        assert time.monotonic() < deadline, f"still partitioned: {chains(target)}"
+        time.sleep(0.5)
+    # The run directory still names the undo: `chaoslab recover` replays it harmlessly.
+    run_dir = max((tmp_path / "runs").iterdir())
+    assert (run_dir / "undo.json").exists()
+    rec = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,
+                         text=True, timeout=60, check=False, cwd=ROOT)
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert not (run_dir / "undo.json").exists()
