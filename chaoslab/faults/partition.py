@@ -41,7 +41,6 @@ from chaoslab.netrules import (
 )
 from chaoslab.targets import Target
 
-SHAPES = ("isolate", "split", "one-way")
 TRAFFIC: dict[str, tuple[int, ...] | None] = {"all": None, "peer": (2380,), "client": (2379,)}
 HEAL_MARGIN = 60
 """Seconds after the fault's duration at which the dead-man's switch heals if chaoslab did not."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from chaoslab.errors import LabError
+from chaoslab.errors import ChaoslabError, LabError
 
 
 def run(
@@ -15,7 +15,7 @@ def run(
     check: bool = True,
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
-    error: type[LabError] = LabError,
+    error: type[ChaoslabError] = LabError,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; with `check`, a non-zero exit raises `error` with the command and its stderr tail."""
     try:

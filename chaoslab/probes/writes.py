@@ -45,6 +45,10 @@ class WritesProbe(Sampler):
         self.members: dict[str, EtcdMember] = self.target.etcd_members(timeout=1.0)
         self.order = sorted(self.members)
         self.acked: dict[str, str] = {}
+        self.seq = 0
+        """The last write attempted."""
+        self.current = 0
+        """Index into `order` of the member the workload writes through; a failed write moves it on."""
         self.highest = 0
         self.lock = threading.Lock()
         self._spawn(self.loop, "writes")
@@ -52,10 +56,10 @@ class WritesProbe(Sampler):
             self._spawn(lambda n=name: self._read_loop(n), f"writes-read-{name}")
 
     def sample_once(self) -> None:
-        seq = getattr(self, "_seq", 0) + 1
-        self._seq = seq
+        self.seq += 1
+        seq = self.seq
         key, value = f"{self.root}{seq:08d}", str(seq)
-        member = self.order[getattr(self, "_current", 0) % len(self.order)]
+        member = self.order[self.current % len(self.order)]
         client = self.members[member].client
         t = self.timeline.now()
         try:
@@ -63,7 +67,7 @@ class WritesProbe(Sampler):
                                                     client.transactions.put(f"{self.root}latest", value)],
                                failure=[])
         except ERRORS as exc:
-            self._current = getattr(self, "_current", 0) + 1
+            self.current += 1
             self.timeline.sample("writes", "put", t=t, ok=False, seq=seq, member=member, error=_error(exc),
                                  seconds=round(self.timeline.now() - t, 4))
             return

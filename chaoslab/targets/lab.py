@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal as signals
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import Component, Host, LabLayout
 from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
 from chaoslab.lab.status import etcd_members
+from chaoslab.lab.system import run
 from chaoslab.netrules import Command, Endpoint, Wrap, in_netns
 
 
@@ -49,20 +48,14 @@ class LabTarget:
         return in_netns(self._host(host).netns)
 
     def _host(self, name: str) -> Host:
-        for h in self.layout.hosts:
-            if h.name == name:
-                return h
-        raise TargetError(f"{self.name} has no host {name!r}; hosts: {', '.join(h.name for h in self.layout.hosts)}")
+        try:
+            return self.layout.host(name)
+        except KeyError:
+            raise TargetError(f"{self.name} has no host {name!r}; hosts: "
+                              f"{', '.join(h.name for h in self.layout.hosts)}") from None
 
     def run_commands(self, commands: Sequence[Command]) -> list[str]:
-        out = []
-        for c in commands:
-            proc = subprocess.run(c.argv, capture_output=True, text=True, check=False, timeout=30)
-            if proc.returncode and not c.may_fail:
-                raise TargetError(f"{self.name}: `{shlex.join(c.argv)}` failed (exit {proc.returncode}): "
-                                  f"{proc.stderr.strip() or proc.stdout.strip()}")
-            out.append(proc.stdout)
-        return out
+        return [run(c.argv, check=not c.may_fail, timeout=30, error=TargetError).stdout for c in commands]
 
     def apiserver_endpoints(self) -> Mapping[str, str]:
         out = {"lb": self.layout.apiserver_url}

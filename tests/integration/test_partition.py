@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chaoslab.lab.config import LabLayout
+from chaoslab.netrules import Command, wrap
 from chaoslab.probes.writes import ERRORS, PREFIX
 from chaoslab.targets.lab import LabTarget
 
@@ -59,14 +60,9 @@ def chains(target: LabTarget) -> dict[str, list[str]]:
     """Every CHAOSLAB chain rule left on any lab host."""
     out = {}
     for h in target.hosts("etcd"):
-        listing = target.run_commands([*_iptables(target, h)])[0]
+        listing = target.run_commands(wrap([Command(("iptables", "-w", "-S"))], target.host_wrap(h)))[0]
         out[h] = [line for line in listing.splitlines() if "CHAOSLAB" in line]
     return out
-
-
-def _iptables(target: LabTarget, host: str) -> list:  # type: ignore[type-arg]
-    from chaoslab.netrules import Command, wrap
-    return list(wrap([Command(("iptables", "-w", "-S"))], target.host_wrap(host)))
 
 
 def value(verdict: dict, metric: str) -> float | None:  # type: ignore[type-arg]
