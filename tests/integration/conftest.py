@@ -1,5 +1,8 @@
 """One real lab for the whole integration session, with its own name and ports so it never touches a
-lab a developer has running. Short node timings keep the node-lifecycle tests quick."""
+lab a developer has running. Short node timings keep the node-lifecycle tests quick.
+
+`CHAOSLAB_TEST_LAB` and `CHAOSLAB_TEST_PORT_BASE` (default `itest`, 17443) let two checkouts run their
+suites side by side."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up
 
-TEST_LAB = LabConfig(name="itest", port_base=17443, nodes=3, node_lease_seconds=20, node_monitor_grace=20)
+TEST_LAB = LabConfig(name=os.environ.get("CHAOSLAB_TEST_LAB", "itest"),
+                     port_base=int(os.environ.get("CHAOSLAB_TEST_PORT_BASE", "17443")), nodes=3, node_lease_seconds=20, node_monitor_grace=20)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -105,7 +105,7 @@ def test_a_second_run_against_the_same_target_is_refused(lab: LabLayout, tmp_pat
         second = start_run(lab, tmp_path / "b")
         out = second.communicate(timeout=60)[0].decode()
         assert second.returncode == 3, out
-        assert "another run is active against lab 'itest'" in out
+        assert f"another run is active against lab '{lab.config.name}'" in out
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=30)

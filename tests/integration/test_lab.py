@@ -66,7 +66,8 @@ def test_killed_component_is_restarted_by_the_supervisor(lab: LabLayout, api: Ku
     eventually(lambda: collect(lab).apiservers["cp2"], 60, "restarted apiserver ready")
 
 
-def test_scheduler_binds_a_deployments_pods_to_simulated_nodes_and_they_become_ready(api: KubeApi) -> None:
+def test_scheduler_binds_a_deployments_pods_to_simulated_nodes_and_they_become_ready(
+        lab: LabLayout, api: KubeApi) -> None:
     name = f"web-{uuid.uuid4().hex[:6]}"
     labels = {"app": name}
     api.create("/apis/apps/v1/namespaces/default/deployments", {
@@ -82,7 +83,7 @@ def test_scheduler_binds_a_deployments_pods_to_simulated_nodes_and_they_become_r
             return ok if len(ok) == 6 else None
 
         pods = eventually(ready_pods, 90, "6 pods Running and Ready")
-        assert {p["spec"]["nodeName"] for p in pods} <= {"itest-node-1", "itest-node-2", "itest-node-3"}
+        assert {p["spec"]["nodeName"] for p in pods} <= {f"{lab.config.name}-node-{i}" for i in (1, 2, 3)}
         deploy = api.get(f"/apis/apps/v1/namespaces/default/deployments/{name}")
         eventually(lambda: api.get(f"/apis/apps/v1/namespaces/default/deployments/{name}")["status"].get(
             "readyReplicas") == 6, 30, "deployment reports 6 ready replicas")
@@ -101,18 +102,18 @@ def node_ready(api: KubeApi, name: str) -> str:
 @pytest.mark.slow
 def test_stopping_a_nodes_heartbeat_makes_the_node_lifecycle_controller_mark_it_not_ready(
         lab: LabLayout, api: KubeApi) -> None:
-    paused = lab.nodes_control_dir / "itest-node-3"
+    paused = lab.nodes_control_dir / f"{lab.config.name}-node-3"
     paused.touch()
     try:
-        eventually(lambda: node_ready(api, "itest-node-3") == "Unknown", 60, "node NotReady (Unknown)")
-        assert node_ready(api, "itest-node-1") == "True"
+        eventually(lambda: node_ready(api, f"{lab.config.name}-node-3") == "Unknown", 60, "node NotReady (Unknown)")
+        assert node_ready(api, f"{lab.config.name}-node-1") == "True"
     finally:
         paused.unlink()
-    eventually(lambda: node_ready(api, "itest-node-3") == "True", 30, "node Ready again after resume")
+    eventually(lambda: node_ready(api, f"{lab.config.name}-node-3") == "True", 30, "node Ready again after resume")
 
 
 def test_a_second_lab_with_the_same_name_or_ports_is_refused(lab: LabLayout) -> None:
     with pytest.raises(LabError, match="already up"):
         up(lab.config, find_binaries())
-    with pytest.raises(LabError, match="ports 17443.* in use"):
-        up(LabConfig(name="itest2", port_base=17443), find_binaries())
+    with pytest.raises(LabError, match=f"ports {lab.config.port_base}.* in use"):
+        up(LabConfig(name=lab.config.name + "2", port_base=lab.config.port_base), find_binaries())
