@@ -35,7 +35,7 @@ from dataclasses import dataclass
 __all__ = [
     "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
     "dead_mans_switch", "degrade_commands", "heal_degrade", "heal_partition", "in_netns", "isolate",
-    "leftovers", "on_host", "one_way", "partition_commands", "split", "wrap",
+    "leftovers", "loss_commands", "on_host", "one_way", "partition_commands", "split", "wrap",
 ]
 
 Argv = tuple[str, ...]
@@ -90,6 +90,8 @@ class Endpoint:
     host: str
     address: str
     """IPv4 address its peers reach it on (iptables only; IPv6 would need ip6tables)."""
+    device: str | None = None
+    """The interface its peer traffic leaves by (for `tc`), when the target knows it."""
 
     def __post_init__(self) -> None:
         try:
@@ -212,6 +214,26 @@ def heal_partition(tag: str) -> tuple[Command, ...]:
             _iptables("-D", "OUTPUT", "-j", chain, may_fail=True),
             _iptables("-F", chain, may_fail=True),
             _iptables("-X", chain, may_fail=True))
+
+
+def loss_commands(tag: str, host: Endpoint, peers: Iterable[Endpoint], percent: float,
+                  ports: Iterable[int] | None = None) -> tuple[Command, ...]:
+    """Commands for `host` alone that drop `percent` % of the packets it exchanges with `peers`, both ways
+    (iptables `statistic`: each packet independently, like netem's loss, but needing no qdisc). With
+    `ports`, only TCP packets from or to those ports count, either end: raft messages to a peer travel
+    over connections either side dialled. Healed like a partition (`heal_partition(tag)`)."""
+    if isinstance(percent, bool) or not 0 < percent <= 100:
+        raise ValueError(f"loss {percent!r}: give a percentage above 0 and at most 100")
+    chain, p = chain_name(tag), _ports(ports)
+    addresses = sorted({e.address for e in peers if e.host != host.host})
+    if not addresses:
+        raise ValueError(f"loss on {host.host!r} toward no other host")
+    drop = ("-m", "statistic", "--mode", "random", "--probability", f"{percent / 100:.4f}", "-j", "DROP")
+    matches = [()] if p is None else [("-p", "tcp", f"--{end}port", str(port)) for port in p for end in "ds"]
+    rules = [_iptables("-A", chain, side, a, *m, *drop) for a in addresses for side in ("-d", "-s")
+             for m in matches]
+    return (_iptables("-N", chain), *rules, _iptables("-I", "INPUT", "-j", chain),
+            _iptables("-I", "OUTPUT", "-j", chain))
 
 
 def leftovers(tag: str, listing: str) -> list[str]:

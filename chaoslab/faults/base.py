@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from chaoslab.errors import RevertError, TargetError
-from chaoslab.netrules import Command, cancel_dead_mans_switch, heal_partition, leftovers, wrap
+from chaoslab.netrules import Command, cancel_dead_mans_switch, heal_degrade, heal_partition, leftovers, wrap
 from chaoslab.targets import Target
 
 
@@ -17,7 +17,8 @@ from chaoslab.targets import Target
 class Undo:
     """One revert step. `signal`: send `signal` to `component` on `host` (e.g. CONT after STOP);
     `release`: let the supervisor restart `component` on `host` again; `heal-network`: remove the chain
-    `tag` on `hosts` and disarm the dead-man's switch `marker`."""
+    `tag` on `hosts` and the qdisc of `devices` (host → interface, if any), and disarm the dead-man's
+    switch `marker`."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -76,12 +77,20 @@ def apply_undo(target: Target, undo: Undo) -> None:
 
 
 def heal_network(target: Target, params: Mapping[str, Any]) -> None:
-    """Undo of `partition`: remove its chain on every host, disarm the switch, check nothing is left."""
-    tag, hosts = params["tag"], params["hosts"]
+    """Undo of `partition` and `network-degrade`: remove the chain on every host and the netem qdisc of
+    each device, disarm the switch, and check that nothing is left."""
+    tag, hosts, devices = params["tag"], params["hosts"], params.get("devices", {})
     for host in hosts:
         target.run_commands(wrap(heal_partition(tag), target.host_wrap(host)))
+    for host, dev in devices.items():
+        target.run_commands(wrap(heal_degrade(dev), target.host_wrap(host)))
     target.run_commands([cancel_dead_mans_switch(params["marker"])])
-    left = {h: leftovers(tag, target.run_commands(wrap([Command(("iptables", "-w", "-S"))],
-                                                        target.host_wrap(h)))[0]) for h in hosts}
+    left: dict[str, list[str]] = {}
+    for h in hosts:
+        listing = target.run_commands(wrap([Command(("iptables", "-w", "-S"))], target.host_wrap(h)))[0]
+        left[h] = leftovers(tag, listing)
+    for h, dev in devices.items():
+        qdiscs = target.run_commands(wrap([Command(("tc", "qdisc", "show", "dev", dev))], target.host_wrap(h)))[0]
+        left[h] = left.get(h, []) + [line for line in qdiscs.splitlines() if " netem " in line]
     if any(left.values()):
-        raise RevertError(f"partition {tag}: rules left after heal: {left}")
+        raise RevertError(f"network fault {tag}: rules left after heal: {left}")

@@ -71,36 +71,13 @@ class PartitionFault:
         self.duration = duration
         self.rng = rng or random.Random()
 
-    def _selected(self, target: Target, hosts: list[str]) -> tuple[str, str, str | None]:
-        """(role, host, etcd leader)."""
-        sel = self.params.select
-        members = target.etcd_members()
-        try:
-            leader = etcd_leader(members)
-        finally:
-            for m in members.values():
-                m.close()
-        if sel.startswith("host:"):
-            host = sel.split(":", 1)[1]
-            if host not in hosts:
-                raise InjectionError(f"partition: {target.name} has no etcd host {host!r}; hosts: {', '.join(hosts)}")
-            return sel, host, leader
-        if sel == "random":
-            return "random", self.rng.choice(hosts), leader
-        if leader is None:
-            raise InjectionError(f"partition: etcd of {target.name} has no leader right now; is the control "
-                                 f"plane healthy? (`chaoslab lab status`)")
-        if sel == "leader":
-            return "leader", leader, leader
-        return "follower", self.rng.choice([h for h in hosts if h != leader]), leader
-
     def plan(self, target: Target) -> tuple[str, list[str], Partition]:
         """(role, hosts on the cut-off side, the blocked flows)."""
         p = self.params
         hosts = target.hosts("etcd")
         if len(hosts) < 2:
             raise InjectionError(f"partition: {target.name} has {len(hosts)} etcd host(s); nothing to cut")
-        role, chosen, leader = self._selected(target, hosts)
+        role, chosen, leader = select_etcd_host(target, self.params.select, self.rng, self.kind)
         ends = {h: target.endpoint(h) for h in hosts}
         ports = TRAFFIC[p.traffic]
         if p.shape == "split":
@@ -142,6 +119,30 @@ class PartitionFault:
         except Exception as exc:
             heal_network(target, params)
             raise InjectionError(f"partition: could not install the rules ({exc}); healed again") from exc
+
+
+def select_etcd_host(target: Target, select: str, rng: random.Random, fault: str) -> tuple[str, str, str | None]:
+    """(role, host, etcd leader) for `select` (leader, follower, random or host:NAME), resolved now."""
+    hosts = target.hosts("etcd")
+    members = target.etcd_members()
+    try:
+        leader = etcd_leader(members)
+    finally:
+        for m in members.values():
+            m.close()
+    if select.startswith("host:"):
+        host = select.split(":", 1)[1]
+        if host not in hosts:
+            raise InjectionError(f"{fault}: {target.name} has no etcd host {host!r}; hosts: {', '.join(hosts)}")
+        return select, host, leader
+    if select == "random":
+        return "random", rng.choice(hosts), leader
+    if leader is None:
+        raise InjectionError(f"{fault}: etcd of {target.name} has no leader right now; is the control "
+                             f"plane healthy? (`chaoslab lab status`)")
+    if select == "leader":
+        return "leader", leader, leader
+    return "follower", rng.choice([h for h in hosts if h != leader]), leader
 
 
 def recorded_partition(target: Target, flows: list[str]) -> Partition:

@@ -19,6 +19,8 @@ from chaoslab.lab.config import Host, LabLayout
 from chaoslab.lab.system import run
 
 BRIDGE = "br0"
+HOST_DEVICE = "eth0"
+"""Every host's one interface, toward the bridge."""
 NETNS_DIR = Path("/var/run/netns")
 
 
@@ -54,9 +56,9 @@ def create(layout: LabLayout) -> None:
             ns = host.netns
             run(["ip", "netns", "add", ns])
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
-            run(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", host.name, "netns", sw])
-            run(["ip", "-n", ns, "addr", "add", f"{host.address}/{layout.prefix_len}", "dev", "eth0"])
-            run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            run(["ip", "-n", ns, "link", "add", HOST_DEVICE, "type", "veth", "peer", "name", host.name, "netns", sw])
+            run(["ip", "-n", ns, "addr", "add", f"{host.address}/{layout.prefix_len}", "dev", HOST_DEVICE])
+            run(["ip", "-n", ns, "link", "set", HOST_DEVICE, "up"])
             run(["ip", "-n", sw, "link", "set", host.name, "master", BRIDGE])
             run(["ip", "-n", sw, "link", "set", host.name, "up"])
     except LabError:

@@ -15,6 +15,7 @@ from chaoslab.etcd import EtcdMember
 from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import Component, Host, LabLayout
 from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
+from chaoslab.lab.network import HOST_DEVICE
 from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
 from chaoslab.netrules import Command, Endpoint, Wrap, in_netns
@@ -42,7 +43,7 @@ class LabTarget:
         return self._api
 
     def endpoint(self, host: str) -> Endpoint:
-        return Endpoint(host, self._host(host).address)
+        return Endpoint(host, self._host(host).address, device=HOST_DEVICE)
 
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(self._host(host).netns)

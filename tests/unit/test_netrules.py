@@ -21,6 +21,7 @@ from chaoslab.netrules import (
     in_netns,
     isolate,
     leftovers,
+    loss_commands,
     on_host,
     one_way,
     partition_commands,
@@ -43,7 +44,7 @@ def test_public_api_is_pinned() -> None:
     assert sorted(netrules.__all__) == [
         "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
         "dead_mans_switch", "degrade_commands", "heal_degrade", "heal_partition", "in_netns", "isolate",
-        "leftovers", "on_host", "one_way", "partition_commands", "split", "wrap",
+        "leftovers", "loss_commands", "on_host", "one_way", "partition_commands", "split", "wrap",
     ]
 
 
@@ -178,6 +179,30 @@ def test_netem_toward_peers_uses_a_fourth_prio_band_and_one_filter_per_peer() ->
         "tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.213.0.12/32 flowid 1:4",
         "tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.213.0.13/32 flowid 1:4",
     ]
+
+
+def test_loss_drops_at_random_both_ways_on_the_degraded_host_only() -> None:
+    cmds = [" ".join(c.argv) for c in loss_commands("d1", CP1, [CP2, CP3, CP1], 25)]
+    stat = "-m statistic --mode random --probability 0.2500 -j DROP"
+    assert cmds == [
+        "iptables -w -N CHAOSLAB-d1",
+        f"iptables -w -A CHAOSLAB-d1 -d {CP2.address} {stat}", f"iptables -w -A CHAOSLAB-d1 -s {CP2.address} {stat}",
+        f"iptables -w -A CHAOSLAB-d1 -d {CP3.address} {stat}", f"iptables -w -A CHAOSLAB-d1 -s {CP3.address} {stat}",
+        "iptables -w -I INPUT -j CHAOSLAB-d1", "iptables -w -I OUTPUT -j CHAOSLAB-d1"]
+
+
+def test_port_restricted_loss_matches_the_port_at_either_end() -> None:
+    rules = [c.argv for c in loss_commands("d1", CP1, [CP2], 5, [2380]) if "-A" in c.argv]
+    assert [r[r.index("-p"):r.index("-m")] for r in rules] == [
+        ("-p", "tcp", "--dport", "2380"), ("-p", "tcp", "--sport", "2380")] * 2
+
+
+@pytest.mark.parametrize("percent", [0, -1, 101, True])
+def test_loss_outside_0_to_100_is_refused(percent: float) -> None:
+    with pytest.raises(ValueError, match="percentage"):
+        loss_commands("d1", CP1, [CP2], percent)
+    with pytest.raises(ValueError, match="toward no other host"):
+        loss_commands("d1", CP1, [CP1], 10)
 
 
 def test_heal_degrade_deletes_the_root_qdisc_and_may_fail() -> None:
