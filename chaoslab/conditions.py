@@ -121,13 +121,24 @@ def failing_conditions(timeline: Timeline | Samples, conditions: Sequence[str], 
     return [c for c in conditions if not holds(index, c, t, renewal_window)]
 
 
-def unavailable_seconds(samples: Sequence[Sample], key: str, end: float) -> float:
-    """Total time, up to `end`, from each sample where `key` is false to the next sample (or end)."""
-    total = 0.0
+def false_intervals(samples: Sequence[Sample], key: str, end: float) -> list[tuple[float, float]]:
+    """Where one subject's `key` was false: from each sample saying so to that subject's next sample (or
+    `end`), merged. The one definition of "unavailable" for measurements and live abort conditions."""
+    out: list[tuple[float, float]] = []
     for s, nxt in zip(samples, [*samples[1:], None]):
-        if not s.values.get(key):
-            total += (nxt.t if nxt else end) - s.t
-    return total
+        stop = nxt.t if nxt else end
+        if s.values.get(key) or stop <= s.t:
+            continue
+        if out and out[-1][1] >= s.t:
+            out[-1] = (out[-1][0], stop)
+        else:
+            out.append((s.t, stop))
+    return out
+
+
+def unavailable_seconds(samples: Sequence[Sample], key: str, end: float) -> float:
+    """Total time, up to `end`, that `false_intervals` covers."""
+    return sum(b - a for a, b in false_intervals(samples, key, end))
 
 
 def live_value(timeline: Timeline, metric: str) -> float | None:

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from chaoslab.conditions import RENEWAL_WINDOW, Samples, etcd_reachable, holds_until
+from chaoslab.conditions import RENEWAL_WINDOW, Samples, etcd_reachable, false_intervals, holds_until
 from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS
 
@@ -124,15 +124,6 @@ def condition_intervals(timeline: Timeline | Samples, condition: str, end: float
     return intervals(index, end, lambda t: holds_until(index, condition, t, renewal_window))
 
 
-def _false_intervals(index: Samples, probe: str, subject: str, key: str, end: float) -> list[Interval]:
-    """From each sample of one subject where `key` is false to its next sample (as
-    `conditions.unavailable_seconds`)."""
-    def until(t: float) -> float:
-        s = index.latest(probe, subject, t)
-        return math.inf if s is not None and not s.values.get(key) else -math.inf
-    return intervals(index, end, until)
-
-
 def _describe(intervals: list[Interval], what: str, limit: int = 3) -> str:
     parts = [f"{_ts(a)}–{b:.2f} s ({b - a:.2f} s)" for a, b in intervals[:limit]]
     more = f" and {len(intervals) - limit} more" if len(intervals) > limit else ""
@@ -164,9 +155,9 @@ class _Leadership:
     evidence_lost: str
 
 
-def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[Interval]]:
-    """Elections (term increases with a leader named), the new leader, when the old one was lost, and
-    where no reachable member named a leader."""
+def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[Interval], list[tuple[float, str]]]:
+    """Elections (term increases with a leader named), the new leader, when the old one was lost, where no
+    reachable member named a leader, and each election as (time, what changed)."""
     samples = index.timeline.samples_of("etcd")
     no_leader = intervals(index, end, lambda t: -math.inf if any(
         v.values.get("leader") for v in etcd_reachable(index, t)[1]) else math.inf)
@@ -180,6 +171,7 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
     term: int | None = int(base.values["term"]) if base else None
     leader = base_leader
     changes: list[str] = []
+    elected: list[tuple[float, str]] = []
     new_at: float | None = None
     seen_before = any(s.t <= inject for s in samples)
     for s in samples:
@@ -191,6 +183,7 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
         if term is None or t_new > term:
             if term is not None or seen_before:
                 changes.append(f"{leader or 'none'} → {s.values['leader']} at {_ts(s.t)} (term {term} → {t_new})")
+                elected.append((s.t, changes[-1]))
                 new_at = s.t if new_at is None else new_at
             term, leader = t_new, s.values["leader"]
     was = f"{base_leader}, term {base.values['term']}" if base else "no leader seen before"
@@ -206,7 +199,7 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
     ev_lost = (f"etcd first without an agreed, reachable leader at {_ts(lost_at)}" if lost_at is not None
                else f"the etcd leader ({was}) was never lost")
     count = float(len(changes)) if samples else None
-    return _Leadership(count, new_at, lost_at, ev_el, ev_new, ev_lost), no_leader
+    return _Leadership(count, new_at, lost_at, ev_el, ev_new, ev_lost), no_leader, elected
 
 
 def _etcd_leader_lost(index: Samples, old: str | None, t: float) -> bool:
@@ -290,7 +283,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
         if not samples:
             evidence[metric] = f"not measured: no {probe}/{subject} samples"
             continue
-        down = _clip(_false_intervals(index, probe, subject, key, end), start, end)
+        down = _clip(false_intervals(samples, key, end), start, end)
         values[metric] = round(_total(down), 4)
         evidence[metric] = (_describe(down, what) if down else
                             f"{what} never, {_ts(start)}–{end:.2f} s ({len(samples)} samples)")
@@ -331,13 +324,18 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     # Leaders.
     leaders: dict[str, _Leadership | None] = {}
     if tl.samples_of("etcd"):
-        etcd, no_leader = _etcd(index, inject, end)
+        etcd, no_leader, elected = _etcd(index, inject, end)
         leaders["etcd"] = etcd
         values["etcdLeaderElections"] = etcd.elections
         evidence["etcdLeaderElections"] = etcd.evidence_elections
         if etcd.new_at is not None:
             values["etcdTimeToNewLeader"] = round(etcd.new_at - inject, 4)
         evidence["etcdTimeToNewLeader"] = etcd.evidence_new
+        if revert is not None:
+            rejoin = [text for t, text in elected if t >= revert]
+            values["etcdRejoinElections"] = float(len(rejoin))
+            evidence["etcdRejoinElections"] = (f"after revert at {_ts(revert)}: {'; '.join(rejoin)}" if rejoin else
+                                               f"no etcd election after revert at {_ts(revert)}")
         without = _clip(no_leader, inject, end)
         values["etcdTimeWithoutLeader"] = round(_total(without), 4)
         evidence["etcdTimeWithoutLeader"] = (_describe(without, "no reachable member named a leader")

@@ -29,6 +29,7 @@ METRICS = {
     "etcdLeaderElections": "count",            # changes of etcd leader seen (incl. a re-election of the same member in a new term)
     "etcdTimeWithoutLeader": "s",              # total time no reachable member had a leader
     "etcdTimeToNewLeader": "s",                # injection → first sample of a higher raft term with a leader
+    "etcdRejoinElections": "count",            # of those, elections after the revert (a healed member's higher term)
     "schedulerLeaderElections": "count",       # changes of the kube-scheduler Lease holder
     "schedulerTimeToNewLeader": "s",           # injection → new kube-scheduler holder seen
     "controllerManagerLeaderElections": "count",

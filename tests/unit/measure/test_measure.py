@@ -15,6 +15,7 @@ from .synthetic import (
     inject,
     lease,
     renewing,
+    revert,
     scheduler_kill,
     write,
 )
@@ -101,6 +102,29 @@ def test_each_new_leader_counts_and_lagging_members_do_not() -> None:
     m = measure(build(recs), ("etcd-quorum",), settle=0.5)
     assert m.values["etcdLeaderElections"] == 2.0
     assert m.values["etcdTimeToNewLeader"] == 0.5
+
+
+def test_an_election_after_the_revert_is_a_disruptive_rejoin() -> None:
+    # Leader isolation: cp2 takes over in term 3; the healed cp1 returns campaigning in term 6 and forces
+    # a second election (pre-vote off).
+    recs = etcd_steady(0.0, 10.0, "cp1", 2)
+    recs += [inject(10.0, "etcd", "cp1")]
+    recs += etcd(11.5, {"cp1": None, "cp2": ("cp2", 3), "cp3": ("cp2", 3)})
+    recs += [revert(20.0)]
+    recs += etcd(20.4, {"cp1": ("cp3", 7), "cp2": ("cp3", 7), "cp3": ("cp3", 7)})
+    recs += etcd(21.0, {"cp1": ("cp3", 7), "cp2": ("cp3", 7), "cp3": ("cp3", 7)})
+    m = measure(build(recs), ("etcd-quorum",), settle=0.5)
+    assert m.values["etcdLeaderElections"] == 2.0
+    assert m.values["etcdRejoinElections"] == 1.0
+    assert m.evidence["etcdRejoinElections"] == "after revert at t=20.00 s: cp2 → cp3 at t=20.40 s (term 3 → 7)"
+
+
+def test_rejoin_elections_need_a_revert_and_zero_is_measured() -> None:
+    recs = [*etcd_steady(0.0, 10.0, "cp1", 2), inject(5.0, "etcd", "cp2")]
+    assert measure(build(recs), ("etcd-quorum",), settle=0.5).values["etcdRejoinElections"] is None
+    m = measure(build([*recs, revert(8.0)]), ("etcd-quorum",), settle=0.5)
+    assert m.values["etcdRejoinElections"] == 0.0
+    assert m.evidence["etcdRejoinElections"] == "no etcd election after revert at t=8.00 s"
 
 
 def test_no_etcd_change_means_zero_elections_and_no_time_to_new_leader() -> None:
