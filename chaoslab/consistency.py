@@ -95,7 +95,7 @@ def check_watch(subject: str, samples: Sequence[Sample], acked: Sequence[tuple[i
     expiries: list[str] = []
 
     def between(lo: int, hi: int, closed: bool) -> list[tuple[int, int]]:
-        return [a for a in acked if lo < a[0] < hi or (closed and a[0] == hi)]
+        return [a for a in acked if lo < a[0] and (a[0] < hi or (closed and a[0] == hi))]
 
     for s in sorted(samples, key=lambda s: s.t):
         what, rv = s.values.get("what"), s.values.get("rv")
@@ -104,7 +104,7 @@ def check_watch(subject: str, samples: Sequence[Sample], acked: Sequence[tuple[i
             continue
         if what == "end":
             if pos is not None:
-                late = between(pos, acked[-1][0] if acked else pos, True)
+                late = [a for a in acked if a[0] > pos]
                 gaps += late
                 tail = len(late)
             break

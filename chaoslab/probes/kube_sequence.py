@@ -86,6 +86,9 @@ class KubeSequenceProbe(Sampler):
         """Endpoint → the resourceVersion its watch has delivered up to."""
         self.writing = threading.Event()
         self.writing.set()
+        self.watching = threading.Event()
+        """Watches outlive `stopped` (which the probe group sets first) until the catch-up is over."""
+        self.watching.set()
         self.counter = 0
         self._create()
         self._spawn(self.loop, "kube-sequence-update")
@@ -180,7 +183,7 @@ class KubeSequenceProbe(Sampler):
         api = self.apis[ep]
         rv: int | None = None
         expired = False
-        while not self.stopped.is_set():
+        while self.watching.is_set():
             try:
                 if rv is None:
                     rv = self._list(ep, "relist" if expired else "list")
@@ -188,7 +191,7 @@ class KubeSequenceProbe(Sampler):
                         return  # not an etcd3 revision: nothing to compare
                 for event in api.watch(PATH, resource_version=str(rv), timeout_seconds=self.watch_seconds,
                                        fieldSelector=self.selector):
-                    if self.stopped.is_set():
+                    if not self.watching.is_set():
                         return
                     obj, kind = event.get("object") or {}, event.get("type")
                     if kind == "ERROR":
@@ -213,11 +216,11 @@ class KubeSequenceProbe(Sampler):
                     rv, expired = None, True
                 else:
                     self._watch_sample(ep, "broken", rv, error=_error(exc))
-                    self.stopped.wait(0.2)
+                    time.sleep(0.2)
             except TargetError as exc:
                 # The apiserver is down or cut off (that may be the fault): resume from `rv` once it answers.
                 self._watch_sample(ep, "broken", rv, error=_error(exc))
-                self.stopped.wait(0.2)
+                time.sleep(0.2)
 
     # ---- stop -------------------------------------------------------------------------------------
     def stop(self, timeout: float = 5.0) -> None:
@@ -234,6 +237,7 @@ class KubeSequenceProbe(Sampler):
                 break
             time.sleep(0.1)
         self.stopped.set()
+        self.watching.clear()
         with self.lock:
             positions = dict(self.position)
         for ep in self.apis:
