@@ -9,7 +9,8 @@ from typing import Any
 from chaoslab import consistency
 from chaoslab.measure import measure
 from chaoslab.run.timeline import Sample, Timeline
-from tests.unit.measure.synthetic import Record, build
+
+from .synthetic import Record, build
 
 P = "kube-sequence"
 
