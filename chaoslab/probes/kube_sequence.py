@@ -226,7 +226,7 @@ class KubeSequenceProbe(Sampler):
 
     # ---- stop -------------------------------------------------------------------------------------
     def stop(self, timeout: float = 5.0) -> None:
-        if not hasattr(self, "apis"):
+        if not hasattr(self, "apis") or not self._threads:  # never started, or the ConfigMap was never created
             super().stop(timeout)
             return
         self.writing.clear()
@@ -252,6 +252,8 @@ class KubeSequenceProbe(Sampler):
             t.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
+        if not hasattr(self, "apis"):
+            return
         try:
             self.apis["lb"].delete(self.object_path)
         except TargetError:
