@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from chaoslab import consistency
 from chaoslab.conditions import RENEWAL_WINDOW, Samples, etcd_reachable, false_intervals, holds_until
 from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS
@@ -289,6 +290,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
                             f"{what} never, {_ts(start)}–{end:.2f} s ({len(samples)} samples)")
     values["schedulingLatency"], evidence["schedulingLatency"] = _scheduling(tl, start)
     _data_safety(tl, start, values, evidence)
+    _api_consistency(tl, start, values, evidence)
 
     if inject is None:
         for metric in METRICS:
@@ -390,6 +392,34 @@ def _data_safety(tl: Timeline, start: float, values: dict[str, float | None], ev
     evidence["staleReads"] = (f"{len(stale)} of {len(reads)} serializable reads stale" + (
         f"; first: {stale[0].subject[5:]} returned {stale[0].values['value']} at {_ts(stale[0].t)} after "
         f"{stale[0].values['acked']} was acknowledged" if stale else ""))
+
+
+def _api_consistency(tl: Timeline, start: float, values: dict[str, float | None],
+                     evidence: dict[str, str]) -> None:
+    """resourceVersionRegressions, watchGaps, watchRelists and the API error rates from the
+    `kube-sequence` probe (`chaoslab.consistency` has the definitions)."""
+    updates = tl.samples_of(consistency.PROBE, "update")
+    reads = consistency.reads_of(tl)
+    if not updates and not reads:
+        return
+    for metric, samples, what in (("apiWriteErrorRate", updates, "API updates"),
+                                  ("apiReadErrorRate", reads, "API quorum reads")):
+        errors = consistency.error_rate(samples, start, what)
+        values[metric] = errors.rate
+        evidence[metric] = errors.evidence(start)
+    checked = consistency.check_reads(reads)
+    if checked.reads:
+        values["resourceVersionRegressions"] = float(len(checked.regressions))
+    evidence["resourceVersionRegressions"] = (checked.evidence if checked.reads
+                                              else "not measured: no quorum read succeeded")
+    watches = consistency.check_watches(tl)
+    if watches is None or not any(w.judged for w in watches.watches):
+        evidence["watchGaps"] = evidence["watchRelists"] = "not measured: no watch listed the object"
+        return
+    values["watchGaps"] = float(watches.gaps)
+    values["watchRelists"] = float(watches.relists)
+    evidence["watchGaps"] = watches.evidence_gaps
+    evidence["watchRelists"] = watches.evidence_relists
 
 
 def _scheduling(tl: Timeline, start: float) -> tuple[float | None, str]:

@@ -77,6 +77,8 @@ def distribution(values: Sequence[float]) -> dict[str, float | int | None]:
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "not measured"
+    if unit == "ratio":
+        return f"{value:.4g} ({value:.1%})"
     return f"{value:g}" if unit == "count" else f"{value:.2f} s"
 
 

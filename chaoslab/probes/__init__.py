@@ -14,13 +14,14 @@ from chaoslab.probes.apiserver import ApiserverProbe
 from chaoslab.probes.base import Sampler
 from chaoslab.probes.canary import CanaryProbe
 from chaoslab.probes.etcd import EtcdProbe
+from chaoslab.probes.kube_sequence import KubeSequenceProbe
 from chaoslab.probes.lease import LeaseProbe
 from chaoslab.probes.writes import WritesProbe
 from chaoslab.run.timeline import Timeline
 from chaoslab.targets import Target
 
 PROBES: dict[str, type[Sampler]] = {p.kind: p for p in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe,
-                                                        WritesProbe)}
+                                                        WritesProbe, KubeSequenceProbe)}
 
 
 class ProbeGroup:

@@ -22,6 +22,8 @@ Sample vocabulary (probe → subject → values):
                 (the canary pod's creation) — the API is writable when ok.
                 ``scheduling`` → ``pod`` name, ``bound`` bool, ``seconds`` from create to bound (or pending
                 so far); sampled when the pod is created, while pending, and once when bound.
+- ``kube-sequence`` ``update``, ``read-<endpoint>``, ``watch-<endpoint>``: see
+                `chaoslab.probes.kube_sequence` and docs/measurements.md.
 
 Event vocabulary (kind → detail): ``run-start`` (``experiment``, ``run`` index), ``steady-state``
 (``phase`` "before" or "after", ``ok``, ``failing`` list of conditions), ``inject`` (``fault`` kind,

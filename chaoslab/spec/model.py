@@ -22,7 +22,8 @@ STEADY_STATE_CONDITIONS = (
     "scheduling",                 # the scheduling canary's last pod was bound
 )
 
-#: SLO metrics (see docs/measurements.md for exact definitions). Units: seconds unless a count.
+#: SLO metrics (see docs/measurements.md for exact definitions). Units: seconds (`s`), a whole number
+#: (`count`), or a fraction from 0 to 1 (`ratio`).
 METRICS = {
     "recoveryTime": "s",                       # injection → steady state holds for the settle period
     "recoveryAfterRevert": "s",                # revert → the same moment
@@ -41,6 +42,11 @@ METRICS = {
     "failedWrites": "count",                   # etcd writes of the workload that failed or timed out after injection
     "etcdWriteUnavailable": "s",               # total time the workload's etcd writes failed
     "staleReads": "count",                     # serializable reads older than a write acknowledged before them
+    "resourceVersionRegressions": "count",     # quorum API reads older than a resourceVersion already seen
+    "watchGaps": "count",                      # acknowledged updates a watch skipped (not covered by a relist)
+    "watchRelists": "count",                   # relists after a watch expired (410 Gone: too old resource version)
+    "apiReadErrorRate": "ratio",               # failed ÷ sent quorum reads of the sequence probe after injection
+    "apiWriteErrorRate": "ratio",              # failed ÷ sent updates of the sequence probe after injection
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
@@ -88,7 +94,7 @@ class Experiment:
     steady_state: tuple[str, ...] = ("apiserver-ready", "etcd-quorum", "scheduler-leader",
                                       "controller-manager-leader")
     probes: tuple[str, ...] = ("control-plane",)
-    """Probe sets (files in probes/) or single probes: etcd, lease, apiserver, canary, writes."""
+    """Probe sets (files in probes/) or single probes: etcd, lease, apiserver, canary, writes, kube-sequence."""
     slos: tuple[SloSpec, ...] = ()
     abort: Mapping[str, float] = field(default_factory=dict)
     """metric → threshold: the run is aborted (and reverted at once) when a live measurement exceeds it."""

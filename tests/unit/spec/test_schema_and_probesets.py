@@ -25,9 +25,10 @@ def test_the_schema_agrees_with_the_model() -> None:
     defs = schema()["$defs"]
     steady = defs["experimentSpec"]["properties"]["steadyState"]["items"]["enum"]
     assert steady == list(STEADY_STATE_CONDITIONS)
-    for table, seconds, count in (("slo", "sloSeconds", "sloCount"), ("abort", "duration", "count")):
+    for table, by_unit in (("slo", {"s": "sloSeconds", "count": "sloCount", "ratio": "sloRatio"}),
+                           ("abort", {"s": "duration", "count": "count", "ratio": "ratio"})):
         refs = {m: p["$ref"].rsplit("/", 1)[1] for m, p in defs[table]["properties"].items()}
-        assert refs == {m: seconds if unit == "s" else count for m, unit in METRICS.items()}
+        assert refs == {m: by_unit[unit] for m, unit in METRICS.items()}
     assert defs["duration"]["pattern"] == durations.PATTERN
 
 

@@ -106,3 +106,11 @@ def test_verdict_round_trips_through_json() -> None:
     assert Verdict.from_json(data) == v
     with pytest.raises(ValueError, match="not a chaoslab verdict"):
         Verdict.from_json({**data, "schema": "other/v9"})
+
+
+def test_a_ratio_is_shown_as_a_fraction_and_a_percentage() -> None:
+    from chaoslab.verdict import format_value
+
+    assert METRICS["apiReadErrorRate"] == "ratio"
+    assert format_value(0.0274, "ratio") == "0.0274 (2.7%)"
+    assert format_value(None, "ratio") == "not measured"
