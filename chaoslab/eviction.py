@@ -186,12 +186,21 @@ class Evictor:
                   on_result: Callable[[EvictionResult], None] = lambda _: None) -> list[EvictionResult]:
         """Evict every pod, at most `parallelism` at once; `on_result` is called (from the pool's threads)
         as each one ends. Results in the order of `pods`."""
-        with ThreadPoolExecutor(max_workers=max(1, self.parallelism), thread_name_prefix="evict") as pool:
-            def one(pod: PodRef) -> EvictionResult:
-                result = self.evict(pod, deadline)
-                on_result(result)
-                return result
-            return list(pool.map(one, pods))
+        def one(pod: PodRef) -> EvictionResult:
+            result = self.evict(pod, deadline)
+            on_result(result)
+            return result
+
+        pool = ThreadPoolExecutor(max_workers=max(1, self.parallelism), thread_name_prefix="evict")
+        try:
+            results = list(pool.map(one, pods))
+        except BaseException:
+            # Ctrl-C or a crashed callback: end the retries now rather than wait out the deadline.
+            self.stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return results
 
 
 def wait_gone(api: KubeApi, pods: Iterable[PodRef], node: str, deadline: float, stop: threading.Event,
