@@ -16,6 +16,7 @@ from typing import Any
 from chaoslab.errors import SpecError
 from chaoslab.faults.base import Fault
 from chaoslab.faults.degrade import NetworkDegrade
+from chaoslab.faults.drain_node import DrainNode
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.partition import PartitionFault
 
@@ -41,6 +42,7 @@ def register(cls: type[Any]) -> type[Any]:
 register(KillProcess)
 register(PartitionFault)
 register(NetworkDegrade)
+register(DrainNode)
 
 
 def fault_class(kind: str) -> type[Any]:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from chaoslab.errors import RevertError, TargetError
+from chaoslab.kubeapi import ApiError
 from chaoslab.netrules import Command, cancel_dead_mans_switch, heal_degrade, heal_partition, leftovers, wrap
 from chaoslab.targets import Target
 
@@ -18,7 +19,7 @@ class Undo:
     """One revert step. `signal`: send `signal` to `component` on `host` (e.g. CONT after STOP);
     `release`: let the supervisor restart `component` on `host` again; `heal-network`: remove the chain
     `tag` on `hosts` and the qdisc of `devices` (host → interface, if any), and disarm the dead-man's
-    switch `marker`."""
+    switch `marker`; `uncordon`: make the Nodes `nodes` schedulable again."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -69,6 +70,13 @@ def apply_undo(target: Target, undo: Undo) -> None:
             target.hold(p["component"], p["host"], held=False)
         elif undo.action == "heal-network":
             heal_network(target, p)
+        elif undo.action == "uncordon":
+            for node in p["nodes"]:
+                try:
+                    target.api().patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": None}})
+                except ApiError as exc:
+                    if exc.status != 404:  # a node deleted meanwhile needs nothing
+                        raise
         else:
             raise RevertError(f"unknown undo action {undo.action!r}")
     except (TargetError, OSError) as exc:

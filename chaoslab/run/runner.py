@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import inspect
 import json
 import os
 import time
@@ -201,7 +202,11 @@ class Runner:
                 timeline.event("inject", fault=inj.fault, index=inj.index, targets=list(inj.targets),
                                component=inj.component, role=inj.role)
                 injections.append(inj)
-                fault.inject(self.target, inj)
+                if "record" in inspect.signature(fault.inject).parameters:
+                    # Faults that report what they did as they go (drain-node: each eviction) get the timeline.
+                    fault.inject(self.target, inj, record=timeline.event)  # type: ignore[call-arg]
+                else:
+                    fault.inject(self.target, inj)
             end = timeline.now() + exp.duration
             while timeline.now() < end:
                 if reason := self._abort_reason(timeline):

@@ -28,7 +28,9 @@ Sample vocabulary (probe → subject → values):
 Event vocabulary (kind → detail): ``run-start`` (``experiment``, ``run`` index), ``steady-state``
 (``phase`` "before" or "after", ``ok``, ``failing`` list of conditions), ``inject`` (``fault`` kind,
 ``index``, ``targets`` list like ["kube-scheduler@cp1"], ``component``, ``role`` e.g. "leader"),
-``revert`` (``fault``, ``index``, ``ok``, ``error``), ``abort`` (``reason``), ``run-end``.
+``revert`` (``fault``, ``index``, ``ok``, ``error``), ``abort`` (``reason``), ``run-end``. Faults whose
+inject takes ``record`` add their own: ``cordon``, ``eviction`` and ``drain`` from ``drain-node`` (see
+chaoslab.faults.drain_node).
 """
 
 from __future__ import annotations

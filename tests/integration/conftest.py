@@ -2,7 +2,7 @@
 lab a developer has running. Short node timings keep the node-lifecycle tests quick.
 
 `CHAOSLAB_TEST_LAB` and `CHAOSLAB_TEST_PORT_BASE` (default `itest`, 17443) let two checkouts run their
-suites side by side."""
+suites side by side; `CHAOSLAB_TEST_PROFILE=small` (one apiserver) saves CPU for tests that do not need HA."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up
 
 TEST_LAB = LabConfig(name=os.environ.get("CHAOSLAB_TEST_LAB", "itest"),
-                     port_base=int(os.environ.get("CHAOSLAB_TEST_PORT_BASE", "17443")), nodes=3, node_lease_seconds=20, node_monitor_grace=20)
+                     port_base=int(os.environ.get("CHAOSLAB_TEST_PORT_BASE", "17443")), nodes=3, node_lease_seconds=20, node_monitor_grace=20,
+                     profile="small" if os.environ.get("CHAOSLAB_TEST_PROFILE") == "small" else "ha")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

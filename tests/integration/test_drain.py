@@ -1,0 +1,209 @@
+"""drain-node on the real lab: PDBs hold the drain until replacements are Ready, DaemonSet pods stay,
+emptyDir and the blast radius refuse before anything is cordoned, and revert uncordons."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from chaoslab.errors import InjectionError, SpecError
+from chaoslab.faults import build
+from chaoslab.faults.base import apply_undo
+from chaoslab.kubeapi import KubeApi
+from chaoslab.lab.config import LabLayout
+from chaoslab.targets.lab import LabTarget
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+@pytest.fixture
+def target(lab: LabLayout) -> LabTarget:
+    return LabTarget(lab)
+
+
+@pytest.fixture
+def ns(api: KubeApi) -> Iterator[str]:
+    name = f"drain-{uuid.uuid4().hex[:6]}"
+    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    api.delete(f"/api/v1/namespaces/{name}")
+    for node in api.get("/api/v1/nodes")["items"]:  # whatever a failed test left cordoned
+        if node["spec"].get("unschedulable"):
+            api.patch(f"/api/v1/nodes/{node['metadata']['name']}", {"spec": {"unschedulable": None}})
+    eventually(lambda: api.delete(f"/api/v1/namespaces/{name}") is None, 90, f"namespace {name} gone")
+
+
+def deployment(api: KubeApi, ns: str, name: str, replicas: int, emptydir: bool = False) -> None:
+    labels = {"app": name}
+    pod_spec: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx:1.25"}]}
+    if emptydir:
+        pod_spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    api.create(f"/apis/apps/v1/namespaces/{ns}/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
+
+
+def daemonset(api: KubeApi, ns: str, name: str) -> None:
+    labels = {"app": name}
+    api.create(f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
+                 "spec": {"containers": [{"name": "c", "image": "pause"}]}}}})
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def pods(api: KubeApi, ns: str, app: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=f"app={app}")["items"]
+    return items
+
+
+def ready_pods(api: KubeApi, ns: str, app: str, n: int) -> list[dict[str, Any]] | None:
+    got = [p for p in pods(api, ns, app) if ready(p)]
+    return got if len(got) == n else None
+
+
+def unschedulable(api: KubeApi, node: str) -> bool:
+    return bool(api.get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable"))
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[tuple[float, str, dict[str, Any]]] = []
+
+    def __call__(self, kind: str, **detail: Any) -> None:
+        self.items.append((time.monotonic(), kind, detail))
+
+    def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
+        return [d for _, k, d in self.items if k == kind and all(d.get(a) == b for a, b in match.items())]
+
+
+def test_a_pdb_holds_the_drain_until_replacements_are_ready_elsewhere_then_it_completes(
+        api: KubeApi, target: LabTarget, ns: str) -> None:
+    deployment(api, ns, "web", 6)
+    placed = eventually(lambda: ready_pods(api, ns, "web", 6), 90, "6 web pods Ready")
+    api.create(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets", {
+        "apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+        "spec": {"minAvailable": 5, "selector": {"matchLabels": {"app": "web"}}}})
+    # The disruption controller must have counted the pods before the budget allows anything.
+    eventually(lambda: api.get(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets/web")
+               .get("status", {}).get("disruptionsAllowed") == 1, 30, "PDB allows 1 disruption")
+    by_node: dict[str, int] = {}
+    for p in placed:
+        by_node[p["spec"]["nodeName"]] = by_node.get(p["spec"]["nodeName"], 0) + 1
+    node = max(by_node, key=lambda n: by_node[n])
+    assert by_node[node] >= 2, f"the scheduler spread 6 pods as {by_node}"
+
+    fault = build("drain-node", {"nodes": [node], "namespaces": [ns], "retryInterval": "1s", "timeout": "90s"})
+    injection = fault.resolve(target, 0)
+    assert [u.params for u in injection.undo] == [{"nodes": [node]}]
+    events = Events()
+    try:
+        fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+        assert unschedulable(api, node)
+        [drain] = events.of("drain", node=node)
+        assert drain["complete"] and drain["evicted"] == by_node[node] and drain["api"] == "policy/v1beta1"
+        # Only one disruption at a time: every pod after the first waited for a replacement to be Ready.
+        assert len(events.of("eviction", outcome="refused")) >= by_node[node] - 1
+        assert all("disruption budget" in e["reason"] for e in events.of("eviction", outcome="refused"))
+        assert len(events.of("eviction", outcome="terminated")) == by_node[node]
+        after = eventually(lambda: ready_pods(api, ns, "web", 6), 60, "6 web pods Ready again")
+        assert node not in {p["spec"]["nodeName"] for p in after}
+    finally:
+        for undo in injection.undo:
+            apply_undo(target, undo)
+    assert not unschedulable(api, node)
+
+
+def test_daemonset_pods_stay_with_ignore_daemonsets_and_refuse_the_drain_without(
+        api: KubeApi, target: LabTarget, ns: str) -> None:
+    daemonset(api, ns, "agent")
+    placed = eventually(lambda: ready_pods(api, ns, "agent", 3), 60, "a DaemonSet pod on each of 3 nodes")
+    node = placed[0]["spec"]["nodeName"]
+    with pytest.raises(InjectionError, match=r"DaemonSet-managed Pods \(use ignoreDaemonSets to ignore\)"):
+        build("drain-node", {"nodes": [node], "namespaces": [ns]}).resolve(target, 0)
+    assert not unschedulable(api, node)
+
+    fault = build("drain-node", {"nodes": [node], "namespaces": [ns], "ignoreDaemonSets": True})
+    injection = fault.resolve(target, 0)
+    events = Events()
+    try:
+        fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+        [skipped] = events.of("eviction", outcome="skipped")
+        assert skipped["pod"] == f"{ns}/{placed[0]['metadata']['name']}"
+        assert skipped["reason"] == "ignoring DaemonSet-managed Pods"
+        time.sleep(2)
+        assert placed[0]["metadata"]["uid"] in {p["metadata"]["uid"] for p in pods(api, ns, "agent")}
+    finally:
+        for undo in injection.undo:
+            apply_undo(target, undo)
+    assert not unschedulable(api, node)
+
+
+def test_an_emptydir_pod_refuses_the_drain_without_consent_and_is_evicted_with_it(
+        api: KubeApi, target: LabTarget, ns: str) -> None:
+    deployment(api, ns, "cache", 1, emptydir=True)
+    [placed] = eventually(lambda: ready_pods(api, ns, "cache", 1), 60, "cache pod Ready")
+    node = placed["spec"]["nodeName"]
+    with pytest.raises(InjectionError, match=rf"nothing was cordoned: node {node}: cannot delete Pods with local "
+                                             rf"storage \(use deleteEmptyDirData to override\): {ns}/"):
+        build("drain-node", {"nodes": [node], "namespaces": [ns]}).resolve(target, 0)
+    assert not unschedulable(api, node)
+
+    fault = build("drain-node", {"nodes": [node], "namespaces": [ns], "deleteEmptyDirData": True})
+    injection = fault.resolve(target, 0)
+    events = Events()
+    try:
+        fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+        [evicted] = events.of("eviction", outcome="evicted")
+        assert evicted["reason"] == "deleting Pods with local storage"
+    finally:
+        for undo in injection.undo:
+            apply_undo(target, undo)
+
+
+def test_pods_in_namespaces_the_experiment_does_not_name_are_left_in_place(
+        api: KubeApi, target: LabTarget, ns: str) -> None:
+    deployment(api, ns, "web", 1)
+    [placed] = eventually(lambda: ready_pods(api, ns, "web", 1), 60, "web pod Ready")
+    node = placed["spec"]["nodeName"]
+    fault = build("drain-node", {"nodes": [node], "namespaces": ["some-other-namespace"]})
+    injection = fault.resolve(target, 0)
+    events = Events()
+    try:
+        fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+        [skipped] = events.of("eviction", pod=f"{ns}/{placed['metadata']['name']}")
+        assert skipped["outcome"] == "skipped" and "protected" in skipped["reason"]
+        assert [p["metadata"]["uid"] for p in pods(api, ns, "web")] == [placed["metadata"]["uid"]]
+    finally:
+        for undo in injection.undo:
+            apply_undo(target, undo)
+
+
+def test_the_blast_radius_limit_refuses_and_nothing_is_cordoned(api: KubeApi, target: LabTarget) -> None:
+    with pytest.raises(SpecError, match="2 nodes asked for but maxNodes is 1"):
+        build("drain-node", {"count": 2, "namespaces": ["default"]})
+    fault = build("drain-node", {"percent": 100, "maxNodes": 2, "selector": "chaoslab.io/simulated=true",
+                                 "namespaces": ["default"]})
+    with pytest.raises(InjectionError, match="3 nodes selected .* but maxNodes is 2"):
+        fault.resolve(target, 0)
+    assert not any(n["spec"].get("unschedulable") for n in api.get("/api/v1/nodes")["items"])
