@@ -19,6 +19,9 @@ from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
 from chaoslab.netrules import Command, Endpoint, Wrap, in_netns
 
+CLIENTS = "clients"
+"""The name of the clients' endpoint in flows (`cp2->clients`)."""
+
 
 class LabTarget:
     def __init__(self, layout: LabLayout) -> None:
@@ -43,6 +46,11 @@ class LabTarget:
 
     def endpoint(self, host: str) -> Endpoint:
         return Endpoint(host, self._host(host).address)
+
+    def clients(self, host: str) -> Endpoint:
+        # haproxy connects to every host from the lab's client address (`chaoslab.lab.network`).
+        self._host(host)
+        return Endpoint(CLIENTS, self.layout.client_address, managed=False)
 
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(self._host(host).netns)
