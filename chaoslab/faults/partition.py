@@ -127,7 +127,7 @@ class PartitionFault:
             size = p.minority if p.minority is not None else (len(hosts) - 1) // 2
             if not 1 <= size <= (len(hosts) - 1) // 2:
                 raise InjectionError(
-                    f"partition: a minority of {size} of {target.name}'s {len(hosts)} etcd members is not a "
+                    f"partition: minority {size} of {len(hosts)} etcd members ({target.name}) is not a "
                     f"minority; give minority: 1" + (f" to {(len(hosts) - 1) // 2}" if len(hosts) > 4 else "")
                     + ("" if len(hosts) > 4 else ", or use a 5-member lab (`chaoslab lab up --hosts 5`)"))
         role, chosen, leader = self._selected(target, hosts)

@@ -79,8 +79,8 @@ def test_a_follower_split_keeps_the_leader_on_the_majority_side() -> None:
 
 
 @pytest.mark.parametrize(("count", "minority", "message"), [
-    (5, 3, r"a minority of 3 of fake's 5 etcd members is not a minority; give minority: 1 to 2$"),
-    (3, 2, (r"a minority of 2 of fake's 3 etcd members is not a minority; give minority: 1, or use a "
+    (5, 3, r"minority 3 of 5 etcd members \(fake\) is not a minority; give minority: 1 to 2$"),
+    (3, 2, (r"minority 2 of 3 etcd members \(fake\) is not a minority; give minority: 1, or use a "
            r"5-member lab \(`chaoslab lab up --hosts 5`\)")),
 ])
 def test_a_minority_that_is_not_one_is_refused(count: int, minority: int, message: str) -> None:
