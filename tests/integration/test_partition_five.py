@@ -39,8 +39,9 @@ def five() -> Iterator[LabLayout]:
     down(layout)  # a lab left by an interrupted earlier session
     try:
         started = time.monotonic()
-        yield up(FIVE, find_binaries(), timeout=240)
+        ready = up(FIVE, find_binaries(), timeout=240)
         print(f"5-member lab ready in {time.monotonic() - started:.1f} s")
+        yield ready
     finally:
         left = down(layout)
         assert not left, f"lab down left {left}"
