@@ -50,6 +50,15 @@ class LabTarget:
     def clients(self, host: str) -> Endpoint:
         # haproxy connects to every host from the lab's client address (`chaoslab.lab.network`).
         self._host(host)
+        try:
+            config = self.layout.haproxy_config.read_text()
+        except OSError as exc:
+            raise TargetError(f"{self.name}: cannot read {self.layout.haproxy_config} ({exc})") from exc
+        if f"source {self.layout.client_address}" not in config:
+            # A lab started by an older chaoslab: rules against the client address would cut nothing.
+            raise TargetError(f"{self.name}: its load balancer does not connect from the client address "
+                              f"{self.layout.client_address}, so clients cannot be cut; restart the lab "
+                              f"(`chaoslab lab down --name {self.layout.config.name}`, then `lab up`)")
         return Endpoint(CLIENTS, self.layout.client_address, managed=False)
 
     def host_wrap(self, host: str) -> Wrap:
