@@ -155,16 +155,20 @@ class KubeApi:
             raise
 
     def watch(self, path: str, *, resource_version: str | None = None, timeout_seconds: int = 300,
-              **params: Any) -> Iterator[dict[str, Any]]:
+              silence: float | None = None, **params: Any) -> Iterator[dict[str, Any]]:
         """Yield watch events `{"type", "object"}` until the server ends the watch.
 
         BOOKMARK and ERROR events are yielded too: an ERROR's object is a Status, and code 410 means the
-        resource version is too old, so the caller relists.
+        resource version is too old, so the caller relists. `silence`: seconds without a byte after which
+        the watch counts as broken (`TargetError`); default `timeout_seconds + 30`. A connection whose
+        packets are dropped (a partition between client and apiserver) neither ends nor errors: only
+        silence tells.
         """
         params |= {"watch": True, "allowWatchBookmarks": True, "timeoutSeconds": timeout_seconds,
                    "resourceVersion": resource_version}
         # The read timeout must outlast a quiet watch: the server ends it after timeoutSeconds anyway.
-        with self.request("GET", path, params=params, timeout=timeout_seconds + 30, stream=True) as resp:
+        read_timeout = silence if silence is not None else timeout_seconds + 30
+        with self.request("GET", path, params=params, timeout=read_timeout, stream=True) as resp:
             if resp.status_code != 200:
                 raise ApiError.from_response("GET", path, resp)
             pending = b""

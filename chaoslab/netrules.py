@@ -35,7 +35,7 @@ from dataclasses import dataclass
 __all__ = [
     "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
     "dead_mans_switch", "degrade_commands", "heal_degrade", "heal_partition", "in_netns", "isolate",
-    "leftovers", "loss_commands", "on_host", "one_way", "partition_commands", "split", "wrap",
+    "leftovers", "loss_commands", "on_host", "one_way", "partition_commands", "ruled_hosts", "split", "wrap",
 ]
 
 Argv = tuple[str, ...]
@@ -85,13 +85,16 @@ def wrap(commands: Iterable[Command], how: Wrap) -> tuple[Command, ...]:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A host as the network sees it."""
+    """A host as the network sees it, or a party outside the control plane (`managed=False`)."""
 
     host: str
     address: str
     """IPv4 address its peers reach it on (iptables only; IPv6 would need ip6tables)."""
     device: str | None = None
     """The interface its peer traffic leaves by (for `tc`), when the target knows it."""
+    managed: bool = True
+    """False for a party chaoslab installs no rule on, such as the clients of a host (a load balancer,
+    users): its flows are cut by the rules on the other end only."""
 
     def __post_init__(self) -> None:
         try:
@@ -111,6 +114,8 @@ class Flow:
     def __post_init__(self) -> None:
         if self.src.host == self.dst.host:
             raise ValueError(f"flow from {self.src.host!r} to itself")
+        if not (self.src.managed or self.dst.managed):
+            raise ValueError(f"flow {self.src.host!r} -> {self.dst.host!r}: neither end takes rules")
         if _ports(self.ports) != self.ports:
             raise ValueError(f"ports {self.ports}: give them sorted, without repeats")
 
@@ -193,17 +198,31 @@ def _drops(chain: str, match: tuple[str, str], ports: tuple[int, ...] | None) ->
 def partition_commands(tag: str, partition: Partition) -> dict[str, tuple[Command, ...]]:
     """Host → commands that install its part of `partition`, in host order. The first command creates the
     chain and fails if it exists (that tag is in place already: heal it first). If a later one fails,
-    heal the host: the hooks come last, so a half-built chain has dropped nothing."""
+    heal the host: the hooks come last, so a half-built chain has dropped nothing. Endpoints that are not
+    `managed` get no rules: their flows are cut on the managed end alone.
+
+        >>> lb = Endpoint("clients", "10.213.0.2", managed=False)
+        >>> cp2 = Endpoint("cp2", "10.213.0.12")
+        >>> sorted(partition_commands("t", isolate(cp2, [lb])))
+        ['cp2']
+    """
     chain = chain_name(tag)
     rules: dict[str, list[Command]] = {}
     for flow in sorted(partition, key=lambda f: (f.src.host, f.dst.host, f.ports or ())):
-        rules.setdefault(flow.src.host, []).extend(_drops(chain, ("-d", flow.dst.address), flow.ports))
-        rules.setdefault(flow.dst.host, []).extend(_drops(chain, ("-s", flow.src.address), flow.ports))
+        if flow.src.managed:
+            rules.setdefault(flow.src.host, []).extend(_drops(chain, ("-d", flow.dst.address), flow.ports))
+        if flow.dst.managed:
+            rules.setdefault(flow.dst.host, []).extend(_drops(chain, ("-s", flow.src.address), flow.ports))
     return {
         host: (_iptables("-N", chain), *dict.fromkeys(cmds),
                _iptables("-I", "INPUT", "-j", chain), _iptables("-I", "OUTPUT", "-j", chain))
         for host, cmds in sorted(rules.items())
     }
+
+
+def ruled_hosts(partition: Partition) -> list[str]:
+    """The hosts `partition_commands` puts rules on (the ones to heal), sorted."""
+    return sorted({e.host for f in partition for e in (f.src, f.dst) if e.managed})
 
 
 def heal_partition(tag: str) -> tuple[Command, ...]:

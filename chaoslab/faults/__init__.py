@@ -55,6 +55,22 @@ def fault_class(kind: str) -> type[Any]:
     return FAULTS[kind]
 
 
+def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for parameters of a built-in fault that contradict each other, from the params
+    type's own `problems()` (the JSON schema checks each field alone). Unknown kinds and fields are left to
+    `build`.
+
+        >>> param_problems("partition", {"shape": "isolate", "minority": 2})[0][0]
+        'minority'
+    """
+    cls = FAULTS.get(kind)
+    fields = {f.name for f in dataclasses.fields(cls.params_type)} if cls else set()
+    if cls is None or set(params) - fields:
+        return []
+    check = getattr(cls.params_type(**params), "problems", None)
+    return list(check()) if callable(check) else []
+
+
 def build(kind: str, params: Mapping[str, Any], where: str = "", duration: float = 0.0) -> Fault:
     """A fault object from a kind and its parameters as written in the experiment; `duration` is how long
     it will hold (faults that must undo themselves if chaoslab dies need it)."""
@@ -64,5 +80,7 @@ def build(kind: str, params: Mapping[str, Any], where: str = "", duration: float
     if unknown:
         raise SpecError([(f"{where or kind}: unknown parameter(s) {', '.join(unknown)}; "
                           f"{kind} takes {', '.join(sorted(fields))}")])
+    if problems := param_problems(kind, params):
+        raise SpecError([f"{where or kind}.{name}: {message}" for name, message in problems])
     fault: Fault = cls(cls.params_type(**params), duration=duration)
     return fault

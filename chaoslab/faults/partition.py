@@ -12,6 +12,12 @@ Shapes (`shape`):
 `traffic` narrows what is cut: `all` (every packet between the hosts), `peer` (etcd peer traffic, TCP
 2380: raft breaks while clients still reach every member) or `client` (TCP 2379 between hosts).
 
+`clients: true` also cuts the hosts on the cut-off side from their clients outside the control plane — the
+load balancer and everyone behind it: users, chaoslab's probes, the per-member etcd ports — with the same
+`traffic` filter, so `isolate` + `traffic: all` + `clients: true` takes a host off the network entirely.
+Where clients come from is the target's answer (`Target.clients`): the lab's haproxy source address in the
+host's namespace, a real host's load balancer or client network.
+
 The rules come from `chaoslab.netrules` (a chain per fault on every host involved). Before injecting, a
 dead-man's switch is armed that heals the partition `duration + deadman` (60) seconds later even if chaoslab
 is killed; a normal revert heals, disarms it and checks that no rule is left.
@@ -24,11 +30,12 @@ import uuid
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chaoslab.errors import InjectionError
+from chaoslab.errors import InjectionError, RevertError
 from chaoslab.faults.base import Injection, Undo, heal_network
 from chaoslab.leaders import etcd_leader
 from chaoslab.netrules import (
     Command,
+    Endpoint,
     Flow,
     Partition,
     dead_mans_switch,
@@ -36,6 +43,7 @@ from chaoslab.netrules import (
     isolate,
     one_way,
     partition_commands,
+    ruled_hosts,
     split,
     wrap,
 )
@@ -60,6 +68,20 @@ class PartitionParams:
     """one-way: inbound (the selected host receives nothing) or outbound (it sends nothing)."""
     deadman: int = HEAL_MARGIN
     """Seconds after the duration at which the dead-man's switch heals if chaoslab did not (default 60)."""
+    clients: bool = False
+    """Also cut the cut-off side from clients outside the control plane (load balancer, users, probes);
+    default false: only hosts from each other."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for settings that contradict each other; the types are the schema's job."""
+        out = []
+        if self.minority is not None and self.shape != "split":
+            out.append(("minority", f"only `shape: split` has a minority (shape is {self.shape}); "
+                                    + "remove it or use shape: split"))
+        if self.clients and self.traffic == "peer":
+            out.append(("clients", "clients never use the etcd peer port, so `traffic: peer` cuts nothing "
+                                   + "from them; use traffic: all or client, or drop clients"))
+        return out
 
 
 class PartitionFault:
@@ -77,29 +99,50 @@ class PartitionFault:
         hosts = target.hosts("etcd")
         if len(hosts) < 2:
             raise InjectionError(f"partition: {target.name} has {len(hosts)} etcd host(s); nothing to cut")
+        size = 1
+        if p.shape == "split":
+            size = p.minority if p.minority is not None else (len(hosts) - 1) // 2
+            if not 1 <= size <= (len(hosts) - 1) // 2:
+                raise InjectionError(
+                    f"partition: minority {size} of {len(hosts)} etcd members ({target.name}) is not a "
+                    f"minority; give minority: 1" + (f" to {(len(hosts) - 1) // 2}" if len(hosts) > 4 else "")
+                    + ("" if len(hosts) > 4 else ", or use a 5-member lab (`chaoslab lab up --hosts 5`)"))
         role, chosen, leader = select_etcd_host(target, self.params.select, self.rng, self.kind)
         ends = {h: target.endpoint(h) for h in hosts}
         ports = TRAFFIC[p.traffic]
+        # Fill the small side with followers first, so only `select: leader` moves the leader.
+        rest = sorted((h for h in hosts if h != chosen), key=lambda h: (h == leader, h))
+        side = [chosen, *rest[:size - 1]]
+        near, far = [ends[h] for h in side], [ends[h] for h in hosts if h not in side]
         if p.shape == "split":
-            size = p.minority if p.minority is not None else (len(hosts) - 1) // 2
-            if not 1 <= size < len(hosts):
-                raise InjectionError(f"partition: minority {size} must be between 1 and {len(hosts) - 1}")
-            # Fill the small side with followers first, so only `select: leader` moves the leader.
-            rest = sorted((h for h in hosts if h != chosen), key=lambda h: (h == leader, h))
-            side = [chosen, *rest[:size - 1]]
-            others = [ends[h] for h in hosts if h not in side]
-            return role, side, split([[ends[h] for h in side], others], ports)
-        others = [ends[h] for h in hosts if h != chosen]
-        if p.shape == "isolate":
-            return role, [chosen], isolate(ends[chosen], others, ports)
-        if p.direction == "inbound":
-            return role, [chosen], one_way([ends[chosen]], others, ports)
-        return role, [chosen], one_way(others, [ends[chosen]], ports)
+            cut = split([near, far], ports)
+        elif p.shape == "isolate":
+            cut = isolate(near[0], far, ports)
+        elif p.direction == "inbound":
+            cut = one_way(near, far, ports)
+        else:
+            cut = one_way(far, near, ports)
+        if p.clients:
+            cut |= self._from_clients(target, near, ports)
+        return role, side, cut
+
+    def _from_clients(self, target: Target, side: list[Endpoint], ports: tuple[int, ...] | None) -> Partition:
+        """The same cut between each host of `side` and its clients (one-way keeps its direction)."""
+        out: Partition = frozenset()
+        for end in side:
+            clients = target.clients(end.host)
+            if self.params.shape != "one-way":
+                out |= isolate(end, [clients], ports)
+            elif self.params.direction == "inbound":
+                out |= one_way([end], [clients], ports)
+            else:
+                out |= one_way([clients], [end], ports)
+        return out
 
     def resolve(self, target: Target, index: int) -> Injection:
         role, side, partition = self.plan(target)
         tag = f"p{index}-{uuid.uuid4().hex[:8]}"
-        hosts = sorted({f.src.host for f in partition} | {f.dst.host for f in partition})
+        hosts = ruled_hosts(partition)
         flows = sorted(f"{f.src.host}->{f.dst.host}" + (f":{','.join(map(str, f.ports))}" if f.ports else "")
                        for f in partition)
         undo = Undo("heal-network", {"tag": tag, "hosts": hosts, "marker": f"chaoslab-{tag}", "flows": flows})
@@ -146,11 +189,21 @@ def select_etcd_host(target: Target, select: str, rng: random.Random, fault: str
 
 
 def recorded_partition(target: Target, flows: list[str]) -> Partition:
-    """The flows `resolve` recorded in the undo (`cp1->cp2` or `cp1->cp2:2380`), as a partition."""
+    """The flows `resolve` recorded in the undo (`cp1->cp2`, `cp1->cp2:2380`, `cp1->clients`), as a
+    partition."""
+    hosts = set(target.hosts("etcd"))
+
+    def end(name: str, other: str) -> Endpoint:
+        if name in hosts:
+            return target.endpoint(name)
+        clients = target.clients(other)
+        if clients.host != name:
+            raise RevertError(f"partition: flow end {name!r} is neither a host of {target.name} nor its clients")
+        return clients
+
     out = set()
     for text in flows:
         pair, _, ports = text.partition(":")
         src, dst = pair.split("->")
-        out.add(Flow(target.endpoint(src), target.endpoint(dst),
-                     tuple(int(x) for x in ports.split(",")) if ports else None))
+        out.add(Flow(end(src, dst), end(dst, src), tuple(int(x) for x in ports.split(",")) if ports else None))
     return frozenset(out)

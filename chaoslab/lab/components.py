@@ -154,8 +154,14 @@ def kube_controller_manager(layout: LabLayout, bins: Binaries, host: Host) -> li
     ), *_leader_election(layout)]
 
 
+def _in_host(layout: LabLayout, host: Host) -> str:
+    return f"namespace {host.netns} source {layout.client_address}"
+
+
 def haproxy_config(layout: LabLayout) -> str:
-    """TCP pass-through: TLS ends at the apiservers and etcd members, whose certs carry 127.0.0.1."""
+    """TCP pass-through: TLS ends at the apiservers and etcd members, whose certs carry 127.0.0.1. Every
+    server connection (and health check) starts inside the server's host namespace from the lab's client
+    address, so a partition can cut a host from its clients (`chaoslab.lab.network`)."""
     lines = [
         "global",
         "  maxconn 4000",
@@ -173,14 +179,14 @@ def haproxy_config(layout: LabLayout) -> str:
         "  option httpchk GET /readyz",
     ]
     for h in layout.apiserver_hosts:
-        lines.append(f"  server {h.name} {h.address}:{layout.APISERVER_PORT} namespace {h.netns} "
+        lines.append(f"  server {h.name} {h.address}:{layout.APISERVER_PORT} {_in_host(layout, h)} "
                      "check check-ssl verify none inter 1s fall 2 rise 1")
     for h in layout.apiserver_hosts:
         lines += [f"listen apiserver-{h.name}", f"  bind 127.0.0.1:{layout.apiserver_host_port(h)}",
-                  f"  server {h.name} {h.address}:{layout.APISERVER_PORT} namespace {h.netns}"]
+                  f"  server {h.name} {h.address}:{layout.APISERVER_PORT} {_in_host(layout, h)}"]
     for h in layout.hosts:
         lines += [f"listen etcd-{h.name}", f"  bind 127.0.0.1:{layout.etcd_client_port(h)}",
-                  f"  server {h.name} {h.address}:{layout.ETCD_CLIENT_PORT} namespace {h.netns}"]
+                  f"  server {h.name} {h.address}:{layout.ETCD_CLIENT_PORT} {_in_host(layout, h)}"]
     return "\n".join(lines) + "\n"
 
 

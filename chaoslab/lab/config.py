@@ -149,6 +149,9 @@ class LabLayout:
             for i in range(1, config.hosts + 1)
         )
         self.prefix_len = net.prefixlen
+        self.client_address = str(net.network_address + 2)
+        """Where haproxy's connections come from inside every host namespace (on `lo` there): what a
+        host's packet filter sees of its clients, so a partition can cut a host from them too."""
         self.state_dir = config.state_root / config.name
         self.port_base = config.port_base
 

@@ -6,8 +6,12 @@ a namespace of its own, so the lab never puts an address on the machine's real i
                                               br0 ── cpN ◀── veth ──▶ eth0
 
 haproxy reaches the hosts with its per-server `namespace` keyword: it opens the connection from inside the
-host's namespace. Later faults (partitions, netem) put their rules inside the host namespaces, where they
-vanish with the namespace. Called by `chaoslab.lab.up`/`down`; needs root.
+host's namespace. From there every connection would come from the host's own address, indistinguishable
+from the host's own processes, so haproxy binds them to the lab's client address (`source`, 10.213.0.2 by
+default), which sits on `lo` in every host namespace: a packet filter in the host tells its clients apart
+as it would on a real host, where they come from other machines. Faults (partitions, netem) put their rules
+inside the host namespaces, where they vanish with the namespace. Called by `chaoslab.lab.up`/`down`;
+needs root.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ def create(layout: LabLayout) -> None:
             ns = host.netns
             run(["ip", "netns", "add", ns])
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
+            # haproxy's source address in this host (see the module docstring).
+            run(["ip", "-n", ns, "addr", "add", f"{layout.client_address}/32", "dev", "lo"])
             run(["ip", "-n", ns, "link", "add", HOST_DEVICE, "type", "veth", "peer", "name", host.name, "netns", sw])
             run(["ip", "-n", ns, "addr", "add", f"{host.address}/{layout.prefix_len}", "dev", HOST_DEVICE])
             run(["ip", "-n", ns, "link", "set", HOST_DEVICE, "up"])

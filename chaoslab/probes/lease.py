@@ -14,6 +14,10 @@ from chaoslab.leaders import LEASES, holder_host
 from chaoslab.probes.base import Sampler
 
 PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+WATCH_SECONDS = 5
+"""Server-side length of one watch (`timeoutSeconds`)."""
+STALL_SECONDS = 2.0
+"""Seconds past the watch's end without a byte after which its connection counts as stalled."""
 
 
 class LeaseProbe(Sampler):
@@ -43,7 +47,11 @@ class LeaseProbe(Sampler):
                         self._record(lease)
                     version = listing["metadata"]["resourceVersion"]
                 # Short server-side timeout: the loop notices `stop` within seconds even on a quiet watch.
-                for event in api.watch(PATH, resource_version=version, timeout_seconds=5):
+                # A watch silent for longer is stalled, e.g. on an apiserver a partition cut off from its
+                # clients: give it up and list again through the load balancer, or every change seen
+                # until the partition heals would be seen late.
+                for event in api.watch(PATH, resource_version=version, timeout_seconds=WATCH_SECONDS,
+                                       silence=WATCH_SECONDS + STALL_SECONDS):
                     if self.stopped.is_set():
                         return
                     obj = event["object"]

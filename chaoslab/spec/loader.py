@@ -347,6 +347,19 @@ def _probe_problems(doc: Document) -> list[str]:
     return problems
 
 
+def _fault_problems(doc: Document) -> list[str]:
+    """Fault parameters that pass the schema one by one but contradict each other (e.g. `minority` without
+    `shape: split`), each at its field."""
+    from chaoslab.faults import param_problems  # deferred: validating needs no fault until here
+
+    out = []
+    for i, fault in enumerate(doc.data["spec"]["faults"]):
+        params = {**_fault_defaults(fault["kind"]), **{k: v for k, v in fault.items() if k != "kind"}}
+        out += [doc.problem(("spec", "faults", i, name), message)
+                for name, message in param_problems(fault["kind"], params)]
+    return out
+
+
 def _load(text: str, file: str, source: Path | None,
           probe_sets_ok: bool) -> tuple[list[Experiment], list[str]]:
     docs, problems = parse(text, file)
@@ -360,7 +373,7 @@ def _load(text: str, file: str, source: Path | None,
                                                        "name it in an experiment's spec.probes"))
             continue
         if not found and kind == "Experiment":
-            found = _probe_problems(doc)
+            found = _probe_problems(doc) + _fault_problems(doc)
         if found:
             problems += found
             continue

@@ -49,6 +49,12 @@ class Target(Protocol):
     def endpoint(self, host: str) -> Endpoint:
         """The host as its peers reach it on the network (for partitions)."""
 
+    def clients(self, host: str) -> Endpoint:
+        """Where clients from outside the control plane — load balancers, users, chaoslab's own probes —
+        reach `host` from, as the host's packet filter sees them (`managed=False`: no rules go there). The
+        lab: its load balancer's source address inside the host's namespace. A real host: the load
+        balancer's or the client network's address."""
+
     def host_wrap(self, host: str) -> Wrap:
         """How a command line runs on `host` (in its namespace, over SSH, in a privileged pod)."""
 

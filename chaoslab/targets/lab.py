@@ -20,6 +20,9 @@ from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
 from chaoslab.netrules import Command, Endpoint, Wrap, in_netns
 
+CLIENTS = "clients"
+"""The name of the clients' endpoint in flows (`cp2->clients`)."""
+
 
 class LabTarget:
     def __init__(self, layout: LabLayout) -> None:
@@ -44,6 +47,20 @@ class LabTarget:
 
     def endpoint(self, host: str) -> Endpoint:
         return Endpoint(host, self._host(host).address, device=HOST_DEVICE)
+
+    def clients(self, host: str) -> Endpoint:
+        # haproxy connects to every host from the lab's client address (`chaoslab.lab.network`).
+        self._host(host)
+        try:
+            config = self.layout.haproxy_config.read_text()
+        except OSError as exc:
+            raise TargetError(f"{self.name}: cannot read {self.layout.haproxy_config} ({exc})") from exc
+        if f"source {self.layout.client_address}" not in config:
+            # A lab started by an older chaoslab: rules against the client address would cut nothing.
+            raise TargetError(f"{self.name}: its load balancer does not connect from the client address "
+                              f"{self.layout.client_address}, so clients cannot be cut; restart the lab "
+                              f"(`chaoslab lab down --name {self.layout.config.name}`, then `lab up`)")
+        return Endpoint(CLIENTS, self.layout.client_address, managed=False)
 
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(self._host(host).netns)

@@ -1,20 +1,25 @@
 """Partitions on the real lab, through the CLI: each shape cuts what it says and heals without a trace, the
-write workload's checker finds no loss when there is none and catches one when there is, and a SIGKILLed
-chaoslab's partition is healed by the dead-man's switch."""
+write workload's checker finds no loss when there is none and catches one when there is, a host cut from
+everything is cut from the load balancer too, and a SIGKILLed chaoslab's partition (clients included) is
+healed by the dead-man's switch."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 
 from chaoslab.lab.config import LabLayout
+from chaoslab.leaders import holder_host, lease_holder
 from chaoslab.netrules import Command, wrap
 from chaoslab.probes.writes import ERRORS, PREFIX
 from chaoslab.targets.lab import LabTarget
@@ -63,6 +68,36 @@ def chains(target: LabTarget) -> dict[str, list[str]]:
         listing = target.run_commands(wrap([Command(("iptables", "-w", "-S"))], target.host_wrap(h)))[0]
         out[h] = [line for line in listing.splitlines() if "CHAOSLAB" in line]
     return out
+
+
+def reachable(target: LabTarget, host: str) -> dict[str, bool]:
+    """Whether `host`'s etcd member and apiserver answer through haproxy, as chaoslab's probes reach them."""
+    out = {}
+    member = target.etcd_members(timeout=1.5)[host]
+    try:
+        member.status()
+        out["etcd"] = True
+    except grpc.RpcError:
+        out["etcd"] = False
+    finally:
+        member.close()
+    url = target.apiserver_endpoints().get(host)
+    if url:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=3, context=context) as resp:
+                out["apiserver"] = resp.status == 200
+        except OSError:
+            out["apiserver"] = False
+    return out
+
+
+def wait_for_rules(target: LabTarget, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 60
+    while not any(chains(target).values()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the partition was never installed"
+        time.sleep(0.1)
 
 
 def value(verdict: dict, metric: str) -> float | None:  # type: ignore[type-arg]
@@ -144,24 +179,51 @@ def test_the_checker_catches_an_acknowledged_write_deleted_behind_its_back(lab: 
 
 
 @pytest.mark.slow
+def test_a_host_cut_from_everything_is_cut_from_the_load_balancer_and_its_leases_move(
+        lab: LabLayout, target: LabTarget, tmp_path: Path) -> None:
+    # The scheduler's Lease holder: its apiserver loses etcd with the host, so the Lease must move.
+    host = holder_host(lease_holder(target.api(), "kube-scheduler"))
+    assert host, "no kube-scheduler holds the Lease"
+    path = write(tmp_path, lab, "isolate-host", f"shape: isolate, select: 'host:{host}', clients: true",
+                 duration="30s")
+    path.write_text(path.read_text().replace("probes: [etcd, apiserver, writes]",
+                                             "probes: [etcd, apiserver, writes, lease]"))
+    proc = subprocess.Popen(command(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    wait_for_rules(target, proc)
+    time.sleep(1)
+    during = {h: reachable(target, h) for h in target.hosts("etcd")}
+    out = proc.communicate(timeout=300)[0].decode()
+    assert during[host] == {"etcd": False, "apiserver": False}, during
+    assert all(all(r.values()) for h, r in during.items() if h != host), during
+    assert proc.returncode == 0, out
+    verdict = json.loads((max((tmp_path / "runs").iterdir()) / "verdict.json").read_text())
+    # Writes went on through the other members; none acknowledged was lost.
+    assert value(verdict, "lostWrites") == 0
+    # Lease duration 15 s, renew deadline 10 s: the holder gives up, a standby takes over after expiry.
+    assert value(verdict, "schedulerLeaderElections") == 1, out
+    assert 10 < value(verdict, "schedulerTimeToNewLeader") < 30  # type: ignore[operator]
+    assert not any(chains(target).values())
+    assert reachable(target, host) == {"etcd": True, "apiserver": True}
+
+
+@pytest.mark.slow
 def test_the_dead_mans_switch_heals_a_partition_after_chaoslab_is_killed(lab: LabLayout, target: LabTarget,
                                                                        tmp_path: Path) -> None:
-    path = write(tmp_path, lab, "killed-mid-partition", "shape: isolate, select: follower, deadman: 5",
-                 duration="5s")
+    path = write(tmp_path, lab, "killed-mid-partition", "shape: isolate, select: follower, deadman: 5, "
+                 "clients: true", duration="5s")
     proc = subprocess.Popen(command(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
                             start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not any(chains(target).values()):
-        assert time.monotonic() < deadline and proc.poll() is None, "the partition was never installed"
-        time.sleep(0.1)
+    wait_for_rules(target, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert any(chains(target).values())
+    cut = [h for h, rules in chains(target).items() if any(f"-s {lab.client_address}/32" in r for r in rules)]
+    assert len(cut) == 1 and not reachable(target, cut[0])["etcd"]
     # duration 5 s + deadman 5 s after injection; allow for the time since.
     deadline = time.monotonic() + 20
     while any(chains(target).values()):
         assert time.monotonic() < deadline, f"still partitioned: {chains(target)}"
         time.sleep(0.5)
+    assert all(reachable(target, h)["etcd"] for h in target.hosts("etcd"))
     # The run directory still names the undo: `chaoslab recover` replays it harmlessly.
     run_dir = max((tmp_path / "runs").iterdir())
     assert (run_dir / "undo.json").exists()

@@ -122,6 +122,12 @@ def test_watch_yields_events_split_across_chunks_and_asks_for_bookmarks() -> Non
     assert session.calls[0]["stream"] is True and session.calls[0]["timeout"] > 300
 
 
+def test_a_watch_asked_to_notice_silence_reads_with_that_timeout() -> None:
+    session = FakeSession(_response(200, [b""]))
+    list(KubeApi("https://k", session).watch("/x", timeout_seconds=5, silence=7.0))
+    assert session.calls[0]["timeout"] == 7.0 and session.calls[0]["params"]["timeoutSeconds"] == "5"
+
+
 def test_watch_refused_raises_api_error() -> None:
     api = KubeApi("https://k", FakeSession(_response(403, _status(403, "Forbidden", "no"))))
     with pytest.raises(ApiError):

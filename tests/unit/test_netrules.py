@@ -25,6 +25,7 @@ from chaoslab.netrules import (
     on_host,
     one_way,
     partition_commands,
+    ruled_hosts,
     split,
     wrap,
 )
@@ -44,7 +45,7 @@ def test_public_api_is_pinned() -> None:
     assert sorted(netrules.__all__) == [
         "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
         "dead_mans_switch", "degrade_commands", "heal_degrade", "heal_partition", "in_netns", "isolate",
-        "leftovers", "loss_commands", "on_host", "one_way", "partition_commands", "split", "wrap",
+        "leftovers", "loss_commands", "on_host", "one_way", "partition_commands", "ruled_hosts", "split", "wrap",
     ]
 
 
@@ -132,6 +133,23 @@ def test_isolate_installs_drops_on_both_ends_of_every_flow() -> None:
                 "iptables -w -I OUTPUT -j CHAOSLAB-t1"],
     }
     assert not any(c.may_fail for cmds in rules.values() for c in cmds)
+
+
+def test_unmanaged_clients_get_no_rules_and_are_cut_on_the_host_side_both_ways() -> None:
+    lb = Endpoint("clients", "10.213.0.2", managed=False)
+    partition = isolate(CP1, [CP2]) | isolate(CP1, [lb], ports=[2379])
+    rules = partition_commands("t2", partition)
+    assert sorted(rules) == ruled_hosts(partition) == ["cp1", "cp2"]
+    assert {line for line in lines(rules["cp1"]) if "10.213.0.2 " in line + " "} == {
+        "iptables -w -A CHAOSLAB-t2 -d 10.213.0.2 -p tcp --dport 2379 -j DROP",
+        "iptables -w -A CHAOSLAB-t2 -s 10.213.0.2 -p tcp --dport 2379 -j DROP"}
+    assert not [line for line in lines(rules["cp2"]) if "10.213.0.2 " in line + " "]
+
+
+def test_a_flow_between_two_unmanaged_ends_is_refused() -> None:
+    a, b = (Endpoint(n, f"10.0.0.{i}", managed=False) for i, n in ((1, "a"), (2, "b")))
+    with pytest.raises(ValueError, match="neither end takes rules"):
+        Flow(a, b)
 
 
 def test_port_restricted_one_way_drops_tcp_to_those_ports_only() -> None:

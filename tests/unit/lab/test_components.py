@@ -54,8 +54,8 @@ def test_haproxy_reaches_every_host_through_its_namespace() -> None:
     cfg = haproxy_config(LabLayout(LabConfig()))
     assert "bind 127.0.0.1:16443" in cfg
     for i in (1, 2, 3):
-        assert f"server cp{i} 10.213.0.1{i}:6443 namespace chaoslab-lab-cp{i} check" in cfg
-        assert f"server cp{i} 10.213.0.1{i}:2379 namespace chaoslab-lab-cp{i}" in cfg
+        assert f"server cp{i} 10.213.0.1{i}:6443 namespace chaoslab-lab-cp{i} source 10.213.0.2 check" in cfg
+        assert f"server cp{i} 10.213.0.1{i}:2379 namespace chaoslab-lab-cp{i} source 10.213.0.2" in cfg
 
 
 def test_controllers_wait_for_their_apiserver_before_first_start() -> None:

@@ -27,3 +27,12 @@ def test_problems_name_the_field_and_what_is_allowed() -> None:
     assert any(p.startswith("subnet:") for p in problems)
     assert any(p.startswith("port_base:") for p in problems)
     assert LabConfig().problems() == []
+
+
+def test_five_hosts_get_distinct_addresses_and_ports_and_the_client_address_is_none_of_them() -> None:
+    layout = LabLayout(LabConfig(hosts=5, subnet="10.50.0.0/24", port_base=20443))
+    addresses = [h.address for h in layout.hosts]
+    assert addresses == [f"10.50.0.1{i}" for i in range(1, 6)]
+    assert layout.client_address == "10.50.0.2" and layout.client_address not in addresses
+    assert len(set(layout.ports)) == len(layout.ports) == 11
+    assert layout.etcd_client_port(layout.hosts[4]) == 20468
