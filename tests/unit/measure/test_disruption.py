@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from measure.synthetic import Record, build, lb, ticks
 
 from chaoslab import disruption
 from chaoslab.disruption import matches, required_healthy
 from chaoslab.measure import measure
 from chaoslab.run.timeline import Timeline
+from measure.synthetic import Record, build, lb, ticks
 
 W = "Deployment/shop/web"
 
@@ -158,8 +158,8 @@ def test_a_blocked_drain_is_incomplete_with_its_reason() -> None:
                 (31.0, "drain", {"node": "n1", "complete": False, "api": "policy/v1"})])
     [d] = disruption.drains(tl)
     assert not d.complete and d.outcomes == {"blocked": 1}
-    assert disruption.drain_duration(tl) == (30.0, "node n1: incomplete after 30.00 s (1 blocked; "
-                                                   "1 PDB refusals retried)")
+    assert disruption.drain_duration(tl) == (30.0, ("node n1: incomplete after 30.00 s (1 blocked; "
+                                                    "1 PDB refusals retried)"))
 
 
 def test_without_workloads_or_drains_nothing_is_measured() -> None:
