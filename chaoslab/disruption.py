@@ -234,7 +234,8 @@ def rescheduling(tl: Timeline, start: float) -> Rescheduling:
     for uid, (t, how) in sorted(removals.items(), key=lambda kv: kv[1][0]):
         old = tracks[uid]
         new = next((p for p in sorted(tracks.values(), key=lambda p: p.first)
-                    if p.workload == old.workload and p.uid not in taken and p.uid not in removals
+                    # A replacement may itself be removed later (a second node drained): still a replacement.
+                    if p.workload == old.workload and p.uid not in taken and p.uid != uid
                     and p.first >= t - TOLERANCE), None)
         if new is not None:
             taken.add(new.uid)

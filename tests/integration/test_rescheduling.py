@@ -107,8 +107,9 @@ def test_a_drain_under_a_pdb_is_measured_rescheduled_without_breaching_the_budge
     assert measured["pdbViolations"]["measured"] == 0
     assert 0 < measured["reschedulingTime"]["measured"] < 60
     assert f"Deployment/{ns}/web: {by_node[node]} pods" in measured["reschedulingTime"]["evidence"]
-    # One pod short at a time (the budget allows one disruption), while each replacement starts.
-    assert 0 < measured["workloadUnavailable"]["measured"] < 60
+    # One pod short at a time (the budget allows one disruption) while each replacement starts: on simulated
+    # nodes that is under a second, which a 500 ms probe may or may not catch.
+    assert 0 <= measured["workloadUnavailable"]["measured"] < 30
     assert 0 < measured["drainDuration"]["measured"] < 90
     report = (run_dir / "report.md").read_text()
     assert "Drain:" in report and f"| {node} |" in report and f"{by_node[node]} evicted" in report

@@ -101,6 +101,16 @@ def test_without_eviction_events_the_observed_deletion_starts_the_clock() -> Non
     assert "shop/web-a seen deleting at t=12.00 s" in got.evidence()
 
 
+def test_a_replacement_drained_in_turn_still_replaced_its_predecessor() -> None:
+    tl = build([pod(0.5, "a", "n1", True), (10.0, "inject", {"fault": "drain-node"}),
+                eviction(10.0, "a", "evicted"), pod(10.5, "b", "n2", False), pod(11.0, "b", "n2", True),
+                eviction(20.0, "b", "evicted", node="n2"), pod(20.5, "c", "n3", False), pod(23.0, "c", "n3", True),
+                (30.0, "run-end", {})])
+    got = disruption.rescheduling(tl, 10.0)
+    assert [(r.old.uid, r.new.uid if r.new else None, r.seconds) for r in got.replacements] == [
+        ("a", "b", 1.0), ("b", "c", 3.0)]
+
+
 def test_pods_removed_before_injection_are_not_counted() -> None:
     tl = build([pod(0.5, "a", "n1", True), pod(2.0, "a", "n1", False, deleting=True), pod(2.0, "b", "n2", True),
                 (10.0, "inject", {"fault": "drain-node"}), (20.0, "run-end", {})])
