@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from chaoslab import consistency
+from chaoslab import consistency, disruption
 from chaoslab.conditions import RENEWAL_WINDOW, Samples, etcd_reachable, false_intervals, holds_until
 from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS
@@ -291,6 +291,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     values["schedulingLatency"], evidence["schedulingLatency"] = _scheduling(tl, start)
     _data_safety(tl, start, values, evidence)
     _api_consistency(tl, start, values, evidence)
+    _workloads(tl, start, end, values, evidence)
 
     if inject is None:
         for metric in METRICS:
@@ -420,6 +421,19 @@ def _api_consistency(tl: Timeline, start: float, values: dict[str, float | None]
     values["watchRelists"] = float(watches.relists)
     evidence["watchGaps"] = watches.evidence_gaps
     evidence["watchRelists"] = watches.evidence_relists
+
+
+def _workloads(tl: Timeline, start: float, end: float, values: dict[str, float | None],
+               evidence: dict[str, str]) -> None:
+    """reschedulingTime, workloadUnavailable and pdbViolations from the `workloads` probe, drainDuration from
+    the drain-node fault's events (`chaoslab.disruption` has the definitions)."""
+    moved = disruption.rescheduling(tl, start)
+    values["reschedulingTime"], evidence["reschedulingTime"] = moved.value, moved.evidence()
+    if not disruption.workload_samples(tl) and not tl.samples_of(disruption.PROBE, disruption.POD):
+        evidence["reschedulingTime"] = "not measured: no workloads samples (add the workloads probe)"
+    values["workloadUnavailable"], evidence["workloadUnavailable"] = disruption.unavailable(tl, start, end)
+    values["pdbViolations"], evidence["pdbViolations"] = disruption.pdb_violations(tl, start, end)
+    values["drainDuration"], evidence["drainDuration"] = disruption.drain_duration(tl)
 
 
 def _scheduling(tl: Timeline, start: float) -> tuple[float | None, str]:

@@ -16,12 +16,13 @@ from chaoslab.probes.canary import CanaryProbe
 from chaoslab.probes.etcd import EtcdProbe
 from chaoslab.probes.kube_sequence import KubeSequenceProbe
 from chaoslab.probes.lease import LeaseProbe
+from chaoslab.probes.workloads import WorkloadsProbe
 from chaoslab.probes.writes import WritesProbe
 from chaoslab.run.timeline import Timeline
 from chaoslab.targets import Target
 
 PROBES: dict[str, type[Sampler]] = {p.kind: p for p in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe,
-                                                        WritesProbe, KubeSequenceProbe)}
+                                                        WritesProbe, KubeSequenceProbe, WorkloadsProbe)}
 
 
 class ProbeGroup:
@@ -40,6 +41,9 @@ class ProbeGroup:
                 kw["interval"] = float(p["interval"])
             if kind == "lease" and "names" in p:
                 kw["names"] = tuple(p["names"])
+            if kind == "workloads":
+                kw["namespaces"] = tuple(p.get("namespaces") or ("default",))
+                kw["selector"] = p.get("selector")
             samplers.append(PROBES[kind](target, timeline, **kw))
         for s in samplers:
             s.start()

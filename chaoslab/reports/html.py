@@ -15,8 +15,9 @@ from collections.abc import Callable, Collection, Iterable
 from html import escape
 
 from chaoslab.conditions import LEASE_OF
+from chaoslab.disruption import drains
 from chaoslab.measure import Interval, Measurements, condition_intervals
-from chaoslab.reports.markdown import started
+from chaoslab.reports.markdown import drain_counts, drain_reasons, started
 from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.verdict import Verdict, format_value
@@ -247,6 +248,10 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
                          f"<b>{sum(p.seconds for p in m.phases):.2f}</b>",
                          "= recoveryTime" if m.values.get("recoveryTime") is not None else "not recovered"])
             body.append(_table(["phase (ends when)", "from (s)", "to (s)", "seconds", "evidence"], rows, {1, 2, 3}))
+        if summary := drains(tl):
+            rows = [[e(d.node), e(format_value(d.seconds, "s")), "yes" if d.complete else "<b>no</b>",
+                     e(drain_counts(d)), e(drain_reasons(d))] for d in summary]
+            body.append("<h3>Drain</h3>" + _table(["node", "seconds", "complete", "pods", "reasons"], rows, {1}))
         rows = [[e(name), e(format_value(m.values.get(name), unit)), e(m.evidence.get(name, ""))]
                 for name, unit in METRICS.items()]
         body.append(f"<details{' open' if len(measurements) == 1 else ''}><summary>all measurements of "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from chaoslab.disruption import Drain, drains
 from chaoslab.measure import Measurements
 from chaoslab.run.timeline import Timeline
 from chaoslab.spec.model import METRICS, Experiment
@@ -19,6 +20,16 @@ def cell(text: object) -> str:
 
 def started(timeline: Timeline) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timeline.started_wall))
+
+
+def drain_counts(d: Drain) -> str:
+    """`3 evicted, 1 skipped` plus the PDB refusals retried on the way."""
+    text = ", ".join(f"{n} {o}" for o, n in sorted(d.outcomes.items())) or "none"
+    return text + (f" ({d.refusals} PDB refusals retried)" if d.refusals else "")
+
+
+def drain_reasons(d: Drain) -> str:
+    return "; ".join(f"{o}: {', '.join(rs)}" for o, rs in sorted(d.reasons.items())) or "–"
 
 
 def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
@@ -63,6 +74,12 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
             total = sum(p.seconds for p in m.phases)
             out += [(f"| **total** | {m.phases[0].start:.2f} | {m.phases[-1].end:.2f} | {total:.2f} | "
                     f"{'= recoveryTime' if m.values.get('recoveryTime') is not None else 'not recovered'} |"), ""]
+        summary = drains(timelines[i - 1]) if i <= len(timelines) else []
+        if summary:
+            out += ["Drain:", "", "| node | seconds | complete | pods | reasons |", "| --- | --- | --- | --- | --- |"]
+            out += [f"| {d.node} | {format_value(d.seconds, 's')} | {'yes' if d.complete else '**no**'} | "
+                    f"{cell(drain_counts(d))} | {cell(drain_reasons(d))} |" for d in summary]
+            out.append("")
         out += ["| metric | value | evidence |", "| --- | --- | --- |"]
         out += [f"| {name} | {format_value(m.values.get(name), unit)} | {cell(m.evidence.get(name, ''))} |"
                 for name, unit in METRICS.items()]

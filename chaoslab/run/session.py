@@ -37,7 +37,21 @@ def probes_for(experiment: Experiment) -> list[dict[str, Any]]:
         else:
             out.extend(load_probe_set(name))
     # One sampler per kind: a set and a single probe naming the same kind must not double the load.
-    return list({p["kind"]: p for p in out}.values())
+    probes = list({p["kind"]: p for p in out}.values())
+    for p in probes:
+        if p["kind"] == "workloads" and not p.get("namespaces"):
+            p["namespaces"] = fault_namespaces(experiment)
+    return probes
+
+
+def fault_namespaces(experiment: Experiment) -> list[str]:
+    """The namespaces the experiment's faults may disrupt (`namespaces`/`namespace` params; `*` for all),
+    which the workloads probe watches unless its probe set names others; `default` if none is named."""
+    names: list[str] = []
+    for f in experiment.faults:
+        value = f.params.get("namespaces", f.params.get("namespace"))
+        names += [value] if isinstance(value, str) else list(value or [])
+    return list(dict.fromkeys(str(n) for n in names)) or ["default"]
 
 
 def _leaders(view: RunView) -> dict[str, str]:

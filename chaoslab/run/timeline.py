@@ -24,6 +24,8 @@ Sample vocabulary (probe → subject → values):
                 so far); sampled when the pod is created, while pending, and once when bound.
 - ``kube-sequence`` ``update``, ``read-<endpoint>``, ``watch-<endpoint>``: see
                 `chaoslab.probes.kube_sequence` and docs/measurements.md.
+- ``workloads``  ``Deployment/NS/NAME``, ``StatefulSet/NS/NAME`` (replicas), ``pod`` (a pod's changes) and
+                ``pdb/NS/NAME`` (budgets): see `chaoslab.probes.workloads` and docs/measurements.md.
 
 Event vocabulary (kind → detail): ``run-start`` (``experiment``, ``run`` index), ``steady-state``
 (``phase`` "before" or "after", ``ok``, ``failing`` list of conditions), ``inject`` (``fault`` kind,

@@ -47,6 +47,10 @@ METRICS = {
     "watchRelists": "count",                   # relists after a watch expired (410 Gone: too old resource version)
     "apiReadErrorRate": "ratio",               # failed ÷ sent quorum reads of the sequence probe after injection
     "apiWriteErrorRate": "ratio",              # failed ÷ sent updates of the sequence probe after injection
+    "reschedulingTime": "s",                   # worst eviction/deletion → replacement pod Ready (workloads probe)
+    "workloadUnavailable": "s",                # total time a selected workload had fewer ready replicas than desired
+    "pdbViolations": "count",                  # times a PodDisruptionBudget's healthy pods fell below its requirement
+    "drainDuration": "s",                      # longest cordon → drain finished over the drained nodes
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
@@ -94,7 +98,8 @@ class Experiment:
     steady_state: tuple[str, ...] = ("apiserver-ready", "etcd-quorum", "scheduler-leader",
                                       "controller-manager-leader")
     probes: tuple[str, ...] = ("control-plane",)
-    """Probe sets (files in probes/) or single probes: etcd, lease, apiserver, canary, writes, kube-sequence."""
+    """Probe sets (files in probes/) or single probes: etcd, lease, apiserver, canary, writes, kube-sequence,
+    workloads."""
     slos: tuple[SloSpec, ...] = ()
     abort: Mapping[str, float] = field(default_factory=dict)
     """metric → threshold: the run is aborted (and reverted at once) when a live measurement exceeds it."""
