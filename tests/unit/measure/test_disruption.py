@@ -11,68 +11,7 @@ import pytest
 from chaoslab import disruption
 from chaoslab.disruption import matches, required_healthy
 from chaoslab.measure import measure
-from chaoslab.run.timeline import Timeline
-from measure.synthetic import Record, build, lb, ticks
-
-W = "Deployment/shop/web"
-
-
-def pod(t: float, uid: str, node: str, ready: bool, deleting: bool = False, gone: bool = False,
-        workload: str = W) -> Record:
-    return (t, "workloads", "pod", {"uid": uid, "pod": f"shop/web-{uid}", "workload": workload, "node": node,
-                                    "created": None, "ready": ready, "deleting": deleting, "gone": gone})
-
-
-def workload(start: float, stop: float, ready: dict[float, int], desired: int = 3, name: str = W) -> list[Record]:
-    """Every 0.5 s; `ready` maps the time from which a count holds."""
-    out: list[Record] = []
-    for t in ticks(start, stop, 0.5):
-        now = max((k for k in ready if k <= t + 1e-9), default=None)
-        out.append((t, "workloads", name, {"desired": desired, "ready": ready[now] if now is not None else 0,
-                                           "available": 0, "updated": 0, "healthy": 0}))
-    return out
-
-
-def pdb(start: float, stop: float, healthy: dict[float, int], required: int | None = 2) -> list[Record]:
-    out: list[Record] = []
-    for t in ticks(start, stop, 0.5):
-        now = max(k for k in healthy if k <= t + 1e-9)
-        out.append((t, "workloads", "pdb/shop/web", {"healthy": healthy[now], "required": required,
-                                                     "workloads": [W]}))
-    return out
-
-
-def eviction(t: float, uid: str, outcome: str, node: str = "n1", **more: Any) -> Record:
-    return (t, "eviction", {"fault": "drain-node", "index": 0, "node": node, "pod": f"shop/web-{uid}", "uid": uid,
-                            "owner": "ReplicaSet/web-1", "outcome": outcome, "reason": more.pop("reason", ""),
-                            **more})
-
-
-def drained(end: float = 30.0, pdb_healthy: dict[float, int] | None = None) -> Timeline:
-    """3 replicas (a, b on n1; c on n2), PDB minAvailable 2. n1 cordoned at 10, a evicted at 10.2 (its
-    replacement d Ready on n2 at 13.0), b refused then evicted at 13.5 (replacement e Ready on n3 at 17.5),
-    drain event at 18.0."""
-    recs: list[Record] = [(0.0, "run-start", {"experiment": "drain", "run": 1})]
-    recs += lb(0.5, end)
-    recs += [pod(0.5, "a", "n1", True), pod(0.5, "b", "n1", True), pod(0.5, "c", "n2", True)]
-    recs += [(10.0, "inject", {"fault": "drain-node", "index": 0, "targets": ["node@n1"]}),
-             (10.0, "cordon", {"fault": "drain-node", "index": 0, "node": "n1"}),
-             eviction(10.2, "a", "evicted"), pod(10.5, "a", "n1", False, deleting=True), pod(10.5, "d", "n2", False),
-             eviction(10.3, "b", "refused", reason="Cannot evict pod as it would violate the pod's disruption budget."),
-             pod(11.5, "a", "n1", False, gone=True), eviction(11.5, "a", "terminated"),
-             pod(13.0, "d", "n2", True),
-             eviction(13.5, "b", "evicted", attempts=4, blockedSeconds=3.2), pod(14.0, "b", "n1", False, deleting=True),
-             pod(14.0, "e", "n3", False), pod(15.0, "b", "n1", False, gone=True), eviction(15.0, "b", "terminated"),
-             pod(17.5, "e", "n3", True),
-             eviction(10.1, "ds", "skipped", reason="ignoring DaemonSet-managed Pods"),
-             (18.0, "drain", {"fault": "drain-node", "index": 0, "node": "n1", "api": "policy/v1beta1",
-                              "seconds": 7.9, "complete": True, "evicted": 2, "skipped": 1, "remaining": 0,
-                              "blocked": 0, "failed": 0}),
-             (20.0, "revert", {"fault": "drain-node", "index": 0, "ok": True, "error": None})]
-    recs += workload(0.5, end, {0.5: 3, 10.5: 2, 13.0: 3, 14.0: 2, 17.5: 3})
-    recs += pdb(0.5, end, pdb_healthy or {0.5: 3, 10.5: 2, 13.0: 3, 14.0: 2, 17.5: 3})
-    recs.append((end, "run-end", {}))
-    return build(recs)
+from measure.synthetic import W, build, drained, eviction, lb, pdb, pod
 
 
 def test_rescheduling_time_runs_from_each_eviction_to_its_replacement_ready_elsewhere() -> None:

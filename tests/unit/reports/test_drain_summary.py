@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from measure.synthetic import scheduler_kill
-from measure.test_disruption import drained
+from measure.synthetic import drained, scheduler_kill
 
 from chaoslab.measure import measure
 from chaoslab.reports import html, markdown
