@@ -30,7 +30,9 @@ CONTROL_PLANE: list[dict[str, Any]] = [{"kind": "etcd", "interval": 0.1}, {"kind
 def probes_for(experiment: Experiment) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name in experiment.probes:
-        if name in SINGLE_PROBES:
+        if not isinstance(name, str):
+            out.append(dict(name))
+        elif name in SINGLE_PROBES:
             out.append({"kind": name})
         elif name == "control-plane" and find_probe_set(name) is None:
             out.extend(CONTROL_PLANE)

@@ -285,7 +285,8 @@ def _full(doc: Document, source: Path | None) -> Experiment:
     if "steadyState" in spec:
         kw["steady_state"] = tuple(spec["steadyState"])
     if "probes" in spec:
-        kw["probes"] = tuple(spec["probes"])
+        kw["probes"] = tuple(_inline_probe(doc, i, p) if isinstance(p, dict) else p
+                             for i, p in enumerate(spec["probes"]))
     if "runs" in spec:
         kw["runs"] = spec["runs"]
     for key, field_name in (("settle", "settle"), ("recoveryTimeout", "recovery_timeout")):
@@ -333,12 +334,22 @@ def _compact(doc: Document, source: Path | None) -> Experiment:
         source=source, raw=doc.data)
 
 
+def _inline_probe(doc: Document, i: int, probe: dict[str, Any]) -> dict[str, Any]:
+    """A probe written inline in spec.probes, with its interval in seconds (as probe sets give them)."""
+    out = dict(probe)
+    if "interval" in out:
+        out["interval"] = parse_duration(out["interval"], doc.at(("spec", "probes", i, "interval")))
+    return out
+
+
 def _probe_problems(doc: Document) -> list[str]:
     from chaoslab.spec import probesets  # probesets imports this module to parse its files
 
     problems = []
     singles = probesets.SINGLE_PROBES
     for i, name in enumerate(doc.data["spec"].get("probes") or []):
+        if isinstance(name, dict):
+            continue  # an inline probe: its kind and parameters are checked by the schema
         if name not in singles and probesets.find_probe_set(name) is None:
             known = probesets.known_probe_sets()
             problems.append(doc.problem(("spec", "probes", i), (

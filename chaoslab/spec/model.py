@@ -97,9 +97,10 @@ class Experiment:
     """None: not named in the file (the CLI's --target, else the running lab)."""
     steady_state: tuple[str, ...] = ("apiserver-ready", "etcd-quorum", "scheduler-leader",
                                       "controller-manager-leader")
-    probes: tuple[str, ...] = ("control-plane",)
-    """Probe sets (files in probes/) or single probes: etcd, lease, apiserver, canary, writes, kube-sequence,
-    workloads."""
+    probes: tuple[str | Mapping[str, Any], ...] = ("control-plane",)
+    """Probe sets (files in probes/) or single probes by name (etcd, lease, apiserver, canary, writes,
+    kube-sequence, workloads), or a single probe with its parameters written inline (`{kind: workloads,
+    selector: app=web}`; an `interval` already in seconds)."""
     slos: tuple[SloSpec, ...] = ()
     abort: Mapping[str, float] = field(default_factory=dict)
     """metric → threshold: the run is aborted (and reverted at once) when a live measurement exceeds it."""

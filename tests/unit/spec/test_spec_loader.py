@@ -253,6 +253,21 @@ def test_an_unknown_probe_set_is_named_with_the_known_ones() -> None:
     assert problem.endswith("did you mean 'control-plane'?")
 
 
+def test_a_probe_with_inline_parameters_runs_as_written() -> None:
+    from chaoslab.run.session import probes_for
+
+    text = COMPACT_AS_FULL + "  probes: [etcd, {kind: workloads, selector: app=web, interval: 1s}]\n"
+    [experiment] = load_text(text, "p.yaml")
+    assert experiment.probes == ("etcd", {"kind": "workloads", "selector": "app=web", "interval": 1.0})
+    assert probes_for(experiment)[1] == {"kind": "workloads", "selector": "app=web", "interval": 1.0,
+                                         "namespaces": ["default"]}
+
+
+def test_an_inline_probe_with_a_wrong_parameter_names_it() -> None:
+    [problem] = problems_of(COMPACT_AS_FULL + "  probes: [{kind: workloads, selectr: app=web}]\n", "p.yaml")
+    assert problem.startswith("p.yaml:11 spec.probes[0].selectr: unknown field"), problem
+
+
 def test_validate_paths_recurses_and_collects_every_problem(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "good.yaml").write_text(COMPACT_AS_FULL)
