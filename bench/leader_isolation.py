@@ -61,6 +61,7 @@ class Result:
     load: list[float] = field(default_factory=list)
     """1-minute load average before and after the configuration's runs."""
     seconds: float = 0.0
+    run_dir: str = ""
 
     def values(self, metric: str) -> list[float]:
         return [r[metric] for r in self.runs if r.get(metric) is not None]
@@ -91,6 +92,7 @@ def bench_config(result: Result, args: argparse.Namespace, runs_root: Path) -> N
         exp = dataclasses.replace(load(EXPERIMENT)[0], duration=args.duration, settle=args.settle,
                                   runs=args.runs, probes=("etcd", "apiserver", "writes"))
         run_dir = new_run_dir(runs_root, exp)
+        result.run_dir = str(run_dir)
         runner = Runner(exp, target, run_dir, PROBES)
         with run_lock(target, run_dir):
             for i in range(1, args.runs + 1):
@@ -163,16 +165,19 @@ def main() -> None:
     parser.add_argument("--lab", default="bench")
     parser.add_argument("--port-base", type=int, default=21443)
     parser.add_argument("--json", type=Path, default=None, help="also write every run's values here")
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help="keep the run directories (timelines) here; default: a temporary directory")
     args = parser.parse_args()
     results = [Result(f"pre-vote {'on' if pv else 'off'}", EtcdTimings(heartbeat_ms=ms // 10, election_ms=ms,
                                                                         pre_vote=pv))
                for ms in args.election_timeout for pv in (False, True)]
     started = time.monotonic()
     out.print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    with tempfile.TemporaryDirectory(prefix="chaoslab-bench-") as runs_root:
+    with tempfile.TemporaryDirectory(prefix="chaoslab-bench-") as tmp:
+        runs_root = args.runs_dir or Path(tmp)
         try:
             for r in results:
-                bench_config(r, args, Path(runs_root))
+                bench_config(r, args, runs_root)
         except (ChaoslabError, KeyboardInterrupt) as exc:
             out.print(f"[red]stopped:[/] {exc or 'interrupted'}; showing what was measured")
     total = time.monotonic() - started
@@ -192,7 +197,8 @@ def main() -> None:
             "duration": args.duration, "settle": args.settle, "runs": args.runs, "cpus": os.cpu_count(),
             "seconds": round(total, 1),
             "configs": [{"label": r.label, "etcd": dataclasses.asdict(r.etcd), "load": r.load,
-                         "seconds": round(r.seconds, 1), "runs": r.runs} for r in results],
+                         "seconds": round(r.seconds, 1), "run_dir": r.run_dir if args.runs_dir else None,
+                         "runs": r.runs} for r in results],
         }, indent=1))
         out.print(f"wrote {args.json}")
 
