@@ -43,7 +43,7 @@ from chaoslab.targets.lab import LabTarget
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "etcd-leader-isolation.yaml"
 PROBES: list[dict[str, Any]] = [{"kind": "etcd", "interval": 0.1}, {"kind": "apiserver", "interval": 0.25},
                                 {"kind": "writes"}]
-out = Console(width=None if sys.stdout.isatty() else 160)  # a table of 12 columns; logs are wide
+out = Console(width=None if sys.stdout.isatty() else 200)  # a table of 12 columns; logs are wide
 
 
 def p95(values: list[float]) -> float:
@@ -134,24 +134,74 @@ def _count(values: list[float]) -> str:
     return f"{statistics.median(values):g} / {max(values):g}" if values else "-"
 
 
-def table(results: list[Result]) -> Table:
-    t = Table(title="etcd leader isolation: time to new leader")
-    for col in ("config", "election timeout", "heartbeat", "runs", "median", "p95", "max", "elections med/max",
-                "runs with 2+ elections", "term +med/max", "steady after heal med", "lost writes",
-                "median vs ref"):
-        t.add_column(col, justify="left" if col == "config" else "right")
+COLUMNS = ("config", "election timeout", "heartbeat", "runs", "median", "p95", "max", "elections med/max",
+           "runs with 2+ elections", "term +med/max", "no leader med", "failed writes med", "steady after heal med",
+           "lost writes", "median vs ref")
+
+
+def rows(results: list[Result]) -> list[list[str]]:
     ref = results[0].values("etcdTimeToNewLeader")
+    out = []
     for r in results:
         ttnl, elections = r.values("etcdTimeToNewLeader"), r.values("etcdLeaderElections")
         aborted = sum("aborted" in run for run in r.runs)
         ratio = f"{statistics.median(ttnl) / statistics.median(ref):.2f}" if ttnl and ref else "-"
-        t.add_row(r.label, f"{r.etcd.election_ms} ms", f"{r.etcd.heartbeat_ms} ms",
-                  f"{len(ttnl)}" + (f" ({aborted} aborted)" if aborted else ""),
-                  _ms(ttnl, "median"), _ms(ttnl, "p95"), _ms(ttnl, "max"), _count(elections),
-                  f"{sum(e >= 2 for e in elections)}/{len(elections)}", _count(r.values("termIncrease")),
-                  _ms(r.values("recoveryAfterRevert"), "median"), f"{sum(r.values('lostWrites')):g}",
-                  "1.00 (reference)" if r is results[0] else ratio)
+        failed = r.values("failedWrites")
+        out.append([r.label, f"{r.etcd.election_ms} ms", f"{r.etcd.heartbeat_ms} ms",
+                    f"{len(ttnl)}" + (f" ({aborted} aborted)" if aborted else ""),
+                    _ms(ttnl, "median"), _ms(ttnl, "p95"), _ms(ttnl, "max"), _count(elections),
+                    f"{sum(e >= 2 for e in elections)}/{len(elections)}", _count(r.values("termIncrease")),
+                    _ms(r.values("etcdTimeWithoutLeader"), "median"),
+                    f"{statistics.median(failed):g}" if failed else "-",
+                    _ms(r.values("recoveryAfterRevert"), "median"), f"{sum(r.values('lostWrites')):g}",
+                    "1.00 (ref)" if r is results[0] else ratio])
+    return out
+
+
+def table(results: list[Result]) -> Table:
+    t = Table(title="etcd leader isolation: time to new leader")
+    for col in COLUMNS:
+        t.add_column(col, justify="left" if col == "config" else "right")
+    for row in rows(results):
+        t.add_row(*row)
     return t
+
+
+def markdown(results: list[Result]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows(results)])
+
+
+def to_json(results: list[Result], args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    return {"duration": args.duration, "settle": args.settle, "runs": args.runs, "cpus": os.cpu_count(),
+            "seconds": round(seconds, 1),
+            "configs": [{"label": r.label, "etcd": dataclasses.asdict(r.etcd), "load": r.load,
+                         "seconds": round(r.seconds, 1), "run_dir": r.run_dir if args.runs_dir else None,
+                         "runs": r.runs} for r in results]}
+
+
+def from_json(data: dict[str, Any]) -> list[Result]:
+    return [Result(c["label"], EtcdTimings(**c["etcd"]), c["runs"], c["load"], c["seconds"], c.get("run_dir") or "")
+            for c in data["configs"]]
+
+
+def report(results: list[Result], duration: float, settle: float, runs: int, seconds: float,
+           as_markdown: bool = False) -> None:
+    done = [r for r in results if r.runs]
+    if not done:
+        return
+    if as_markdown:
+        print(markdown(done))
+    else:
+        out.print(table(done))
+    out.print(f"Reference: the first row. p95 of {runs} runs is interpolated between the two largest values "
+              f"(statistics.quantiles, inclusive): a rough figure, close to the max. Time to new leader is "
+              f"inject → first etcd probe sample (every 100 ms) of a higher term with a leader. Elections: "
+              f"leader changes seen; 2 means the isolated member disrupted the new leader on heal. No leader: "
+              f"time no reachable member named a leader.")
+    loads = ", ".join(f"{r.label} {r.etcd.election_ms} ms: " + "/".join(f"{x:.2f}" for x in r.load) for r in done)
+    out.print(f"isolation {duration:g} s, settle {settle:g} s; load average (1 min) before/after each config: "
+              f"{loads}; total {seconds:.0f} s")
 
 
 def main() -> None:
@@ -167,7 +217,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write every run's values here")
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="keep the run directories (timelines) here; default: a temporary directory")
+    parser.add_argument("--show", type=Path, default=None, metavar="JSON",
+                        help="print the table of an earlier --json file instead of measuring")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args()
+    if args.show:
+        data = json.loads(args.show.read_text())
+        report(from_json(data), data["duration"], data["settle"], data["runs"], data["seconds"], args.markdown)
+        return
     results = [Result(f"pre-vote {'on' if pv else 'off'}", EtcdTimings(heartbeat_ms=ms // 10, election_ms=ms,
                                                                         pre_vote=pv))
                for ms in args.election_timeout for pv in (False, True)]
@@ -180,26 +237,10 @@ def main() -> None:
                 bench_config(r, args, runs_root)
         except (ChaoslabError, KeyboardInterrupt) as exc:
             out.print(f"[red]stopped:[/] {exc or 'interrupted'}; showing what was measured")
-    total = time.monotonic() - started
-    done = [r for r in results if r.runs]
-    if not done:
-        return
-    out.print(table(done))
-    out.print(f"Reference: the first row. p95 of {args.runs} runs is interpolated between the two largest values "
-              f"(statistics.quantiles, inclusive): a rough figure, close to the max. Time to new leader is "
-              f"inject → first etcd probe sample (every 100 ms) of a higher term with a leader. Elections: "
-              f"leader changes seen; 2 means the isolated member disrupted the new leader on heal.")
-    out.print(f"isolation {args.duration:g} s, settle {args.settle:g} s; load average (1 min) before/after each "
-              f"config: {', '.join(f'{r.label} {r.etcd.election_ms} ms: ' + '/'.join(f'{x:.2f}' for x in r.load) for r in done)}; "
-              f"total {total:.0f} s")
+    seconds = time.monotonic() - started
+    report(results, args.duration, args.settle, args.runs, seconds, args.markdown)
     if args.json:
-        args.json.write_text(json.dumps({
-            "duration": args.duration, "settle": args.settle, "runs": args.runs, "cpus": os.cpu_count(),
-            "seconds": round(total, 1),
-            "configs": [{"label": r.label, "etcd": dataclasses.asdict(r.etcd), "load": r.load,
-                         "seconds": round(r.seconds, 1), "run_dir": r.run_dir if args.runs_dir else None,
-                         "runs": r.runs} for r in results],
-        }, indent=1))
+        args.json.write_text(json.dumps(to_json(results, args, seconds), indent=1))
         out.print(f"wrote {args.json}")
 
 
