@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chaoslab.errors import ChaoslabError, SpecError
-from chaoslab.lab.config import Component, LabConfig, LabLayout, LeaderElection
+from chaoslab.lab.config import Component, EtcdTimings, LabConfig, LabLayout, LeaderElection
 
 EXIT_OK, EXIT_SLO_VIOLATED, EXIT_INVALID, EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -38,6 +38,10 @@ def _lab_config(args: argparse.Namespace) -> LabConfig:
                                                retry_period=max(0.5, args.lease_duration / 7.5))
     if args.node_monitor_grace:
         kw["node_monitor_grace"] = args.node_monitor_grace
+    default = EtcdTimings()
+    kw["etcd"] = EtcdTimings(heartbeat_ms=args.heartbeat_interval or default.heartbeat_ms,
+                             election_ms=args.election_timeout or default.election_ms,
+                             pre_vote=args.pre_vote)
     return LabConfig(**kw)
 
 
@@ -227,6 +231,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--lease-duration", type=float, default=None,
                     help="leader-election lease seconds for scheduler/controller-manager (default 15)")
     sp.add_argument("--node-monitor-grace", type=int, default=None, help="seconds (default 40)")
+    sp.add_argument("--election-timeout", type=int, default=None, metavar="MS",
+                    help="etcd election timeout in milliseconds (default 1000)")
+    sp.add_argument("--heartbeat-interval", type=int, default=None, metavar="MS",
+                    help="etcd heartbeat interval in milliseconds (default 100)")
+    sp.add_argument("--pre-vote", action="store_true", help="etcd raft pre-vote (off by default in etcd 3.4)")
     sp.add_argument("--bin-dir", default=None, help="use kube-* binaries from DIR ($CHAOSLAB_BIN_DIR)")
     sp.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for ready")
     lab_cmd("down", cmd_lab_down, "stop a lab and remove everything it made")

@@ -109,6 +109,11 @@ class LabConfig:
             out.append(f"subnet: {exc}")
         if not 1024 <= self.port_base <= 65000:
             out.append(f"port_base: {self.port_base} is not between 1024 and 65000")
+        t = self.etcd
+        if t.heartbeat_ms < 1 or not 5 * t.heartbeat_ms <= t.election_ms <= 50000:
+            # etcd itself refuses to start otherwise; say so before anything is started.
+            out.append(f"etcd: election timeout {t.election_ms} ms must be at least 5 × the heartbeat interval "
+                       f"({t.heartbeat_ms} ms) and at most 50000 ms")
         return out
 
 

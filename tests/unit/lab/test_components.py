@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from chaoslab.lab.components import haproxy_config, process_specs
-from chaoslab.lab.config import LabConfig, LabLayout, LeaderElection
+from chaoslab.lab.config import EtcdTimings, LabConfig, LabLayout, LeaderElection
 from chaoslab.lab.install import Binaries
 
 BINS = Binaries(etcd=Path("/b/etcd"), kube_apiserver=Path("/b/kube-apiserver"),
@@ -37,6 +37,11 @@ def test_etcd_members_form_one_cluster() -> None:
     assert ("--initial-cluster=cp1=https://10.213.0.11:2380,cp2=https://10.213.0.12:2380,"
             "cp3=https://10.213.0.13:2380") in argv
     assert "--name=cp3" in argv and "--client-cert-auth=true" in argv and "--pre-vote=false" in argv
+
+
+def test_etcd_timings_and_pre_vote_are_passed_through() -> None:
+    argv = specs(etcd=EtcdTimings(heartbeat_ms=200, election_ms=2000, pre_vote=True))["etcd@cp1"]
+    assert {"--heartbeat-interval=200", "--election-timeout=2000", "--pre-vote=true"} <= set(argv)
 
 
 def test_leader_election_timings_are_passed_through() -> None:
