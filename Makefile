@@ -34,3 +34,4 @@ lint: $(BIN)/chaoslab
 bench: install
 	$(BIN)/python bench/lab_up.py
 	$(BIN)/python bench/nodes_scale.py
+	$(BIN)/python bench/leader_isolation.py

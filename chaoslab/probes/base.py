@@ -39,7 +39,12 @@ class Sampler(ABC):
         try:
             func()  # type: ignore[operator]
         except Exception:  # a probe must never take the run down; its silence shows in the timeline
-            log.exception("probe %s failed", self.kind)
+            if self.stopped.is_set():
+                # stop() closes the clients first, to cut short a request in flight: an error from that
+                # request is the stop, not a failure.
+                log.debug("probe %s ended by its stop", self.kind, exc_info=True)
+            else:
+                log.exception("probe %s failed", self.kind)
 
     def loop(self) -> None:
         # Fixed-rate schedule: a slow answer does not shift every later sample.
