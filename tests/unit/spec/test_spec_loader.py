@@ -271,3 +271,9 @@ def test_validate_paths_accepts_probe_sets_but_load_does_not() -> None:
     assert (experiments, problems) == ([], [])
     with pytest.raises(SpecError, match="is a probe set, not an experiment"):
         load(REPO / "probes" / "control-plane.yaml")
+
+
+def test_validate_paths_skips_the_kubernetes_manifests_experiments_need(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "web.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
+    assert validate_paths([tmp_path])[1] == [f"{tmp_path}: no *.yaml or *.yml files in this directory"]
