@@ -259,5 +259,5 @@ def test_ctrl_c_of_a_run_blocked_by_a_pdb_uncordons_at_once(api: KubeApi, lab: L
     events = [json.loads(line) for line in (run_dir / "runs" / "1" / "timeline.jsonl").read_text().splitlines()]
     kinds = [e.get("event") for e in events if "event" in e]
     assert kinds.index("cordon") < kinds.index("revert") and "abort" in kinds
-    assert any(e.get("event") == "eviction" and e.get("outcome") == "refused" for e in events)
+    assert any(e.get("event") == "eviction" and e["detail"]["outcome"] == "refused" for e in events)
     assert placed["metadata"]["uid"] in {p["metadata"]["uid"] for p in pods(api, ns, "db")}
