@@ -22,16 +22,18 @@ kubectl does; unlike kubectl, chaoslab decides this before cordoning, so a refus
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from chaoslab.selection import ALL_NAMESPACES, KUBE_SYSTEM, choose, how_many, protection
+
+__all__ = ["ALL_NAMESPACES", "KUBE_SYSTEM", "DrainOptions", "PodDecision", "choose_nodes", "classify", "decide",
+           "node_count", "refusal"]
+
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-KUBE_SYSTEM = "kube-system"
-ALL_NAMESPACES = "*"
 FINISHED = ("Succeeded", "Failed")
 
 Action = Literal["evict", "delete", "skip", "error"]
@@ -103,12 +105,6 @@ def has_local_storage(pod: Mapping[str, Any]) -> bool:
     return any("emptyDir" in v for v in pod.get("spec", {}).get("volumes") or [])
 
 
-def is_protected(namespace: str, options: DrainOptions) -> bool:
-    if namespace == KUBE_SYSTEM and not options.allow_kube_system:
-        return True
-    return ALL_NAMESPACES not in options.namespaces and namespace not in options.namespaces
-
-
 def _deleted_seconds_ago(pod: Mapping[str, Any], now: float) -> float | None:
     stamp = pod.get("metadata", {}).get("deletionTimestamp")
     if not stamp:
@@ -130,9 +126,8 @@ def decide(pod: Mapping[str, Any], options: DrainOptions, daemonsets: Collection
     def out(action: Action, reason: str = "") -> PodDecision:
         return PodDecision(ns, name, meta.get("uid", ""), action, reason, owner)
 
-    if is_protected(ns, options):
-        return out("skip", f"namespace {ns!r} is protected" + (
-            " (set allowKubeSystem)" if ns == KUBE_SYSTEM else " (name it in namespaces)"))
+    if protected := protection(ns, options.namespaces, options.allow_kube_system):
+        return out("skip", protected)
     if options.skip_deleted_after > 0:
         ago = _deleted_seconds_ago(pod, now)
         if ago is not None and ago > options.skip_deleted_after:
@@ -181,27 +176,12 @@ def refusal(decisions: Iterable[PodDecision]) -> list[str]:
 # ---- which nodes --------------------------------------------------------------------------------
 def node_count(candidates: int, count: int | None, percent: float | None) -> int:
     """How many of `candidates` nodes to drain: `count`, or `percent` of them rounded up, else 1."""
-    if percent is not None:
-        return min(candidates, math.ceil(candidates * percent / 100))
-    return min(candidates, 1 if count is None else count)
+    return how_many(candidates, count, percent)
 
 
 def choose_nodes(nodes: Sequence[Mapping[str, Any]], names: Sequence[str], count: int | None,
                  percent: float | None, max_nodes: int, rng: random.Random) -> tuple[list[str], list[str]]:
-    """(chosen node names, problems). `nodes` are the candidates (already narrowed by label selector);
-    `names`, if given, are taken as they are; else `count` or `percent` of the candidates at random. More
-    than `max_nodes` is a problem, never silently cut down: the blast radius is the experiment's promise."""
-    known = [n["metadata"]["name"] for n in nodes]
-    if names:
-        missing = [n for n in names if n not in known]
-        if missing:
-            return [], [f"no node {', '.join(missing)} (among {', '.join(sorted(known)) or 'none'})"]
-        chosen = list(dict.fromkeys(names))
-    else:
-        if not known:
-            return [], ["no node matches"]
-        chosen = sorted(rng.sample(known, node_count(len(known), count, percent)))
-    if len(chosen) > max_nodes:
-        return [], [(f"{len(chosen)} nodes selected ({', '.join(chosen)}) but maxNodes is {max_nodes}; "
-                     f"raise maxNodes to drain more")]
-    return chosen, []
+    """(chosen node names, problems): `chaoslab.selection.choose` over Node objects, limited by maxNodes.
+    `nodes` are the candidates (already narrowed by label selector)."""
+    return choose([n["metadata"]["name"] for n in nodes], names, count, percent, max_nodes, rng, "node",
+                  "maxNodes")

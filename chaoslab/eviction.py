@@ -1,6 +1,6 @@
 """Evicting and deleting pods through the API as `kubectl drain` does: which Eviction the server speaks,
 PodDisruptionBudget refusals retried until a deadline, a bounded pool of parallel evictions, and waiting
-until the pods are gone. Used by the `drain-node` fault (and later `evict-pods`).
+until the pods are gone. Used by the `drain-node` and `evict-pods` faults.
 
 Which Eviction: the `pods/eviction` entry of `/api/v1` names its group and version (`policy/v1beta1` on
 Kubernetes 1.20, `policy/v1` from 1.22); a server without it gets plain deletes, as kubectl does.
@@ -203,13 +203,18 @@ class Evictor:
         return results
 
 
-def wait_gone(api: KubeApi, pods: Iterable[PodRef], node: str, deadline: float, stop: threading.Event,
+def wait_gone(api: KubeApi, pods: Iterable[PodRef], node: str | None, deadline: float, stop: threading.Event,
               on_gone: Callable[[PodRef], None] = lambda _: None, interval: float = 1.0) -> list[PodRef]:
-    """Poll the node's pods (one list a round, not one GET per pod) until every pod in `pods` is gone (its
-    uid no longer listed on `node`), the deadline passes or `stop` is set; return those still there."""
+    """Poll until every pod in `pods` is gone (its uid no longer listed), the deadline passes or `stop` is
+    set; return those still there. One list a round, not one GET per pod: the pods of `node`, or with
+    `node=None` (pods on many nodes) the pods of each namespace involved."""
     pending = {p.uid: p for p in pods}
     while pending:
-        items = api.get("/api/v1/pods", fieldSelector=f"spec.nodeName={node}")["items"]
+        if node is not None:
+            items = api.get("/api/v1/pods", fieldSelector=f"spec.nodeName={node}")["items"]
+        else:
+            items = [p for ns in sorted({p.namespace for p in pending.values()})
+                     for p in api.get(f"/api/v1/namespaces/{ns}/pods")["items"]]
         present = {p["metadata"]["uid"] for p in items}
         for uid in [u for u in pending if u not in present]:
             on_gone(pending.pop(uid))

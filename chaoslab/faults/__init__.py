@@ -17,7 +17,9 @@ from chaoslab.errors import SpecError
 from chaoslab.faults.base import Fault
 from chaoslab.faults.degrade import NetworkDegrade
 from chaoslab.faults.drain_node import DrainNode
+from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
+from chaoslab.faults.node_failure import NodeFailure
 from chaoslab.faults.partition import PartitionFault
 
 FAULTS: dict[str, type[Any]] = {}
@@ -43,6 +45,8 @@ register(KillProcess)
 register(PartitionFault)
 register(NetworkDegrade)
 register(DrainNode)
+register(EvictPods)
+register(NodeFailure)
 
 
 def fault_class(kind: str) -> type[Any]:

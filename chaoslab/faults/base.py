@@ -4,7 +4,7 @@ and injects. Undo steps are a small closed vocabulary applied by `apply_undo`, n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -13,13 +13,21 @@ from chaoslab.kubeapi import ApiError
 from chaoslab.netrules import Command, cancel_dead_mans_switch, heal_degrade, heal_partition, leftovers, wrap
 from chaoslab.targets import Target
 
+Record = Callable[..., object]
+"""The timeline's `event(kind, **detail)`: the runner hands it to faults whose inject takes `record`."""
+
+
+def ignore_events(kind: str, **detail: Any) -> None:
+    """Where a fault's events go when nobody records them."""
+
 
 @dataclass(frozen=True)
 class Undo:
     """One revert step. `signal`: send `signal` to `component` on `host` (e.g. CONT after STOP);
     `release`: let the supervisor restart `component` on `host` again; `heal-network`: remove the chain
     `tag` on `hosts` and the qdisc of `devices` (host → interface, if any), and disarm the dead-man's
-    switch `marker`; `uncordon`: make the Nodes `nodes` schedulable again."""
+    switch `marker`; `uncordon`: make the Nodes `nodes` schedulable again; `resume-heartbeat`: restore the
+    heartbeat of the worker nodes `nodes` (after `node-failure`)."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -77,6 +85,9 @@ def apply_undo(target: Target, undo: Undo) -> None:
                 except ApiError as exc:
                     if exc.status != 404:  # a node deleted meanwhile needs nothing
                         raise
+        elif undo.action == "resume-heartbeat":
+            for node in p["nodes"]:
+                target.stop_heartbeat(node, stopped=False)
         else:
             raise RevertError(f"unknown undo action {undo.action!r}")
     except (TargetError, OSError) as exc:

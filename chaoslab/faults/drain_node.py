@@ -27,24 +27,20 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from chaoslab.drain import DrainOptions, PodDecision, choose_nodes, classify, refusal
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.eviction import EvictionResult, Evictor, PodRef, eviction_version, wait_gone
-from chaoslab.faults.base import Injection, Undo
+from chaoslab.faults.base import Injection, Record, Undo, ignore_events
 from chaoslab.kubeapi import KubeApi
+from chaoslab.selection import namespace_problems, selection_problems
 from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
 
-Record = Callable[..., object]
-"""The timeline's `event(kind, **detail)`: the runner hands it to faults whose inject takes `record`."""
-
-
-def _ignore(kind: str, **detail: Any) -> None:
-    """Where events go when nobody records them."""
+_ignore = ignore_events
 
 
 @dataclass(frozen=True)
@@ -89,19 +85,11 @@ class DrainNodeParams:
                     parse_duration(value, f"drain-node {name}")
                 except ValueError as exc:
                     problems.append(str(exc))
-        if self.nodes and (self.count is not None or self.percent is not None or self.selector):
-            problems.append("drain-node: name `nodes`, or select with `selector`/`count`/`percent`, not both")
-        if self.count is not None and self.percent is not None:
-            problems.append("drain-node: set `count` or `percent`, not both")
-        wanted = len(set(self.nodes)) if self.nodes else self.count
-        if wanted is not None and wanted > self.maxNodes:
-            problems.append(f"drain-node: {wanted} nodes asked for but maxNodes is {self.maxNodes}; "
-                            f"raise maxNodes to drain more")
-        if self.maxNodes < 1 or self.parallelism < 1:
-            problems.append("drain-node: maxNodes and parallelism must be at least 1")
-        if not self.namespaces:
-            problems.append("drain-node: name the `namespaces` whose pods may be evicted (`*` for all but "
-                            "kube-system); every other namespace is protected")
+        problems += selection_problems("drain-node", "node", self.nodes, self.selector, self.count, self.percent,
+                                       self.maxNodes, "maxNodes")
+        if self.parallelism < 1:
+            problems.append("drain-node: parallelism must be at least 1")
+        problems += namespace_problems("drain-node", self.namespaces)
         if problems:
             raise SpecError(problems)
 
@@ -125,6 +113,15 @@ def daemonsets(api: KubeApi) -> set[tuple[str, str]]:
     return {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in items}
 
 
+def select_nodes(api: KubeApi, kind: str, names: Sequence[str], selector: str | None, count: int | None,
+                 percent: float | None, max_nodes: int, rng: random.Random) -> tuple[list[str], list[dict[str, Any]]]:
+    """(chosen node names, the candidate Nodes) for a node fault (`drain-node`, `node-failure`); an
+    `InjectionError` when nothing matches or the selection is larger than `max_nodes`."""
+    candidates: list[dict[str, Any]] = api.get("/api/v1/nodes", labelSelector=selector)["items"]
+    chosen, problems = choose_nodes(candidates, list(names), count, percent, max_nodes, rng)
+    if problems:
+        raise InjectionError(f"{kind}: {'; '.join(problems)}" + (f" (selector {selector!r})" if selector else ""))
+    return chosen, candidates
 
 
 class DrainNode:
@@ -141,11 +138,8 @@ class DrainNode:
     def plan(self, api: KubeApi) -> tuple[list[str], list[str], dict[str, list[PodDecision]]]:
         """(chosen nodes, those already cordoned, each node's pod decisions); `InjectionError` for a refusal."""
         p = self.params
-        candidates = api.get("/api/v1/nodes", labelSelector=p.selector)["items"]
-        chosen, problems = choose_nodes(candidates, list(p.nodes), p.count, p.percent, p.maxNodes, self.rng)
-        if problems:
-            raise InjectionError(f"drain-node: {'; '.join(problems)}" +
-                                 (f" (selector {p.selector!r})" if p.selector else ""))
+        chosen, candidates = select_nodes(api, self.kind, p.nodes, p.selector, p.count, p.percent, p.maxNodes,
+                                          self.rng)
         spec = {n["metadata"]["name"]: n.get("spec", {}) for n in candidates}
         cordoned = [n for n in chosen if spec[n].get("unschedulable")]
         sets = daemonsets(api)

@@ -104,6 +104,11 @@ def kube_apiserver(layout: LabLayout, bins: Binaries, host: Host) -> list[str]:
         allow_privileged=True,
         endpoint_reconciler_type="lease",
         profiling=False,
+        # Since taint-based evictions (always on from 1.18), pods leave a failed node when their toleration
+        # of its not-ready/unreachable taint expires; the DefaultTolerationSeconds admission plugin gives
+        # pods without one these seconds. kube-controller-manager's --pod-eviction-timeout no longer counts.
+        default_not_ready_toleration_seconds=layout.config.pod_eviction_timeout,
+        default_unreachable_toleration_seconds=layout.config.pod_eviction_timeout,
     )]
 
 

@@ -85,7 +85,10 @@ class LabConfig:
     node_monitor_grace: int = 40
     """kube-controller-manager `--node-monitor-grace-period` in seconds."""
     pod_eviction_timeout: int = 300
-    """Default `tolerationSeconds` for not-ready/unreachable taints (seconds) before pods are evicted."""
+    """Default `tolerationSeconds` for not-ready/unreachable taints (seconds) before pods are evicted: the
+    apiserver's `--default-not-ready-toleration-seconds` and `--default-unreachable-toleration-seconds`
+    (DefaultTolerationSeconds admission; applies to pods created after the lab is up, without tolerations
+    of their own)."""
     kube_api_qps: int | None = None
     """Client QPS of kube-scheduler and kube-controller-manager (`--kube-api-qps`, burst twice that);
     None keeps their defaults (50 and 20). Raise it for scale runs of thousands of pods."""

@@ -428,9 +428,11 @@ def load(path: Path) -> list[Experiment]:
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        # Hidden directories (.git, .venv) hold YAML that is not ours.
+        # Hidden directories (.git, .venv) hold YAML that is not ours; `manifests/` holds the Kubernetes
+        # objects experiments need (experiments/manifests: workloads to kubectl apply), not experiments.
         return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
-                      and not any(part.startswith(".") for part in p.relative_to(path).parts))
+                      and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                      and "manifests" not in p.relative_to(path).parts[:-1])
     return [path]
 
 

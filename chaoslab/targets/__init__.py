@@ -62,6 +62,11 @@ class Target(Protocol):
         """Run already-wrapped commands in order, from where this target controls its hosts; return each
         one's standard output. `TargetError` on a failure, unless the command `may_fail`."""
 
+    def stop_heartbeat(self, node: str, stopped: bool) -> None:
+        """Stop (or, `stopped=False`, restore) the heartbeat of worker node `node`: its kubelet stops
+        renewing its Lease and posting status, as when it dies or becomes unreachable. Idempotent. Targets
+        that cannot do this raise `TargetError` saying so ("not supported by …")."""
+
     @property
     def lock_path(self) -> Path:
         """A file whose lock marks the one run allowed against this target at a time."""

@@ -116,6 +116,27 @@ class LabTarget:
         else:
             path.unlink(missing_ok=True)
 
+    def simulated_nodes(self) -> list[str]:
+        """Names of the lab's simulated worker nodes (the ones whose heartbeat the lab controls)."""
+        cfg = self.layout.config
+        return [f"{cfg.name}-node-{i}" for i in range(1, cfg.nodes + 1)]
+
+    def stop_heartbeat(self, node: str, stopped: bool) -> None:
+        """The node simulator reads `nodes_control_dir`: a file named after a node stops its kubelet
+        (no Lease renewals, no status, no pod work) until the file is removed (chaoslab.lab.nodes)."""
+        if node not in self.simulated_nodes():
+            raise TargetError(f"{self.name} cannot stop the heartbeat of node {node!r}: not one of its simulated "
+                              f"nodes ({', '.join(self.simulated_nodes()) or 'none'})")
+        path = self.layout.nodes_control_dir / node
+        if stopped:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        else:
+            path.unlink(missing_ok=True)
+
+    def heartbeat_stopped(self, node: str) -> bool:
+        return (self.layout.nodes_control_dir / node).exists()
+
     @property
     def lock_path(self) -> Path:
         return self.layout.state_dir / "run.lock"

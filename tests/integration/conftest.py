@@ -18,6 +18,7 @@ from chaoslab.lab.lifecycle import down, up
 
 TEST_LAB = LabConfig(name=os.environ.get("CHAOSLAB_TEST_LAB", "itest"),
                      port_base=int(os.environ.get("CHAOSLAB_TEST_PORT_BASE", "17443")), nodes=3, node_lease_seconds=20, node_monitor_grace=20,
+                     pod_eviction_timeout=20,
                      profile="small" if os.environ.get("CHAOSLAB_TEST_PROFILE") == "small" else "ha")
 
 

@@ -3,9 +3,14 @@ emptyDir and the blast radius refuse before anything is cordoned, and revert unc
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -207,3 +212,52 @@ def test_the_blast_radius_limit_refuses_and_nothing_is_cordoned(api: KubeApi, ta
     with pytest.raises(InjectionError, match="3 nodes selected .* but maxNodes is 2"):
         fault.resolve(target, 0)
     assert not any(n["spec"].get("unschedulable") for n in api.get("/api/v1/nodes")["items"])
+
+
+DRAIN = """\
+apiVersion: chaoslab.io/v1alpha1
+kind: Experiment
+metadata: {{name: drain-interrupted}}
+spec:
+  target: {{kind: lab, name: {lab}}}
+  steadyState: [apiserver-ready]
+  faults:
+    - {{kind: drain-node, nodes: [{node}], namespaces: [{ns}], timeout: 5m, retryInterval: 1s}}
+  duration: 60s
+  probes: [apiserver]
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_run_blocked_by_a_pdb_uncordons_at_once(api: KubeApi, lab: LabLayout, ns: str,
+                                                             tmp_path: Path) -> None:
+    deployment(api, ns, "db", 1)
+    [placed] = eventually(lambda: ready_pods(api, ns, "db", 1), 60, "db pod Ready")
+    node = placed["spec"]["nodeName"]
+    api.create(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets", {
+        "apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}})
+    eventually(lambda: api.get(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets/db")
+               .get("status", {}).get("expectedPods") == 1, 30, "PDB counts the pod")
+    exp = tmp_path / "drain.yaml"
+    exp.write_text(DRAIN.format(lab=lab.config.name, node=node, ns=ns))
+    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live",
+                             "--runs-dir", str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        eventually(lambda: unschedulable(api, node) or proc.poll() is not None, 60, f"{node} cordoned")
+        assert proc.poll() is None, proc.communicate()[0].decode()
+        time.sleep(3)  # the drain is now retrying the refused eviction
+    finally:
+        proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    out = proc.communicate(timeout=30)[0].decode()
+    assert time.monotonic() - started < 10, out  # not waiting out the 5 m drain timeout
+    assert proc.returncode != 0, out
+    assert not unschedulable(api, node), out
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert not (run_dir / "undo.json").exists()
+    events = [json.loads(line) for line in (run_dir / "runs" / "1" / "timeline.jsonl").read_text().splitlines()]
+    kinds = [e.get("event") for e in events if "event" in e]
+    assert kinds.index("cordon") < kinds.index("revert") and "abort" in kinds
+    assert any(e.get("event") == "eviction" and e["detail"]["outcome"] == "refused" for e in events)
+    assert placed["metadata"]["uid"] in {p["metadata"]["uid"] for p in pods(api, ns, "db")}

@@ -151,7 +151,7 @@ def test_reports_of_a_run_without_injection_still_render(tmp_path: Path) -> None
 
 
 def test_experiment_json_round_trips_for_every_shipped_experiment() -> None:
-    files = sorted((REPO / "experiments").rglob("*.yaml"))
+    files = sorted(p for p in (REPO / "experiments").rglob("*.yaml") if "manifests" not in p.parts)
     assert files
     for f in files:
         for exp in load(f):

@@ -200,7 +200,8 @@ def test_unknown_api_versions_and_fault_kinds_say_what_is_known() -> None:
         "{kind: kill-process, component: kube-scheduler}", "{kind: explode}")
     assert problems_of(text, "e.yaml") == [
         "e.yaml:1 apiVersion: 'chaoslab.io/v1' is not supported; use chaoslab.io/v1alpha1",
-        "e.yaml:6 spec.faults[0].kind: 'explode' is not one of kill-process, partition, network-degrade, drain-node"]
+        ("e.yaml:6 spec.faults[0].kind: 'explode' is not one of kill-process, partition, network-degrade, drain-node, "
+        "evict-pods, node-failure")]
 
 
 def test_a_fault_kind_from_an_entry_point_passes_through(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -285,3 +286,9 @@ def test_validate_paths_accepts_probe_sets_but_load_does_not() -> None:
     assert (experiments, problems) == ([], [])
     with pytest.raises(SpecError, match="is a probe set, not an experiment"):
         load(REPO / "probes" / "control-plane.yaml")
+
+
+def test_validate_paths_skips_the_kubernetes_manifests_experiments_need(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "web.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
+    assert validate_paths([tmp_path])[1] == [f"{tmp_path}: no *.yaml or *.yml files in this directory"]
