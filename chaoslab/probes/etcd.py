@@ -26,6 +26,8 @@ class EtcdProbe(Sampler):
                 self.timeline.sample("etcd", name, t=t, reachable=True, leader=s.leader_name,
                                      term=s.term, index=s.index, error=None)
             except RpcError as exc:
+                if self.stopped.is_set():
+                    break  # stop() closed the client under this request: not the member's failure
                 code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
                 self.timeline.sample("etcd", name, t=t, reachable=False, leader=None, term=None, index=None,
                                      error=code)

@@ -67,6 +67,8 @@ class WritesProbe(Sampler):
                                                     client.transactions.put(f"{self.root}latest", value)],
                                failure=[])
         except ERRORS as exc:
+            if self.stopped.is_set():
+                return  # stop() closed the client under this write: not acknowledged, not a failure
             self.current += 1
             self.timeline.sample("writes", "put", t=t, ok=False, seq=seq, member=member, error=_error(exc),
                                  seconds=round(self.timeline.now() - t, 4))
@@ -90,6 +92,8 @@ class WritesProbe(Sampler):
                 self.timeline.sample("writes", f"read-{name}", t=t, ok=True, value=got, acked=acked,
                                      stale=got < acked, error=None)
             except ERRORS as exc:
+                if self.stopped.is_set():
+                    break
                 self.timeline.sample("writes", f"read-{name}", t=t, ok=False, value=None, acked=acked,
                                      stale=False, error=_error(exc))
             next_at += self.read_interval
