@@ -8,3 +8,13 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in chaoslab.__all__:
         assert hasattr(chaoslab, name)
+
+
+def test_test_modules_have_unique_names() -> None:
+    # Test directories are not packages: pytest imports each module by its file name, so two files with
+    # the same name in different directories stop the whole session at collection.
+    from collections import Counter
+    from pathlib import Path
+
+    names = Counter(p.name for p in Path(__file__).parent.rglob("test_*.py"))
+    assert [n for n, count in names.items() if count > 1] == []
