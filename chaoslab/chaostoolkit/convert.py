@@ -95,7 +95,7 @@ def to_chaostoolkit(experiment: Experiment) -> dict[str, Any]:
     return {
         "version": "1.0.0",
         "title": e.name,
-        "description": e.description or f"chaoslab experiment {e.name}",
+        **({"description": e.description} if e.description else {}),
         "tags": ["chaoslab", "kubernetes", "control-plane"],
         "configuration": {TARGET_VAR: target, RUNS_DIR_VAR: "runs"},
         # chaoslab reverts every fault, whatever happened: play the rollbacks even after a failure.
@@ -367,7 +367,10 @@ def control_experiment(ctk: Mapping[str, Any], arguments: Mapping[str, Any], fil
             faults.append(FaultSpec(kind, params))
     reader = _Reader(Document(ctk, {}, 1, file))
     reader.configuration()
-    duration = _fault_window(reader, list(ctk.get("method") or []))
+    method = list(ctk.get("method") or [])
+    duration = _fault_window(reader, method) if faults else sum(  # other extensions' faults: the whole method
+        _seconds(reader.subst(pauses.get(when) or 0, ())) for a in method if isinstance(a, dict)
+        for pauses in [a.get("pauses") or {}] for when in ("before", "after"))
     return dataclasses.replace(exp, faults=tuple(faults) or (FaultSpec("chaostoolkit-method", {}),),
                                duration=duration, raw=_plain(ctk), description=str(ctk.get("description", "")))
 
