@@ -341,11 +341,17 @@ def experiment_from_chaostoolkit(doc: Document, source: Path | None = None) -> E
     elif targets:
         kind, _, lab = next(iter(targets)).partition(":")
         spec["target"] = {"kind": kind, **({"name": lab} if lab else {})}
-    if r.problems:
-        raise SpecError(r.problems)
     meta = {"name": name, **({"description": data["description"]} if data.get("description") else {})}
     full = {"apiVersion": "chaoslab.io/v1alpha1", "kind": "Experiment", "metadata": meta, "spec": spec}
-    return experiment_from_document(_Mapped(full, doc.lines, doc.line, doc.file, tuple(r.places)), source)
+    if r.problems and not (faults and spec["duration"]):
+        raise SpecError(r.problems)
+    try:  # what did map is checked too, so every problem is reported at once
+        experiment = experiment_from_document(_Mapped(full, doc.lines, doc.line, doc.file, tuple(r.places)), source)
+    except SpecError as exc:
+        r.problems += exc.problems
+    if r.problems:
+        raise SpecError(sorted(r.problems, key=lambda p: int(m.group(1)) if (m := re.match(r".*?:(\d+)", p)) else 0))
+    return experiment
 
 
 def control_experiment(ctk: Mapping[str, Any], arguments: Mapping[str, Any], file: str = "<chaostoolkit>") -> Experiment:
