@@ -166,6 +166,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(v.passed for v in verdicts) else EXIT_SLO_VIOLATED
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from chaoslab.chaostoolkit.convert import export_notes, to_chaostoolkit
+    from chaoslab.spec import load
+
+    experiments = load(Path(args.file))
+    if len(experiments) > 1:
+        raise SpecError([(f"{args.file}: holds {len(experiments)} experiments; a Chaos Toolkit file holds "
+                          "one: put each in its own file")])
+    [experiment] = experiments
+    text = json.dumps(to_chaostoolkit(experiment), indent=2) + "\n"
+    for note in export_notes(experiment):
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text)
+        console.print(f"wrote {args.output}; run it with `chaos run {args.output}` "
+                      f"(another lab: --var chaoslab_target=lab:NAME)", highlight=False, soft_wrap=True)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from chaoslab.reports import rebuild
 
@@ -192,7 +215,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("run", help="run an experiment and judge it against its SLOs")
-    sp.add_argument("file", help="experiment YAML (full or compact form)")
+    sp.add_argument("file", help="experiment YAML (full or compact form), or a Chaos Toolkit experiment "
+                    "(JSON or YAML) that uses chaoslab's actions")
     sp.add_argument("--target", default=None, help="cluster: lab or lab:NAME (default: the experiment's "
                     "spec.target, else the running lab)")
     sp.add_argument("--runs", type=int, default=None, help="override spec.runs")
@@ -202,6 +226,11 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("validate", help="check experiment files without touching a cluster")
     sp.add_argument("paths", nargs="+", help="files or directories")
     sp.set_defaults(func=cmd_validate)
+    sp = sub.add_parser("export", help="write an experiment in another tool's format (Chaos Toolkit)")
+    sp.add_argument("--to", required=True, choices=["chaostoolkit"], help="the format")
+    sp.add_argument("file", help="experiment YAML")
+    sp.add_argument("-o", "--output", default=None, help="output file (default: standard output)")
+    sp.set_defaults(func=cmd_export)
     sp = sub.add_parser("report", help="rebuild the reports of a run directory from its timelines")
     sp.add_argument("run_dir")
     sp.set_defaults(func=cmd_report)

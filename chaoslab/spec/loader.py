@@ -371,11 +371,33 @@ def _fault_problems(doc: Document) -> list[str]:
     return out
 
 
+def experiment_from_document(doc: Document, source: Path | None) -> Experiment:
+    """One full-form document (`kind: Experiment`) as an `Experiment`; `SpecError` with every problem. The
+    Chaos Toolkit import builds such a document, with places mapped back to its own file."""
+    found = check(doc) or _probe_problems(doc) + _fault_problems(doc)
+    if found:
+        raise SpecError(found)
+    return _full(doc, source)
+
+
+def is_chaostoolkit(data: Any) -> bool:
+    """A Chaos Toolkit experiment (a `method`, no Kubernetes-style `kind`), not one of ours."""
+    return isinstance(data, dict) and "method" in data and "kind" not in data and "apiVersion" not in data
+
+
 def _load(text: str, file: str, source: Path | None,
           probe_sets_ok: bool) -> tuple[list[Experiment], list[str]]:
     docs, problems = parse(text, file)
     experiments = []
     for doc in docs:
+        if is_chaostoolkit(doc.data):
+            from chaoslab.chaostoolkit.convert import experiment_from_chaostoolkit  # only for such files
+
+            try:
+                experiments.append(experiment_from_chaostoolkit(doc, source))
+            except SpecError as exc:
+                problems += exc.problems
+            continue
         found = check(doc)
         kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
         if not found and kind == "ProbeSet":
