@@ -70,12 +70,17 @@ class Tool:
     left: list[int] = field(default_factory=list)
     """Pods of the Deployment still on the node when the drain returned (should be 0)."""
     phases: list[dict[str, float]] = field(default_factory=list)
-    """Per round, seconds from the start to milestones (`first eviction`, `last eviction`, `gone`)."""
+    """Per round, seconds from the start to milestones (`first eviction`, `last eviction`, `first gone`,
+    `gone`: the last pod gone). kubectl's come from its output lines as they arrive: `evicting pod` is
+    printed before the request is sent, `pod/NAME evicted` once the pod is gone."""
     errors: list[str] = field(default_factory=list)
+    throttled: list[int] = field(default_factory=list)
+    """kubectl only: its log lines about client-side throttling (a request held back over 1 s)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"tool": self.name, "version": self.version, "seconds": [round(s, 3) for s in self.seconds],
-                "evicted": self.evicted, "leftOnNode": self.left, "phases": self.phases, "errors": self.errors}
+                "evicted": self.evicted, "leftOnNode": self.left, "phases": self.phases, "errors": self.errors,
+                "throttled": self.throttled}
 
 
 # ---- the workload ---------------------------------------------------------------------------------
@@ -146,11 +151,14 @@ def drain_kubectl(tool: Tool, kubectl: str, kubeconfig: Path, cache_dir: str, no
             marks.setdefault("first eviction", now)
             marks["last eviction"] = now
         elif EVICTED.match(line):
+            marks.setdefault("first gone", now)
             marks["gone"] = now  # kubectl prints `pod/x evicted` once the pod is gone
     rc = proc.wait()
     tool.seconds.append(time.monotonic() - started)
     tool.evicted.append(sum(bool(EVICTED.match(x)) for x in lines))
     tool.phases.append({k: round(v, 3) for k, v in marks.items()})
+    # client-go logs requests its own rate limiter held back for over a second (at most one line a second).
+    tool.throttled.append(sum("hrottling request" in x or "client-side throttling" in x for x in lines))
     if rc != 0:
         tool.errors.append(f"kubectl exited {rc}: " + " | ".join(lines[-5:]))
 
@@ -190,7 +198,7 @@ def drain_chaoslab(tool: Tool, layout: LabLayout, api: KubeApi, node: str, timeo
     cordon = [t for t, k, _ in events if k == "cordon"]
     marks = {"cordon": round(cordon[0] - started, 3) if cordon else None,
              "first eviction": at("eviction", "evicted", False), "last eviction": at("eviction", "evicted", True),
-             "gone": at("eviction", "terminated", True)}
+             "first gone": at("eviction", "terminated", False), "gone": at("eviction", "terminated", True)}
     tool.phases.append({k: v for k, v in marks.items() if v is not None})
 
 
@@ -214,7 +222,7 @@ def rows(tools: list[Tool]) -> list[list[str]]:
 def phases_line(t: Tool) -> str:
     if not t.phases:
         return ""
-    keys = [k for k in ("cordon", "first eviction", "last eviction", "gone") if any(k in p for p in t.phases)]
+    keys = [k for k in ("cordon", "first eviction", "last eviction", "first gone", "gone") if any(k in p for p in t.phases)]
     parts = []
     for k in keys:
         vals = [p[k] for p in t.phases if k in p]
@@ -236,6 +244,8 @@ def report(tools: list[Tool], meta: dict[str, Any], as_markdown: bool = False) -
     for t in tools:
         if line := phases_line(t):
             out.print(line)
+        if t.throttled:
+            out.print(f"{t.name}: client-side throttling log lines per drain: {'/'.join(map(str, t.throttled))}")
         for e in t.errors:
             out.print(f"[red]{t.name}:[/] {e}")
     if meta.get("kubectl_missing"):
@@ -274,7 +284,7 @@ def main() -> None:
     if args.show:
         data = json.loads(args.show.read_text())
         tools = [Tool(t["tool"], t["version"], t["seconds"], t["evicted"], t["leftOnNode"], t["phases"],
-                      t["errors"]) for t in data["tools"]]
+                      t["errors"], t.get("throttled", [])) for t in data["tools"]]
         report(tools, data, args.markdown)
         return
 
