@@ -31,7 +31,15 @@ lint: $(BIN)/chaoslab
 	$(BIN)/ruff check chaoslab tests bench
 	$(BIN)/mypy chaoslab
 
-bench: install
+# bench/drain.py compares with Debian's kubectl (kubernetes-client, the lab's 1.20.2), unpacked here rather
+# than installed: it would collide with another package's /usr/bin/kubectl. Without it the bench says so.
+KUBECTL_DEB := .cache/kubernetes-client
+$(KUBECTL_DEB)/usr/bin/kubectl:
+	-mkdir -p $(KUBECTL_DEB) && cd $(KUBECTL_DEB) && apt-get download kubernetes-client \
+		&& dpkg-deb -x kubernetes-client_*.deb . && rm -f kubernetes-client_*.deb
+
+bench: install $(KUBECTL_DEB)/usr/bin/kubectl
 	$(BIN)/python bench/lab_up.py
 	$(BIN)/python bench/nodes_scale.py
 	$(BIN)/python bench/leader_isolation.py
+	$(BIN)/python bench/drain.py --kubectl $(KUBECTL_DEB)/usr/bin/kubectl

@@ -159,3 +159,18 @@ def test_wait_gone_returns_the_pods_still_there_at_the_deadline() -> None:
     left = wait_gone(api, [PodRef("d", "a", "u1")], "n1", time.monotonic() + 0.1,  # type: ignore[arg-type]
                      threading.Event(), interval=0.02)
     assert [p.name for p in left] == ["a"]
+
+
+def test_wait_gone_polls_soon_after_the_evictions_then_backs_off_to_the_interval() -> None:
+    api = FakeApi()
+    api.lists = [[{"metadata": {"uid": "u1"}}]]
+    pauses: list[float] = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            pauses.append(timeout or 0.0)
+            return len(pauses) >= 7
+
+    wait_gone(api, [PodRef("d", "a", "u1")], "n1", time.monotonic() + 60, Stop(),  # type: ignore[arg-type]
+              interval=1.0, first_interval=0.1)
+    assert pauses == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
