@@ -35,6 +35,7 @@ from tenacity import (
 
 from chaoslab.errors import TargetError
 from chaoslab.kubeapi import ApiError, KubeApi
+from chaoslab.spec.durations import parse_duration
 
 Outcome = Literal["evicted", "deleted", "gone", "blocked", "failed"]
 """evicted/deleted: the API accepted it; gone: the pod was gone before we asked; blocked: a PDB still
@@ -229,3 +230,39 @@ def wait_gone(api: KubeApi, pods: Iterable[PodRef], node: str | None, deadline: 
             break
         pause = min(pause * 2, interval)
     return list(pending.values())
+
+
+@dataclass(frozen=True)
+class EvictionSettings:
+    """How a fault evicts, as experiments spell it: the parameters `drain-node` and `evict-pods` share
+    (their params types extend this one)."""
+
+    gracePeriod: str | float | None = None  # camelCase fields: the YAML spelling, as build() passes them
+    """Seconds each pod gets to stop; default: the pod's own terminationGracePeriodSeconds."""
+    timeout: str | float = "5m"
+    """How long evictions are retried while a PDB refuses, and evicted pods waited for (default 5m)."""
+    parallelism: int = 8
+    """Evictions in flight at once (default 8)."""
+    retryInterval: str | float = "5s"
+    """Pause between attempts while a PDB refuses an eviction (default 5s, as kubectl)."""
+
+    def seconds(self, name: str) -> float:
+        return parse_duration(getattr(self, name), name)
+
+    def eviction_problems(self, fault: str) -> list[str]:
+        """What is wrong with these settings, each message naming `fault` and the parameter."""
+        problems = []
+        for name in ("gracePeriod", "timeout", "retryInterval"):
+            if getattr(self, name) is not None:
+                try:
+                    parse_duration(getattr(self, name), f"{fault} {name}")
+                except ValueError as exc:
+                    problems.append(str(exc))
+        if self.parallelism < 1:
+            problems.append(f"{fault}: parallelism must be at least 1")
+        return problems
+
+    def evictor(self, api: KubeApi, version: str | None) -> Evictor:
+        """An `Evictor` with these settings; `version` None deletes instead of evicting."""
+        grace = None if self.gracePeriod is None else round(self.seconds("gracePeriod"))
+        return Evictor(api, version, grace, self.seconds("retryInterval"), self.parallelism)

@@ -33,18 +33,17 @@ from typing import Any, ClassVar
 
 from chaoslab.drain import DrainOptions, PodDecision, choose_nodes, classify, refusal
 from chaoslab.errors import InjectionError, SpecError
-from chaoslab.eviction import EvictionResult, Evictor, PodRef, eviction_version, wait_gone
+from chaoslab.eviction import EvictionResult, EvictionSettings, Evictor, PodRef, eviction_version, wait_gone
 from chaoslab.faults.base import Injection, Record, Undo, ignore_events
 from chaoslab.kubeapi import KubeApi
 from chaoslab.selection import namespace_problems, selection_problems
-from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
 
 _ignore = ignore_events
 
 
 @dataclass(frozen=True)
-class DrainNodeParams:
+class DrainNodeParams(EvictionSettings):
     nodes: Sequence[str] = ()
     """Nodes by name (then `count`, `percent` and `selector` must not be set)."""
     selector: str | None = None
@@ -65,36 +64,16 @@ class DrainNodeParams:
     """Evict pods with emptyDir volumes, whose data is lost (kubectl --delete-emptydir-data)."""
     force: bool = False
     """Evict pods that no controller recreates (kubectl --force)."""
-    gracePeriod: str | float | None = None
-    """Seconds each pod gets to stop; default: the pod's own terminationGracePeriodSeconds."""
-    timeout: str | float = "5m"
-    """How long, per node, evictions are retried and evicted pods waited for (default 5m)."""
     disableEviction: bool = False
     """Delete pods instead of evicting them: PDBs are bypassed (kubectl --disable-eviction)."""
-    parallelism: int = 8
-    """Evictions in flight at once (default 8)."""
-    retryInterval: str | float = "5s"
-    """Pause between attempts while a PDB refuses an eviction (default 5s, as kubectl)."""
 
     def __post_init__(self) -> None:
-        problems = []
-        for name in ("gracePeriod", "timeout", "retryInterval"):
-            value = getattr(self, name)
-            if value is not None:
-                try:
-                    parse_duration(value, f"drain-node {name}")
-                except ValueError as exc:
-                    problems.append(str(exc))
+        problems = self.eviction_problems("drain-node")
         problems += selection_problems("drain-node", "node", self.nodes, self.selector, self.count, self.percent,
                                        self.maxNodes, "maxNodes")
-        if self.parallelism < 1:
-            problems.append("drain-node: parallelism must be at least 1")
         problems += namespace_problems("drain-node", self.namespaces)
         if problems:
             raise SpecError(problems)
-
-    def seconds(self, name: str) -> float:
-        return parse_duration(getattr(self, name), name)
 
     @property
     def options(self) -> DrainOptions:
@@ -163,9 +142,8 @@ class DrainNode:
             api.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
             record("cordon", fault=self.kind, index=injection.index, node=node)
         version = None if p.disableEviction else eviction_version(api)
-        grace = None if p.gracePeriod is None else round(p.seconds("gracePeriod"))
         for node in nodes:
-            self.evictor = Evictor(api, version, grace, p.seconds("retryInterval"), p.parallelism)
+            self.evictor = p.evictor(api, version)
             self._drain(api, node, injection.index, record)
 
     def stop(self) -> None:

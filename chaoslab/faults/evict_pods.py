@@ -34,11 +34,10 @@ from typing import Any, ClassVar
 
 from chaoslab.drain import FINISHED, MIRROR_ANNOTATION, controller_of, has_local_storage
 from chaoslab.errors import InjectionError, SpecError
-from chaoslab.eviction import EvictionResult, Evictor, PodRef, eviction_version, wait_gone
+from chaoslab.eviction import EvictionResult, EvictionSettings, Evictor, PodRef, eviction_version, wait_gone
 from chaoslab.faults.base import Injection, Record, ignore_events
 from chaoslab.kubeapi import KubeApi
 from chaoslab.selection import ALL_NAMESPACES, choose, namespace_problems, protection, selection_problems
-from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
 
 #: The default blast radius: a handful of pods, so a selector that matches too much is refused.
@@ -46,7 +45,7 @@ DEFAULT_MAX_PODS = 3
 
 
 @dataclass(frozen=True)
-class EvictPodsParams:
+class EvictPodsParams(EvictionSettings):
     namespaces: Sequence[str] = field(default_factory=tuple)
     """Namespaces whose pods may be evicted; `*` for all (kube-system still needs `allowKubeSystem`)."""
     allowKubeSystem: bool = False  # camelCase fields: the YAML spelling, as build() passes them
@@ -65,34 +64,16 @@ class EvictPodsParams:
     """Also evict pods that no controller recreates (they are gone for good)."""
     deleteEmptyDirData: bool = False
     """Also evict pods with emptyDir volumes, whose data is lost."""
-    gracePeriod: str | float | None = None
-    """Seconds each pod gets to stop; default: the pod's own terminationGracePeriodSeconds."""
     timeout: str | float = "2m"
     """How long evictions are retried while a PDB refuses, and evicted pods waited for (default 2m)."""
-    parallelism: int = 8
-    """Evictions in flight at once (default 8)."""
-    retryInterval: str | float = "5s"
-    """Pause between attempts while a PDB refuses an eviction (default 5s, as kubectl)."""
 
     def __post_init__(self) -> None:
-        problems = []
-        for name in ("gracePeriod", "timeout", "retryInterval"):
-            value = getattr(self, name)
-            if value is not None:
-                try:
-                    parse_duration(value, f"evict-pods {name}")
-                except ValueError as exc:
-                    problems.append(str(exc))
+        problems = self.eviction_problems("evict-pods")
         problems += namespace_problems("evict-pods", self.namespaces)
         problems += selection_problems("evict-pods", "pod", (), self.selector, self.count, self.percent,
                                        self.maxPods, "maxPods")
-        if self.parallelism < 1:
-            problems.append("evict-pods: parallelism must be at least 1")
         if problems:
             raise SpecError(problems)
-
-    def seconds(self, name: str) -> float:
-        return parse_duration(getattr(self, name), name)
 
 
 def exclusion(pod: Mapping[str, Any], params: EvictPodsParams) -> str:
@@ -181,8 +162,7 @@ class EvictPods:
         pods = self.chosen[injection.index]
         info = {q["metadata"]["uid"]: q for q in pods}
         version = None if p.bypassPdb else eviction_version(api)
-        grace = None if p.gracePeriod is None else round(p.seconds("gracePeriod"))
-        self.evictor = evictor = Evictor(api, version, grace, p.seconds("retryInterval"), p.parallelism)
+        self.evictor = evictor = p.evictor(api, version)
         started = time.monotonic()
         deadline = started + p.seconds("timeout")
 
