@@ -4,10 +4,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from measure.synthetic import scheduler_kill
-from reports.test_reports import experiment, run_dir
 
 from chaoslab.gate import Policy, evaluate
 from chaoslab.reports import junit, rebuild, summary
+from reports.test_reports import experiment, run_dir
 
 GATED = Policy(fail_on=frozenset({"recoveryTime"}), warn_margin=0.2)
 
@@ -55,7 +55,7 @@ def test_merge_combines_suites_and_adds_an_error_case_for_a_run_not_carried_out(
 
 def test_summary_has_the_verdict_table_key_numbers_and_the_report_link(tmp_path: Path) -> None:
     GATED.save(tmp_path)
-    d, verdict = run_dir(tmp_path, [scheduler_kill(takeover=22.0)], experiment())
+    _d, verdict = run_dir(tmp_path, [scheduler_kill(takeover=22.0)], experiment())
     gate = evaluate(verdict, GATED)
     text = summary.render([summary.Entry("scheduler-leader-kill", verdict, gate, "https://ci.example/r/1.html"),
                            summary.Entry("etcd-leader-kill", None, None, "", "TargetError: lab 'x' is not running")],
@@ -71,7 +71,7 @@ def test_summary_has_the_verdict_table_key_numbers_and_the_report_link(tmp_path:
 
 
 def test_summary_of_a_failed_gate_lists_the_failure_with_its_evidence(tmp_path: Path) -> None:
-    d, verdict = run_dir(tmp_path, [scheduler_kill()], experiment())
+    _d, verdict = run_dir(tmp_path, [scheduler_kill()], experiment())
     text = summary.render([summary.Entry(verdict.experiment, verdict, evaluate(verdict, Policy()), "runs/x/report.html")], 1)
     assert "## chaoslab: ❌ FAIL — 1 experiment" in text
     assert "- ❌ schedulerTimeToNewLeader: measured 17.00 s, target ≤ max 10 s — " in text

@@ -4,17 +4,18 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from measure.synthetic import STARTED_WALL, scheduler_kill
 from prometheus_client.parser import text_string_to_metric_families
-from reports.test_reports import experiment
 
 from chaoslab.gate import Policy, evaluate
 from chaoslab.measure import measure
 from chaoslab.reports import prometheus
 from chaoslab.reports.prometheus import EXPORTED, Result, push, write_textfile
 from chaoslab.verdict import judge
+from reports.test_reports import experiment
 
 FINISHED = STARTED_WALL + 120.0
 
@@ -68,9 +69,9 @@ def test_an_experiment_that_could_not_run_is_marked_not_completed(tmp_path: Path
 
 
 class Capture(BaseHTTPRequestHandler):
-    pushes: list[tuple[str, str, bytes]] = []
+    pushes: ClassVar[list[tuple[str, str, bytes]]] = []
 
-    def do_PUT(self) -> None:  # noqa: N802 (the http.server API)
+    def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         Capture.pushes.append(("PUT", self.path, body))
         self.send_response(200)
