@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from measure.synthetic import scheduler_kill
-from reports.test_reports import experiment, run_dir
 
 from chaoslab.reports.html import NOT_READY, PALETTE, READY
+from reports.test_reports import experiment, run_dir
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WIDTH, HEIGHT = 1200, 1000
