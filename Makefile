@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: demo install test test-fast lint bench clean
+.PHONY: demo install test test-fast lint bench clean chromium
 
 $(BIN)/chaoslab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,16 @@ demo: install
 	$(BIN)/chaoslab lab status >/dev/null 2>&1 || $(BIN)/chaoslab lab up
 	$(BIN)/chaoslab run experiments/etcd-leader-kill.yaml
 
-test: install
+test: install chromium
 	$(BIN)/pytest -ra
+
+# Headless Chromium renders report.html in a test (tests/unit/reports/test_html_screenshot.py), which is
+# skipped without it; Debian's package, installed when root and missing, never fatal.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+		echo "chromium not installed: the report screenshot test will be skipped"
+
 
 test-fast: $(BIN)/chaoslab
 	$(BIN)/pytest -ra -m "not integration"

@@ -1,7 +1,9 @@
 """The `chaoslab` command: argument parsing, terminal output and exit codes. No logic lives here.
 
-Exit codes: 0 success (all SLOs met), 1 an SLO violated, 2 invalid input or usage, 3 could not run
-(infrastructure, lab, abort or revert failure), 130 interrupted.
+Exit codes (the CI contract, docs/ci.md): 0 success (every gating SLO met), 1 a gating SLO violated,
+2 invalid input or usage, 3 could not run (infrastructure, lab, abort or revert failure), 130 interrupted.
+When one experiment of a file could not be carried out, the exit code is 3 even if an earlier one failed
+an SLO: the file was not judged as a whole.
 """
 
 from __future__ import annotations
@@ -159,11 +161,42 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from chaoslab.run.session import run_file
+    from chaoslab.gate import Policy, parse_fail_on, parse_margin
+    from chaoslab.run.session import Publish, publish, run_file
 
-    verdicts = run_file(Path(args.file), target=args.target, runs_root=Path(args.runs_dir),
-                        runs=args.runs, live=not args.no_live, console=out)
-    return EXIT_OK if all(v.passed for v in verdicts) else EXIT_SLO_VIOLATED
+    problems = []
+    try:
+        fail_on = parse_fail_on(args.fail_on)
+    except SpecError as exc:
+        problems += exc.problems
+    try:
+        margin = parse_margin(args.warn_margin)
+    except SpecError as exc:
+        problems += exc.problems
+    if problems:
+        raise SpecError(problems)
+    policy = Policy(fail_on, margin)
+    outcomes = run_file(Path(args.file), target=args.target, runs_root=Path(args.runs_dir),
+                        runs=args.runs, live=not args.no_live, console=out, policy=policy)
+    for o in outcomes:
+        if o.error:
+            console.print(f"[red]error:[/] {o.experiment.name}: {o.error}", highlight=False, soft_wrap=True)
+    if any(o.error for o in outcomes):
+        code = EXIT_COULD_NOT_RUN
+    else:
+        code = EXIT_OK if all(o.gate is not None and o.gate.passed for o in outcomes) else EXIT_SLO_VIOLATED
+    how = Publish(junit=Path(args.junit) if args.junit else None,
+                  summary=Path(args.summary) if args.summary else None, report_url=args.report_url,
+                  metrics_file=Path(args.metrics_file) if args.metrics_file else None,
+                  pushgateway=args.pushgateway, job=args.job)
+    written, failures = publish(outcomes, code, how)
+    for path in written:
+        out.print(f"wrote {path}")
+    if how.pushgateway and not any(how.pushgateway in f for f in failures):
+        out.print(f"pushed metrics to {how.pushgateway} (job {how.job})")
+    for problem in failures:
+        console.print(f"[yellow]warning:[/] {problem}", highlight=False, soft_wrap=True)
+    return code
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -222,6 +255,23 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--runs", type=int, default=None, help="override spec.runs")
     sp.add_argument("--runs-dir", default="runs", help="where run directories go (default ./runs)")
     sp.add_argument("--no-live", action="store_true", help="no live view (plain progress lines)")
+    ci = sp.add_argument_group("CI gate (docs/ci.md)")
+    ci.add_argument("--fail-on", default="all", metavar="all|SLO[,SLO…]",
+                    help="SLO metrics whose violation fails the run (exit 1); others are reported, not gating "
+                    "(default all)")
+    ci.add_argument("--warn-margin", default="0", metavar="PERCENT",
+                    help="warn when a met SLO is within this fraction of its limit, e.g. 10%% (default 0: off)")
+    ci.add_argument("--junit", default=None, metavar="FILE", help="also write the JUnit XML of every "
+                    "experiment of the file here (an <error> case for one that could not run)")
+    ci.add_argument("--summary", default=None, metavar="FILE", help="write a Markdown summary for a "
+                    "pull-request comment")
+    ci.add_argument("--report-url", default=None, metavar="URL", help="link to the HTML report in the "
+                    "summary; {run} is replaced by the run directory's name (default: the report's path)")
+    ci.add_argument("--metrics-file", default=None, metavar="PATH", help="write Prometheus metrics for "
+                    "node_exporter's textfile collector (name it *.prom)")
+    ci.add_argument("--pushgateway", default=None, metavar="URL", help="push Prometheus metrics to this "
+                    "Pushgateway (one group per experiment)")
+    ci.add_argument("--job", default="chaoslab", help="Pushgateway job name (default chaoslab)")
     sp.set_defaults(func=cmd_run)
     sp = sub.add_parser("validate", help="check experiment files without touching a cluster")
     sp.add_argument("paths", nargs="+", help="files or directories")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from chaoslab.conditions import RENEWAL_WINDOW
 from chaoslab.errors import SpecError
+from chaoslab.gate import Policy, evaluate
 from chaoslab.measure import Measurements, measure
 from chaoslab.reports import html, json_report, junit, markdown
 from chaoslab.run.timeline import Timeline
@@ -34,15 +35,17 @@ def _write(path: Path, text: str) -> Path:
 
 
 def write_reports(run_dir: Path, experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
-                  measurements: list[Measurements]) -> list[Path]:
-    """Write verdict.json, junit.xml, report.md and report.html; returns their paths."""
+                  measurements: list[Measurements], policy: Policy | None = None) -> list[Path]:
+    """Write verdict.json, junit.xml, report.md and report.html; returns their paths. The gate policy is
+    the one saved in the run directory (`gate.json`, written by the run session) unless one is given."""
     # Render what was saved (times rounded as in timeline.jsonl), so `rebuild` gives the same bytes.
     timelines = [Timeline.from_records(tl.records()) for tl in timelines]
+    gate = evaluate(verdict, policy if policy is not None else Policy.load(run_dir))
     return [
         _write(run_dir / "verdict.json", json_report.render(verdict)),
-        _write(run_dir / "junit.xml", junit.render(experiment, verdict, measurements)),
-        _write(run_dir / "report.md", markdown.render(experiment, verdict, timelines, measurements)),
-        _write(run_dir / "report.html", html.render(experiment, verdict, timelines, measurements)),
+        _write(run_dir / "junit.xml", junit.render(experiment, verdict, measurements, gate)),
+        _write(run_dir / "report.md", markdown.render(experiment, verdict, timelines, measurements, gate)),
+        _write(run_dir / "report.html", html.render(experiment, verdict, timelines, measurements, gate)),
     ]
 
 

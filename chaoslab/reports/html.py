@@ -16,8 +16,9 @@ from html import escape
 
 from chaoslab.conditions import LEASE_OF
 from chaoslab.disruption import drains
+from chaoslab.gate import Gate, Policy, evaluate
 from chaoslab.measure import Interval, Measurements, condition_intervals
-from chaoslab.reports.markdown import drain_counts, drain_reasons, started
+from chaoslab.reports.markdown import drain_counts, drain_reasons, headline, result, started
 from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.verdict import Verdict, format_value
@@ -31,7 +32,7 @@ CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1140px;color:#222;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}
 .badge{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}
-.pass{background:#2e7d32}.fail{background:#c62828}
+.pass{background:#2e7d32}.fail{background:#c62828}td.warn{color:#a15c00;font-weight:600}
 table{border-collapse:collapse;margin:8px 0 12px;width:100%}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f5f5f5}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
@@ -202,12 +203,14 @@ def _table(head: list[str], rows: list[list[str]], numeric: Collection[int] = ()
 
 
 def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
-           measurements: list[Measurements]) -> str:
+           measurements: list[Measurements], gate: Gate | None = None) -> str:
     e = escape
-    status = "pass" if verdict.passed else "fail"
+    gate = gate or evaluate(verdict, Policy())
+    status = "pass" if gate.passed else "fail"
+    title = headline(gate)
     colours = _hosts(timelines)
     faults = "; ".join(f"{f.kind} " + ", ".join(f"{k}={v}" for k, v in f.params.items()) for f in experiment.faults)
-    body = [f'<h1>{e(experiment.name)} <span class="badge {status}">{status.upper()}</span></h1>']
+    body = [f'<h1>{e(experiment.name)} <span class="badge {status}">{e(title)}</span></h1>']
     if experiment.description:
         body.append(f"<p>{e(experiment.description)}</p>")
     body.append(f'<p class="meta">faults: {e(faults)}, held {experiment.duration:g} s · steady state: '
@@ -216,11 +219,16 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
 
     body.append("<h2>SLOs</h2>")
     if verdict.slos:
-        rows = [[e(r.metric), e(r.target), e(format_value(r.measured, r.unit)),
-                 "pass" if r.passed else "FAIL", e(r.evidence)] for r in verdict.slos]
+        css = {"pass": "ok", "fail": "bad", "warn": "warn", "ignored": "warn"}
+        rows = [[e(s.result.metric), e(s.result.target), e(format_value(s.result.measured, s.result.unit)),
+                 f'<span class="{css[s.status]}">{e(result(s).replace("**", ""))}</span>', e(s.result.evidence)]
+                for s in gate.slos]
         table = _table(["SLO", "target", "measured", "result", "evidence"], rows, {2})
-        body.append(table.replace("<td>pass</td>", '<td class="ok">pass</td>')
-                    .replace("<td>FAIL</td>", '<td class="bad">FAIL</td>'))
+        for name in set(css.values()):
+            table = table.replace(f'<td><span class="{name}">', f'<td class="{name}"><span>')
+        body.append(table)
+        if gate.policy != Policy():
+            body.append(f'<p class="note">Gate: {e(gate.policy.describe())}.</p>')
         body += [f'<p class="note">{e(r.metric)}: {e(r.confidence)}</p>' for r in verdict.slos if r.confidence]
     else:
         body.append("<p>The experiment sets no SLO targets, so nothing can fail.</p>")
@@ -259,5 +267,5 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
     body.append('<p class="note">Times are seconds since the run started. Definitions: docs/measurements.md '
                 "in the chaoslab repository. Hover over the chart for details.</p>")
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(experiment.name)}: '
-            f"{status.upper()} · chaoslab</title><style>{CSS}</style></head><body>\n"
+            f"{e(title)} · chaoslab</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")

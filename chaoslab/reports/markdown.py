@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from chaoslab.disruption import Drain, drains
+from chaoslab.gate import Gate, GatedSlo, Policy, evaluate
 from chaoslab.measure import Measurements
 from chaoslab.run.timeline import Timeline
 from chaoslab.spec.model import METRICS, Experiment
@@ -32,10 +33,25 @@ def drain_reasons(d: Drain) -> str:
     return "; ".join(f"{o}: {', '.join(rs)}" for o, rs in sorted(d.reasons.items())) or "–"
 
 
+def result(s: GatedSlo) -> str:
+    """The result cell of an SLO under its gate: `pass`, `**FAIL**`, `pass, warning: …`, `FAIL, not gating`."""
+    return {"pass": "pass", "fail": "**FAIL**", "warn": f"pass, ⚠ warning: {s.note}",
+            "ignored": "FAIL, not gating"}[s.status]
+
+
+def headline(gate: Gate) -> str:
+    """`PASS`, `FAIL`, `PASS (1 SLO violated, not gating)`, `PASS (2 warnings)`."""
+    ignored = sum(s.status == "ignored" for s in gate.slos)
+    warned = sum(s.status == "warn" for s in gate.slos)
+    notes = ([f"{ignored} SLO{'s' if ignored != 1 else ''} violated, not gating"] if ignored else []) + (
+        [f"{warned} warning{'s' if warned != 1 else ''}"] if warned else [])
+    return ("PASS" if gate.passed else "FAIL") + (f" ({', '.join(notes)})" if notes else "")
+
+
 def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
-           measurements: list[Measurements]) -> str:
-    status = "PASS" if verdict.passed else "FAIL"
-    out = [f"# {experiment.name}: {status}", ""]
+           measurements: list[Measurements], gate: Gate | None = None) -> str:
+    gate = gate or evaluate(verdict, Policy())
+    out = [f"# {experiment.name}: {headline(gate)}", ""]
     if experiment.description:
         out += [experiment.description, ""]
     faults = "; ".join(f"`{f.kind}` " + ", ".join(f"{k}={v}" for k, v in f.params.items()) for f in experiment.faults)
@@ -46,10 +62,12 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
     out += ["## SLOs", ""]
     if verdict.slos:
         out += ["| SLO | target | measured | result | evidence |", "| --- | --- | --- | --- | --- |"]
-        out += [f"| {r.metric} | {r.target} | {format_value(r.measured, r.unit)} | "
-                f"{'pass' if r.passed else '**FAIL**'} | {cell(r.evidence)} |" for r in verdict.slos]
+        out += [f"| {s.result.metric} | {s.result.target} | {format_value(s.result.measured, s.result.unit)} | "
+                f"{cell(result(s))} | {cell(s.result.evidence)} |" for s in gate.slos]
         notes = [f"- {r.metric}: {r.confidence}" for r in verdict.slos if r.confidence]
         out += ["", *notes, ""] if notes else [""]
+        if gate.policy != Policy():
+            out += [f"Gate: `{gate.policy.describe()}`.", ""]
     else:
         out += ["The experiment sets no SLO targets, so nothing can fail.", ""]
 

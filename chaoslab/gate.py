@@ -1,0 +1,160 @@
+"""The CI gate: which SLOs decide a run's outcome and which SLOs are close enough to their limit to warn.
+
+A `Verdict` says what was measured and whether every SLO was met; a `Policy` (from `chaoslab run
+--fail-on … --warn-margin …`, saved as `gate.json` in the run directory so `chaoslab report` rebuilds the
+same reports) turns it into a `Gate`: each SLO result is `pass`, `warn` (met, but within the margin of its
+limit), `fail` (violated and gating) or `ignored` (violated, but not named by `--fail-on`: reported,
+not gating). Pure; read by the CLI (exit code), the reports and the Prometheus export.
+
+    >>> gate = evaluate(verdict, Policy(fail_on=frozenset({"recoveryTime"}), warn_margin=0.1))  # doctest: +SKIP
+    >>> gate.passed, [(s.result.metric, s.status) for s in gate.slos]                          # doctest: +SKIP
+    (True, [('recoveryTime', 'warn'), ('etcdLeaderElections', 'ignored')])
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from chaoslab.errors import SpecError
+from chaoslab.spec.model import METRICS
+from chaoslab.verdict import SloResult, Verdict, format_value
+
+SCHEMA = "chaoslab.io/gate/v1"
+FILE = "gate.json"
+
+Status = Literal["pass", "warn", "fail", "ignored"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    fail_on: frozenset[str] | None = None
+    """SLO metrics that gate (`--fail-on recoveryTime,lostWrites`); None: every SLO gates (`--fail-on all`)."""
+    warn_margin: float = 0.0
+    """Fraction of the limit (0.1 = 10 %): a met SLO whose measured value is within it warns. 0: no warnings."""
+
+    def gates(self, metric: str) -> bool:
+        return self.fail_on is None or metric in self.fail_on
+
+    def describe(self) -> str:
+        """`--fail-on all`, `--fail-on lostWrites,recoveryTime --warn-margin 10%` …"""
+        text = "--fail-on " + (",".join(sorted(self.fail_on)) if self.fail_on is not None else "all")
+        return text + (f" --warn-margin {self.warn_margin:.0%}" if self.warn_margin else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "failOn": sorted(self.fail_on) if self.fail_on is not None else "all",
+                "warnMargin": self.warn_margin}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Policy:
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not a chaoslab gate policy (schema {data.get('schema')!r}, expected {SCHEMA})")
+        fail_on = data.get("failOn", "all")
+        return cls(None if fail_on == "all" else frozenset(str(m) for m in fail_on),
+                   float(data.get("warnMargin", 0.0)))
+
+    def save(self, run_dir: Path) -> Path:
+        path = run_dir / FILE
+        path.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Policy:
+        """The policy a run was gated with; the default (every SLO gates, no warnings) for runs without one."""
+        try:
+            return cls.from_json(json.loads((run_dir / FILE).read_text()))
+        except FileNotFoundError:
+            return cls()
+        except (ValueError, TypeError) as exc:
+            raise SpecError([f"{run_dir / FILE}: cannot be read ({exc})"]) from exc
+
+
+def parse_fail_on(text: str) -> frozenset[str] | None:
+    """`all` → None; `recoveryTime,lostWrites` → those metrics. Unknown names are a SpecError (exit 2)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise SpecError(["--fail-on: empty; give `all` or SLO metric names separated by commas"])
+    if names == ["all"]:
+        return None
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise SpecError([f"--fail-on: {n!r} is not an SLO metric; known: {', '.join(METRICS)}" for n in unknown])
+    return frozenset(names)
+
+
+def parse_margin(text: str) -> float:
+    """`10%` or `0.1` → 0.1; a SpecError unless 0 ≤ margin < 1."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", text)
+    if not m:
+        raise SpecError([f"--warn-margin: {text!r} is not a percentage (like 10%) or a fraction (like 0.1)"])
+    value = float(m.group(1)) / (100 if m.group(2) else 1)
+    if not 0 <= value < 1:
+        raise SpecError([f"--warn-margin: {text!r} must be at least 0 and below 100%"])
+    return value
+
+
+def check_names(policy: Policy, slo_metrics: Iterable[str]) -> None:
+    """A SpecError when `--fail-on` names a metric that no experiment in the file has as an SLO: such a gate
+    could never fail, which is almost certainly a typo or the wrong file."""
+    present = set(slo_metrics)
+    missing = sorted((policy.fail_on or frozenset()) - present)
+    if missing:
+        raise SpecError([f"--fail-on: {m!r} is not an SLO of this experiment file (its SLOs: "
+                         f"{', '.join(sorted(present)) or 'none'})" for m in missing])
+
+
+def near_limit(result: SloResult, margin: float) -> bool:
+    """A met SLO whose measured value lies within `margin` × limit of the limit (a limit of 0 never warns:
+    there is no "close to zero" for a count that must stay zero)."""
+    if not result.passed or result.measured is None or margin <= 0 or result.threshold == 0:
+        return False
+    limit = abs(result.threshold)
+    if result.aggregate == "min":
+        return result.measured < result.threshold + margin * limit
+    return result.measured > result.threshold - margin * limit
+
+
+@dataclass(frozen=True)
+class GatedSlo:
+    result: SloResult
+    status: Status
+    gating: bool
+    note: str = ""
+    """Why it warns or is ignored, for reports: `within 10% of its limit (27.50 s of max 30 s)`."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    experiment: str
+    policy: Policy
+    slos: list[GatedSlo]
+
+    @property
+    def passed(self) -> bool:
+        """No gating SLO failed (the exit code's 0 versus 1)."""
+        return all(s.status != "fail" for s in self.slos)
+
+    @property
+    def warnings(self) -> list[GatedSlo]:
+        return [s for s in self.slos if s.status in ("warn", "ignored")]
+
+
+def evaluate(verdict: Verdict, policy: Policy) -> Gate:
+    out = []
+    for r in verdict.slos:
+        gating = policy.gates(r.metric)
+        if not r.passed:
+            status: Status = "fail" if gating else "ignored"
+            note = "" if gating else f"violated but not gating ({policy.describe()})"
+        elif near_limit(r, policy.warn_margin):
+            status = "warn"
+            note = (f"within {policy.warn_margin:.0%} of its limit ({format_value(r.measured, r.unit)} "
+                    f"of {r.target})")
+        else:
+            status, note = "pass", ""
+        out.append(GatedSlo(r, status, gating, note))
+    return Gate(verdict.experiment, policy, out)
