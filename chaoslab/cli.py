@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaoslab.run.session import run_file
 
     verdicts = run_file(Path(args.file), target=args.target, runs_root=Path(args.runs_dir),
-                        runs=args.runs, live=not args.no_live, console=out)
+                        runs=args.runs, live=not args.no_live, console=out, dry_run=args.dry_run, yes=args.yes)
     return EXIT_OK if all(v.passed for v in verdicts) else EXIT_SLO_VIOLATED
 
 
@@ -193,8 +193,12 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("run", help="run an experiment and judge it against its SLOs")
     sp.add_argument("file", help="experiment YAML (full or compact form)")
-    sp.add_argument("--target", default=None, help="cluster: lab or lab:NAME (default: the experiment's "
-                    "spec.target, else the running lab)")
+    sp.add_argument("--target", default=None, help="cluster: lab, lab:NAME, kubeconfig, kubeconfig:CONTEXT or "
+                    "in-cluster (default: the experiment's spec.target, else the running lab)")
+    sp.add_argument("--dry-run", action="store_true", help="print the plan (what would be touched, where, "
+                    "commands and undo) and change nothing")
+    sp.add_argument("--yes", action="store_true", help="allow a cluster that is not the lab (production-looking "
+                    "contexts also need the allow-list in the config file)")
     sp.add_argument("--runs", type=int, default=None, help="override spec.runs")
     sp.add_argument("--runs-dir", default="runs", help="where run directories go (default ./runs)")
     sp.add_argument("--no-live", action="store_true", help="no live view (plain progress lines)")

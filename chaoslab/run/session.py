@@ -9,17 +9,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from chaoslab.errors import SpecError
+from chaoslab.guard import Settings, load_settings
 from chaoslab.measure import measure
+from chaoslab.plan import make_plan
 from chaoslab.reports import experiment_to_json, write_reports
 from chaoslab.run.runner import Runner, RunView, new_run_dir, recover
 from chaoslab.spec import load
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.spec.probesets import SINGLE_PROBES, find_probe_set, load_probe_set
-from chaoslab.targets import Target, describe, resolve_target
+from chaoslab.targets import Target, describe, resolve_target, target_from_description
 from chaoslab.verdict import Verdict, format_value, judge
 
 #: The default probe set, for an installed chaoslab run outside a checkout that has probes/.
@@ -153,14 +157,29 @@ def run_experiment(experiment: Experiment, target: Target, runs_root: Path, *, l
 
 
 def run_file(path: Path, *, target: str | None, runs_root: Path, runs: int | None, live: bool,
-             console: Console) -> list[Verdict]:
+             console: Console, dry_run: bool = False, yes: bool = False,
+             settings: Settings | None = None) -> list[Verdict]:
+    """Run every experiment of the file. Each is planned first (faults resolved read-only, guard rails
+    checked): a refusal stops it before anything changes (`SpecError`). `dry_run`: print the plans, run
+    nothing."""
     experiments = load(path)
+    settings = settings if settings is not None else load_settings()
     verdicts = []
     for exp in experiments:
         if runs:
             exp = dataclasses.replace(exp, runs=runs)
         tgt = resolve_target(target, exp.target.kind if exp.target else None,
                              exp.target.params if exp.target else None)
+        plan = make_plan(exp, tgt, probes_for(exp), settings=settings, yes=yes or dry_run)
+        if dry_run:
+            console.print(f"# dry run: nothing is changed. Plan of {exp.name} against {tgt.name}:")
+            console.print(yaml.safe_dump(plan.to_json(), sort_keys=False, width=120), markup=False,
+                          highlight=False, soft_wrap=True)
+            if plan.refusals:
+                raise SpecError(plan.refusals)
+            continue
+        if plan.refusals:
+            raise SpecError([*plan.refusals, "nothing was changed; `chaoslab run --dry-run` shows the whole plan"])
         verdicts.append(run_experiment(exp, tgt, runs_root, live=live, console=console)[0])
     return verdicts
 
@@ -171,6 +190,6 @@ def recover_runs(run_dir: Path | None, runs_root: Path) -> list[str]:
     done = []
     for d in dirs:
         info = json.loads((d / "target.json").read_text())
-        target = resolve_target(f"lab:{info['name']}", state_root=Path(info["state_root"]))
+        target = target_from_description(info)
         done += [f"{d.name}: {line}" for line in recover(d, target)]
     return done
