@@ -58,7 +58,11 @@ def format_api_error(method: str, path: str, status: int, reason: str, body: dic
     """`GET /api/v1/nodes: 403 Forbidden: <the Status message, or the start of the body>`."""
     detail = body.get("message", "") if isinstance(body, dict) else body.strip()
     head = f"{method} {path}: {status} {reason}".rstrip()
-    return f"{head}: {str(detail)[:300]}" if detail else head
+    text = f"{head}: {str(detail)[:300]}" if detail else head
+    if status == 403:
+        # The account lacks a permission: say where chaoslab's least-privilege roles are.
+        text += " (grant it to chaoslab's account: see deploy/rbac/ for the roles each fault and probe needs)"
+    return text
 
 
 def query(params: Mapping[str, Any] | None) -> dict[str, str]:

@@ -11,15 +11,17 @@ refusal. Making a plan changes nothing: fault `resolve` only reads (Nodes, Pods,
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaoslab.drain import classify
 from chaoslab.errors import ChaoslabError
 from chaoslab.faults import build
 from chaoslab.faults.base import Injection
 from chaoslab.faults.degrade import NetworkDegrade
-from chaoslab.faults.drain_node import DrainNode
+from chaoslab.faults.drain_node import DrainNode, daemonsets, node_pods
 from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.partition import TRAFFIC, PartitionFault, recorded_partition
@@ -101,9 +103,9 @@ def _actions(fault: Any, target: Target, inj: Injection, duration: float) -> tup
             f"disarm the dead-man's switch {p['marker']}"]
         return out, undo
     if isinstance(fault, DrainNode):
-        _, _, decisions = fault.plan(target.api())
-        out = []
-        for node, ds in decisions.items():
+        api, sets, out = target.api(), daemonsets(target.api()), []
+        for node in (t.split("@", 1)[1] for t in inj.targets):
+            ds = classify(node_pods(api, node), fault.params.options, sets, time.time())
             out.append(f"cordon node {node}")
             out += [f"  {d.action} pod {d.namespace}/{d.name}" + (f" ({d.reason})" if d.reason else "") for d in ds]
         nodes = inj.undo[0].params["nodes"] if inj.undo else []
