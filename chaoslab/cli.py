@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chaoslab.errors import ChaoslabError, SpecError
@@ -260,12 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         for problem in exc.problems:
             # One problem a line, never wrapped: people grep these and CI logs keep them whole.
-            console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         return EXIT_INVALID
     except ChaoslabError as exc:
         if args.debug:
             console.print_exception()
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_COULD_NOT_RUN
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
