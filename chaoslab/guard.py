@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from chaoslab.conditions import LIVE_METRICS
 from chaoslab.errors import SpecError
 from chaoslab.faults import fault_class
 from chaoslab.faults.base import Injection
@@ -121,6 +122,12 @@ def allow_problems(target: Target, settings: Settings, yes: bool) -> list[str]:
         return []
     return [(f"{target.name} is not the lab and is not allowed: add `{entry}` to {where}, or pass --yes "
             f"(`chaoslab run --dry-run` shows what would be done without doing it)")]
+
+
+def abort_problems(experiment: Experiment) -> list[str]:
+    """Abort conditions on metrics that are not measured live would never fire: refuse them."""
+    return [f"spec.abort.{m}: not measured while the run goes on, so it could never abort; live metrics: "
+            f"{', '.join(LIVE_METRICS)}" for m in experiment.abort if m not in LIVE_METRICS]
 
 
 def fault_level(kind: str) -> str:

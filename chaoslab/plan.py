@@ -25,7 +25,14 @@ from chaoslab.faults.drain_node import DrainNode, daemonsets, node_pods
 from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.partition import TRAFFIC, PartitionFault, recorded_partition
-from chaoslab.guard import Settings, allow_problems, capability_problems, fault_level, radius_problems
+from chaoslab.guard import (
+    Settings,
+    abort_problems,
+    allow_problems,
+    capability_problems,
+    fault_level,
+    radius_problems,
+)
 from chaoslab.netrules import (
     dead_mans_switch,
     degrade_commands,
@@ -131,7 +138,8 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
               yes: bool, helper: HelperPodSettings | None = None) -> Plan:
     """The plan, with every refusal; never changes the cluster."""
     helper = helper or HelperPodSettings()
-    refusals = allow_problems(target, settings, yes) + capability_problems(experiment, target, probes)
+    refusals = [*allow_problems(target, settings, yes), *abort_problems(experiment),
+                *capability_problems(experiment, target, probes)]
     refuse_node = getattr(target, "node_level_refusal", None)
     plans, injections = [], []
     for i, spec in enumerate(experiment.faults):

@@ -60,11 +60,14 @@ def script(commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]], dur
         "rc=0\n"
         "undone=0\n"
         f"undo() {{\n  [ \"$undone\" = 1 ] && return\n  undone=1\n{lines(undo)}\n}}\n"
-        "trap 'undo; exit $rc' TERM INT\n"
+        "p=\n"
+        # The sleep goes too: a deleted pod leaves no process behind.
+        "trap '[ -n \"$p\" ] && kill $p 2>/dev/null; undo; exit $rc' TERM INT\n"
         f"apply() {{\n{lines(commands)}\n}}\n"
         "apply || true\n"
         f"sleep {max(0, int(duration))} &\n"
-        "wait $!\n"
+        "p=$!\n"
+        "wait $p\n"
         "undo\n"
         "exit $rc\n")
 
