@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chaoslab.errors import ChaoslabError, SpecError
@@ -177,7 +178,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SpecError(problems)
     policy = Policy(fail_on, margin)
     outcomes = run_file(Path(args.file), target=args.target, runs_root=Path(args.runs_dir),
-                        runs=args.runs, live=not args.no_live, console=out, policy=policy)
+                        runs=args.runs, live=not args.no_live, console=out, policy=policy,
+                        dry_run=args.dry_run, yes=args.yes)
+    if args.dry_run:
+        return EXIT_OK
     for o in outcomes:
         if o.error:
             console.print(f"[red]error:[/] {o.experiment.name}: {o.error}", highlight=False, soft_wrap=True)
@@ -250,8 +254,12 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="run an experiment and judge it against its SLOs")
     sp.add_argument("file", help="experiment YAML (full or compact form), or a Chaos Toolkit experiment "
                     "(JSON or YAML) that uses chaoslab's actions")
-    sp.add_argument("--target", default=None, help="cluster: lab or lab:NAME (default: the experiment's "
-                    "spec.target, else the running lab)")
+    sp.add_argument("--target", default=None, help="cluster: lab, lab:NAME, kubeconfig, kubeconfig:CONTEXT or "
+                    "in-cluster (default: the experiment's spec.target, else the running lab)")
+    sp.add_argument("--dry-run", action="store_true", help="print the plan (what would be touched, where, "
+                    "commands and undo) and change nothing")
+    sp.add_argument("--yes", action="store_true", help="allow a cluster that is not the lab (production-looking "
+                    "contexts also need the allow-list in the config file)")
     sp.add_argument("--runs", type=int, default=None, help="override spec.runs")
     sp.add_argument("--runs-dir", default="runs", help="where run directories go (default ./runs)")
     sp.add_argument("--no-live", action="store_true", help="no live view (plain progress lines)")
@@ -335,12 +343,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         for problem in exc.problems:
             # One problem a line, never wrapped: people grep these and CI logs keep them whole.
-            console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         return EXIT_INVALID
     except ChaoslabError as exc:
         if args.debug:
             console.print_exception()
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_COULD_NOT_RUN
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -141,6 +141,10 @@ def unavailable_seconds(samples: Sequence[Sample], key: str, end: float) -> floa
     return sum(b - a for a, b in false_intervals(samples, key, end))
 
 
+LIVE_METRICS = ("apiserverUnavailable", "apiWriteUnavailable")
+"""The metrics `live_value` knows during a run: the only ones an abort condition can watch."""
+
+
 def live_value(timeline: Timeline, metric: str) -> float | None:
     """A metric as far as it can be known during the run (for abort conditions); None if not live."""
     now = timeline.now()

@@ -58,7 +58,11 @@ def format_api_error(method: str, path: str, status: int, reason: str, body: dic
     """`GET /api/v1/nodes: 403 Forbidden: <the Status message, or the start of the body>`."""
     detail = body.get("message", "") if isinstance(body, dict) else body.strip()
     head = f"{method} {path}: {status} {reason}".rstrip()
-    return f"{head}: {str(detail)[:300]}" if detail else head
+    text = f"{head}: {str(detail)[:300]}" if detail else head
+    if status == 403:
+        # The account lacks a permission: say where chaoslab's least-privilege roles are.
+        text += " (grant it to chaoslab's account: see deploy/rbac/ for the roles each fault and probe needs)"
+    return text
 
 
 def query(params: Mapping[str, Any] | None) -> dict[str, str]:
@@ -76,6 +80,20 @@ def _why(exc: requests.RequestException) -> str:
     return re.sub(r"^\w+\(host=.*?\): ", "", str(reason or exc))
 
 
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where a pod finds its service-account token, CA and namespace."""
+
+
+def _session(pool: int) -> requests.Session:
+    session = requests.Session()
+    # The environment's proxies would send lab traffic elsewhere, and looking them up costs per request.
+    session.trust_env = False
+    session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=pool))
+    session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=pool))
+    session.headers["Accept"] = "application/json"
+    return session
+
+
 class KubeApi:
     """One apiserver endpoint and a pooled, thread-safe-enough `requests.Session` (share it across threads)."""
 
@@ -86,22 +104,19 @@ class KubeApi:
         """Seconds to wait for an answer when a call does not say."""
 
     @classmethod
-    def from_kubeconfig(cls, path: Path, context: str | None = None, *, pool: int = 16,
+    def from_kubeconfig(cls, path: Path | None, context: str | None = None, *, pool: int = 16,
                         timeout: float = 10.0) -> KubeApi:
-        """Resolve server, CA, client certificate and token from a kubeconfig (inline data included)."""
+        """Resolve server, CA, client certificate and token from a kubeconfig (inline data included);
+        `path` None: `$KUBECONFIG`, else ~/.kube/config."""
         from kubernetes import client, config  # imported late: it is slow to import and only resolves files
 
         conf = client.Configuration()
         try:
             config.load_kube_config(  # type: ignore[no-untyped-call]
-                str(path), context=context, client_configuration=conf, persist_config=False)
+                str(path) if path else None, context=context, client_configuration=conf, persist_config=False)
         except Exception as exc:  # the loader raises ConfigException, KeyError, OSError ... for bad files
             raise TargetError(f"kubeconfig {path}: cannot be loaded ({exc}); check the file and context") from exc
-        session = requests.Session()
-        # The environment's proxies would send lab traffic elsewhere, and looking them up costs per request.
-        session.trust_env = False
-        session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=pool))
-        session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=pool))
+        session = _session(pool)
         session.verify = (conf.ssl_ca_cert or True) if conf.verify_ssl else False
         if conf.cert_file and conf.key_file:
             session.cert = (conf.cert_file, conf.key_file)
@@ -110,8 +125,31 @@ class KubeApi:
         token = conf.api_key.get("BearerToken")  # already carries its scheme: "Bearer ..." or "Basic ..."
         if token:
             session.headers["Authorization"] = token
-        session.headers["Accept"] = "application/json"
         return cls(conf.host, session, timeout)
+
+    @classmethod
+    def in_cluster(cls, root: Path = SERVICE_ACCOUNT_DIR, *, environ: Mapping[str, str] | None = None,
+                   pool: int = 16, timeout: float = 10.0) -> KubeApi:
+        """The API as a pod sees it: `KUBERNETES_SERVICE_HOST`/`_PORT` and the mounted service-account token
+        and CA under `root` (/var/run/secrets/kubernetes.io/serviceaccount)."""
+        import os
+
+        env = os.environ if environ is None else environ
+        host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+        if not host:
+            raise TargetError("in-cluster target: KUBERNETES_SERVICE_HOST is not set, so this is not a pod; "
+                              "use --target kubeconfig[:CONTEXT] outside a cluster")
+        try:
+            token = (root / "token").read_text().strip()
+        except OSError as exc:
+            raise TargetError(f"in-cluster target: cannot read the service-account token ({exc}); is "
+                              f"automountServiceAccountToken disabled for this pod?") from exc
+        session = _session(pool)
+        ca = root / "ca.crt"
+        session.verify = str(ca) if ca.exists() else True
+        session.headers["Authorization"] = f"Bearer {token}"
+        server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+        return cls(server, session, timeout)
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
                 content_type: str = "application/json", timeout: float | None = None,

@@ -71,6 +71,8 @@ class DegradeParams:
 class NetworkDegrade:
     kind: ClassVar[str] = "network-degrade"
     params_type: ClassVar[type] = DegradeParams
+    level: ClassVar[str] = "node"
+    """Acts on hosts (processes, packet filters, kubelets), not through the API."""
 
     def __init__(self, params: DegradeParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
         self.params = params

@@ -106,6 +106,8 @@ def select_nodes(api: KubeApi, kind: str, names: Sequence[str], selector: str | 
 class DrainNode:
     kind: ClassVar[str] = "drain-node"
     params_type: ClassVar[type] = DrainNodeParams
+    level: ClassVar[str] = "api"
+    """Acts only through the Kubernetes API."""
 
     def __init__(self, params: DrainNodeParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
         self.params = params

@@ -118,6 +118,8 @@ def list_pods(api: KubeApi, namespaces: Sequence[str], selector: str | None) -> 
 class EvictPods:
     kind: ClassVar[str] = "evict-pods"
     params_type: ClassVar[type] = EvictPodsParams
+    level: ClassVar[str] = "api"
+    """Acts only through the Kubernetes API."""
 
     def __init__(self, params: EvictPodsParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
         self.params = params

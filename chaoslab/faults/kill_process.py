@@ -35,6 +35,8 @@ class KillProcessParams:
 class KillProcess:
     kind: ClassVar[str] = "kill-process"
     params_type: ClassVar[type] = KillProcessParams
+    level: ClassVar[str] = "node"
+    """Acts on hosts (processes, packet filters, kubelets), not through the API."""
 
     def __init__(self, params: KillProcessParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
         self.params = params

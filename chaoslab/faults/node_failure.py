@@ -68,6 +68,8 @@ def ready(node: Mapping[str, Any]) -> str:
 class NodeFailure:
     kind: ClassVar[str] = "node-failure"
     params_type: ClassVar[type] = NodeFailureParams
+    level: ClassVar[str] = "node"
+    """Acts on hosts (processes, packet filters, kubelets), not through the API."""
 
     def __init__(self, params: NodeFailureParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
         self.params = params

@@ -87,6 +87,8 @@ class PartitionParams:
 class PartitionFault:
     kind: ClassVar[str] = "partition"
     params_type: ClassVar[type] = PartitionParams
+    level: ClassVar[str] = "node"
+    """Acts on hosts (processes, packet filters, kubelets), not through the API."""
 
     def __init__(self, params: PartitionParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
         self.params = params

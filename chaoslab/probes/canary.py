@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from chaoslab.errors import TargetError
-from chaoslab.kubeapi import ApiError
+from chaoslab.kubeapi import ApiError, KubeApi
 from chaoslab.probes.base import Sampler
 
 NAMESPACE = "chaoslab-canary"
@@ -30,18 +30,29 @@ def canary_pod(name: str) -> dict[str, Any]:
     }
 
 
+def ensure_namespace(api: KubeApi, name: str = NAMESPACE) -> None:
+    """Create the probes' namespace unless it is there. Looked up first, so a least-privilege account
+    (deploy/rbac: the namespace made by the manifests, no right to create namespaces) never needs `create`."""
+    try:
+        api.get(f"/api/v1/namespaces/{name}")
+        return
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    try:
+        api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+
+
 class CanaryProbe(Sampler):
     kind = "canary"
     interval = 2.0
 
     def _prepare(self) -> None:
         api = self.target.api()
-        try:
-            api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                               "metadata": {"name": NAMESPACE}})
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
+        ensure_namespace(api)
         # ServiceAccount admission refuses pods until the namespace's default ServiceAccount exists.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not self.stopped.is_set():

@@ -37,7 +37,7 @@ from typing import Any
 from chaoslab.errors import TargetError
 from chaoslab.kubeapi import ApiError, KubeApi
 from chaoslab.probes.base import Sampler
-from chaoslab.probes.canary import LABEL, NAMESPACE
+from chaoslab.probes.canary import LABEL, NAMESPACE, ensure_namespace
 
 PATH = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
 
@@ -103,12 +103,7 @@ class KubeSequenceProbe(Sampler):
 
     def _create(self) -> None:
         api = self.apis["lb"]
-        try:
-            api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                               "metadata": {"name": NAMESPACE}})
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
+        ensure_namespace(api)
         obj = api.create(PATH, self._body(0))
         self._saw(resource_version(obj))
 

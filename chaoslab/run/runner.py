@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from chaoslab.conditions import failing_conditions, live_value
-from chaoslab.errors import ChaoslabError, TargetError
+from chaoslab.errors import ChaoslabError, InjectionError, TargetError
 from chaoslab.faults import build
 from chaoslab.faults.base import Injection, Undo, apply_undo
+from chaoslab.guard import radius_problems
 from chaoslab.probes import ProbeGroup
 from chaoslab.run.timeline import Timeline
 from chaoslab.spec.model import Experiment
@@ -195,6 +196,11 @@ class Runner:
             timeline.event("steady-state", phase="before", ok=True, failing=[])
             # Resolve every fault first, then write all undos, then inject: the disk knows before the cluster.
             resolved = [f.resolve(self.target, i) for i, f in enumerate(self.faults)]
+            members = len(self.target.hosts("etcd")) if any(r.component == "etcd" for r in resolved) else 0
+            if problems := radius_problems(exp, resolved, members):
+                # The session checked the plan before the run; the cluster may have changed since.
+                timeline.event("refused", problems=problems)
+                raise InjectionError("; ".join(problems) + "; nothing was injected")
             self.plan.append([r.to_json() for r in resolved])
             _write_json(self.run_dir / "plan.json", self.plan)
             self._pending(resolved)

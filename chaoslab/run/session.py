@@ -13,20 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from chaoslab.errors import ChaoslabError, SpecError
 from chaoslab.gate import Gate, Policy, check_names, evaluate
+from chaoslab.guard import Settings, load_settings
 from chaoslab.measure import measure
+from chaoslab.plan import make_plan
 from chaoslab.reports import experiment_to_json, junit, prometheus, summary, write_reports
 from chaoslab.run.runner import Runner, RunView, new_run_dir, recover
 from chaoslab.run.timeline import Timeline
 from chaoslab.spec import load
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.spec.probesets import SINGLE_PROBES, find_probe_set, load_probe_set
-from chaoslab.targets import Target, describe, resolve_target
+from chaoslab.targets import Target, describe, resolve_target, target_from_description
 from chaoslab.verdict import Verdict, format_value, judge
 
 #: The default probe set, for an installed chaoslab run outside a checkout that has probes/.
@@ -196,13 +199,17 @@ def run_experiment(experiment: Experiment, target: Target, runs_root: Path, *, l
 
 
 def run_file(path: Path, *, target: str | None, runs_root: Path, runs: int | None, live: bool,
-             console: Console, policy: Policy | None = None) -> list[Outcome]:
-    """Run every experiment of the file. Invalid input raises SpecError before anything runs. An
-    experiment that cannot be carried out ends the file: its Outcome carries the error and later
-    experiments are not run, since the cluster may be left degraded."""
+             console: Console, policy: Policy | None = None, dry_run: bool = False, yes: bool = False,
+             settings: Settings | None = None) -> list[Outcome]:
+    """Run every experiment of the file. Invalid input raises SpecError before anything runs. Each
+    experiment is planned first (faults resolved read-only, guard rails checked): a refusal stops it before
+    anything changes (`SpecError`); `dry_run` prints the plans and runs nothing. An experiment that cannot
+    be carried out ends the file: its Outcome carries the error and later experiments are not run, since
+    the cluster may be left degraded."""
     policy = policy or Policy()
     experiments = load(path)
     check_names(policy, (s.metric for exp in experiments for s in exp.slos))
+    settings = settings if settings is not None else load_settings()
     outcomes = []
     for exp in experiments:
         if runs:
@@ -215,6 +222,16 @@ def run_file(path: Path, *, target: str | None, runs_root: Path, runs: int | Non
         except ChaoslabError as exc:
             outcomes.append(Outcome(exp, finished=time.time(), error=f"{type(exc).__name__}: {exc}"))
             break
+        plan = make_plan(exp, tgt, probes_for(exp), settings=settings, yes=yes or dry_run)
+        if dry_run:
+            console.print(f"# dry run: nothing is changed. Plan of {exp.name} against {tgt.name}:")
+            console.print(yaml.safe_dump(plan.to_json(), sort_keys=False, width=120), markup=False,
+                          highlight=False, soft_wrap=True)
+            if plan.refusals:
+                raise SpecError(plan.refusals)
+            continue
+        if plan.refusals:
+            raise SpecError([*plan.refusals, "nothing was changed; `chaoslab run --dry-run` shows the whole plan"])
         outcomes.append(run_experiment(exp, tgt, runs_root, live=live, console=console, policy=policy))
         if outcomes[-1].error:
             break
@@ -295,6 +312,6 @@ def recover_runs(run_dir: Path | None, runs_root: Path) -> list[str]:
     done = []
     for d in dirs:
         info = json.loads((d / "target.json").read_text())
-        target = resolve_target(f"lab:{info['name']}", state_root=Path(info["state_root"]))
+        target = target_from_description(info)
         done += [f"{d.name}: {line}" for line in recover(d, target)]
     return done

@@ -30,7 +30,7 @@ from jsonschema.exceptions import ValidationError
 
 from chaoslab.errors import SpecError
 from chaoslab.spec.durations import parse_duration
-from chaoslab.spec.model import METRICS, Experiment, FaultSpec, SloSpec, TargetSpec
+from chaoslab.spec.model import METRICS, BlastRadius, Experiment, FaultSpec, SloSpec, TargetSpec
 
 FieldPath: TypeAlias = tuple[str | int, ...]
 
@@ -282,6 +282,8 @@ def _full(doc: Document, source: Path | None) -> Experiment:
     if "target" in spec:
         target = dict(spec["target"])
         kw["target"] = TargetSpec(target.pop("kind"), target)
+    if "blastRadius" in spec:
+        kw["blast_radius"] = BlastRadius(**spec["blastRadius"])
     if "steadyState" in spec:
         kw["steady_state"] = tuple(spec["steadyState"])
     if "probes" in spec:

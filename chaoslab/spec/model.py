@@ -87,6 +87,21 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
+class BlastRadius:
+    """Limits over the whole experiment (`spec.blastRadius`), checked against the resolved faults before
+    anything is injected; None: no limit beyond each fault's own."""
+
+    maxNodes: int | None = None  # camelCase: the YAML spelling
+    """Most nodes the faults may drain or fail."""
+    maxPods: int | None = None
+    """Most pods the faults may evict or delete."""
+    maxMembers: int | None = None
+    """Most etcd members the faults may kill, cut off or degrade."""
+    allowQuorumLoss: bool = False
+    """Must be true when the faults leave fewer than a majority of etcd members up and connected."""
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     faults: tuple[FaultSpec, ...]
@@ -104,6 +119,7 @@ class Experiment:
     slos: tuple[SloSpec, ...] = ()
     abort: Mapping[str, float] = field(default_factory=dict)
     """metric → threshold: the run is aborted (and reverted at once) when a live measurement exceeds it."""
+    blast_radius: BlastRadius = field(default_factory=BlastRadius)
     runs: int = 1
     settle: float = 5.0
     """Seconds the steady state must hold continuously to count as recovered."""

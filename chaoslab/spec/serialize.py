@@ -9,10 +9,11 @@ reports read; `raw` (the document as loaded) is kept with anything JSON cannot h
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
-from chaoslab.spec.model import Aggregate, Experiment, FaultSpec, SloSpec, TargetSpec
+from chaoslab.spec.model import Aggregate, BlastRadius, Experiment, FaultSpec, SloSpec, TargetSpec
 
 FORMAT = "chaoslab.io/experiment-json/v1"
 
@@ -38,7 +39,7 @@ def experiment_to_json(experiment: Experiment) -> dict[str, Any]:
         "steadyState": list(e.steady_state), "probes": list(e.probes),
         "slos": [{"metric": s.metric, "aggregate": s.aggregate, "threshold": s.threshold, "where": s.where}
                  for s in e.slos],
-        "abort": dict(e.abort), "runs": e.runs, "settle": e.settle, "recoveryTimeout": e.recovery_timeout,
+        "abort": dict(e.abort), "blastRadius": asdict(e.blast_radius), "runs": e.runs, "settle": e.settle, "recoveryTimeout": e.recovery_timeout,
         "source": None if e.source is None else str(e.source), "raw": _plain(e.raw),
     }
 
@@ -56,6 +57,7 @@ def experiment_from_json(data: Mapping[str, Any]) -> Experiment:
         slos=tuple(SloSpec(s["metric"], cast(Aggregate, s["aggregate"]), float(s["threshold"]), s.get("where", ""))
                    for s in data["slos"]),
         abort={k: float(v) for k, v in data.get("abort", {}).items()}, runs=int(data["runs"]),
+        blast_radius=BlastRadius(**data.get("blastRadius", {})),
         settle=float(data["settle"]), recovery_timeout=float(data["recoveryTimeout"]),
         source=None if data.get("source") is None else Path(data["source"]), raw=dict(data.get("raw", {})),
     )

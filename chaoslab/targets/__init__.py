@@ -72,27 +72,65 @@ class Target(Protocol):
         """A file whose lock marks the one run allowed against this target at a time."""
 
 
+TARGET_PARAMS = {"lab": {"name", "state_root"}, "kubeconfig": {"context", "kubeconfig", "inCluster", "etcd"}}
+
+
 def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: Mapping[str, object] | None = None,
                    state_root: Path | None = None) -> Target:
-    """The target named on the command line (`lab` or `lab:NAME`), else by the experiment, else the running
-    lab. Never a guess at the current kubeconfig context."""
+    """The target named on the command line (`lab`, `lab:NAME`, `kubeconfig`, `kubeconfig:CONTEXT` or
+    `in-cluster`), else by the experiment, else the running lab. Never a guess at the current kubeconfig
+    context: a kubeconfig target is always asked for by name. The command line picks the cluster; settings
+    only the experiment can carry (`etcd` access, a `kubeconfig` path) still come from spec.target when it
+    names the same kind."""
     from chaoslab.errors import SpecError
     from chaoslab.targets.lab import LabTarget  # the only place the core reaches for the lab adapter
 
+    params: dict[str, object] = {}
     if cli:
         kind, _, name = cli.partition(":")
-        params: Mapping[str, object] = {"name": name} if name else {}
+        if kind == "in-cluster":
+            kind, params = "kubeconfig", {"inCluster": True}
+        if kind == spec_kind and kind != "lab":
+            params = {**dict(spec_params or {}), **params}
+        if name:
+            params["name" if kind == "lab" else "context"] = name
     else:
-        kind, params = spec_kind or "lab", spec_params or {}
-    if kind != "lab":
-        raise SpecError([f"target kind {kind!r} is not supported yet; use `lab` or `lab:NAME`"])
-    return LabTarget.running(str(params.get("name") or "lab"), state_root)
+        kind, params = spec_kind or "lab", dict(spec_params or {})
+    if kind not in TARGET_PARAMS:
+        raise SpecError([(f"target kind {kind!r} is not supported; use lab[:NAME], kubeconfig[:CONTEXT] or "
+                         f"in-cluster")])
+    unknown = sorted(set(params) - TARGET_PARAMS[kind])
+    if unknown:
+        raise SpecError([(f"spec.target: unknown field(s) {', '.join(unknown)} for kind {kind}; known: "
+                         f"{', '.join(sorted(TARGET_PARAMS[kind]))}")])
+    if kind == "kubeconfig":
+        from chaoslab.targets.kubeconfig import KubeconfigTarget
+
+        return KubeconfigTarget.load(str(params["context"]) if params.get("context") else None,
+                                     str(params["kubeconfig"]) if params.get("kubeconfig") else None,
+                                     in_cluster=bool(params.get("inCluster")), etcd=params.get("etcd"))
+    root = state_root or (Path(str(params["state_root"])) if params.get("state_root") else None)
+    return LabTarget.running(str(params.get("name") or "lab"), root)
 
 
 def describe(target: Target) -> dict[str, object]:
-    """Enough to reach the same target again (written to the run directory for `chaoslab recover`)."""
+    """Enough to reach the same target again (written to the run directory for `chaoslab recover`):
+    names and paths only, never credentials."""
     layout = getattr(target, "layout", None)
     if layout is not None:
         return {"kind": "lab", "name": layout.config.name, "state_root": str(layout.config.state_root),
                 "renewal_window": target.renewal_window}
+    own = getattr(target, "describe", None)
+    if callable(own):
+        return dict(own())
     return {"kind": "unknown", "name": target.name, "renewal_window": target.renewal_window}
+
+
+def target_from_description(info: Mapping[str, object]) -> Target:
+    """The target a run directory's target.json describes (for `chaoslab recover`)."""
+    if info.get("kind") == "kubeconfig":
+        params = {k: info[k] for k in ("context", "kubeconfig", "inCluster", "etcd") if info.get(k) is not None}
+        if params.get("inCluster"):
+            params.pop("context", None)
+        return resolve_target(None, "kubeconfig", params)
+    return resolve_target(f"lab:{info['name']}", state_root=Path(str(info["state_root"])))

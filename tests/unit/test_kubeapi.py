@@ -57,7 +57,8 @@ def _status(code: int, reason: str, message: str) -> bytes:
 def test_api_error_message_names_method_path_status_and_message() -> None:
     body = {"kind": "Status", "reason": "Forbidden", "message": 'nodes is forbidden: User "x" cannot list'}
     err = ApiError("GET", "/api/v1/nodes", 403, "Forbidden", body)
-    assert str(err) == 'GET /api/v1/nodes: 403 Forbidden: nodes is forbidden: User "x" cannot list'
+    assert str(err).startswith('GET /api/v1/nodes: 403 Forbidden: nodes is forbidden: User "x" cannot list')
+    assert str(err).endswith("see deploy/rbac/ for the roles each fault and probe needs)")
     assert isinstance(err, TargetError) and err.status == 403 and err.body == body
 
 
