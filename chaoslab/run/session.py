@@ -171,6 +171,9 @@ def recover_runs(run_dir: Path | None, runs_root: Path) -> list[str]:
     done = []
     for d in dirs:
         info = json.loads((d / "target.json").read_text())
-        target = resolve_target(f"lab:{info['name']}", state_root=Path(info["state_root"]))
+        if info.get("kind") == "ssh":
+            target = resolve_target(None, "ssh", info["params"])
+        else:
+            target = resolve_target(f"lab:{info['name']}", state_root=Path(info["state_root"]))
         done += [f"{d.name}: {line}" for line in recover(d, target)]
     return done

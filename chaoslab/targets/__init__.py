@@ -84,8 +84,13 @@ def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: M
         params: Mapping[str, object] = {"name": name} if name else {}
     else:
         kind, params = spec_kind or "lab", spec_params or {}
+    if kind == "ssh" and not cli:
+        from chaoslab.targets.ssh import SshTarget
+
+        return SshTarget.from_params(params)
     if kind != "lab":
-        raise SpecError([f"target kind {kind!r} is not supported yet; use `lab` or `lab:NAME`"])
+        raise SpecError([f"target kind {kind!r} is not supported yet; use `lab` or `lab:NAME`"
+                         + (" on the command line (an ssh target is described in spec.target)" if cli else "")])
     return LabTarget.running(str(params.get("name") or "lab"), state_root)
 
 
@@ -94,5 +99,10 @@ def describe(target: Target) -> dict[str, object]:
     layout = getattr(target, "layout", None)
     if layout is not None:
         return {"kind": "lab", "name": layout.config.name, "state_root": str(layout.config.state_root),
+                "renewal_window": target.renewal_window}
+    settings = getattr(target, "settings", None)
+    if settings is not None and hasattr(settings, "raw"):
+        # Paths and addresses only: an ssh target's settings hold no secret, only where the key file is.
+        return {"kind": "ssh", "name": target.name, "params": dict(settings.raw),
                 "renewal_window": target.renewal_window}
     return {"kind": "unknown", "name": target.name, "renewal_window": target.renewal_window}
