@@ -64,7 +64,7 @@ def slo(run_dir: Path, metric: str) -> Any:
 
 def events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
     lines = (run_dir / "runs" / "1" / "timeline.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r.get("kind") == kind]
+    return [r["detail"] for r in map(json.loads, lines) if r.get("event") == kind]
 
 
 def chaoslab_rules(target: SshTarget) -> dict[str, list[str]]:
