@@ -4,13 +4,21 @@ and injects. Undo steps are a small closed vocabulary applied by `apply_undo`, n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from chaoslab.errors import RevertError, TargetError
 from chaoslab.kubeapi import ApiError
-from chaoslab.netrules import Command, cancel_dead_mans_switch, heal_degrade, heal_partition, leftovers, wrap
+from chaoslab.netrules import (
+    Command,
+    cancel_dead_mans_switch,
+    dead_mans_switch,
+    heal_degrade,
+    heal_partition,
+    leftovers,
+    wrap,
+)
 from chaoslab.targets import Target
 
 Record = Callable[..., object]
@@ -103,7 +111,7 @@ def heal_network(target: Target, params: Mapping[str, Any]) -> None:
         target.run_commands(wrap(heal_partition(tag), target.host_wrap(host)))
     for host, dev in devices.items():
         target.run_commands(wrap(heal_degrade(dev), target.host_wrap(host)))
-    target.run_commands([cancel_dead_mans_switch(params["marker"])])
+    disarm_switch(target, sorted({*hosts, *devices}), params["marker"])
     left: dict[str, list[str]] = {}
     for h in hosts:
         listing = target.run_commands(wrap([Command(("iptables", "-w", "-S"))], target.host_wrap(h)))[0]
@@ -113,3 +121,26 @@ def heal_network(target: Target, params: Mapping[str, Any]) -> None:
         left[h] = left.get(h, []) + [line for line in qdiscs.splitlines() if " netem " in line]
     if any(left.values()):
         raise RevertError(f"network fault {tag}: rules left after heal: {left}")
+
+
+def arm_switch(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int, marker: str) -> None:
+    """Arm the dead-man's switch that runs `heal` (host → its heal commands, unwrapped) after `deadline_s`.
+    Where it runs is the target's choice: on chaoslab's machine, reaching each host with its wrap (the lab),
+    or on every host itself (`remote_switch`, e.g. over ssh), so a host cut off from chaoslab still heals."""
+    if getattr(target, "remote_switch", False):
+        for host, commands in heal.items():
+            switch = Command(dead_mans_switch(commands, deadline_s, marker))
+            target.run_commands(wrap([switch], target.host_wrap(host)))
+    else:
+        wrapped = [c for host, commands in heal.items() for c in wrap(commands, target.host_wrap(host))]
+        target.run_commands([Command(dead_mans_switch(wrapped, deadline_s, marker))])
+
+
+def disarm_switch(target: Target, hosts: Sequence[str], marker: str) -> None:
+    """End the switch `arm_switch` armed, where it armed it; nothing to end is fine."""
+    cancel = cancel_dead_mans_switch(marker)
+    if getattr(target, "remote_switch", False):
+        for host in hosts:
+            target.run_commands(wrap([cancel], target.host_wrap(host)))
+    else:
+        target.run_commands([cancel])

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from chaoslab.errors import InjectionError, SpecError
-from chaoslab.faults.base import Injection, Undo, heal_network
+from chaoslab.faults.base import Injection, Undo, arm_switch, heal_network
 from chaoslab.faults.partition import HEAL_MARGIN, TRAFFIC, select_etcd_host
 from chaoslab.netrules import (
-    Command,
     Netem,
-    dead_mans_switch,
     degrade_commands,
     heal_degrade,
     heal_partition,
@@ -100,9 +98,8 @@ class NetworkDegrade:
         p, params = self.params, injection.undo[0].params
         tag, (host,) = params["tag"], params["hosts"]
         how = target.host_wrap(host)
-        heal = [*wrap(heal_partition(tag), how),
-                *(c for dev in params["devices"].values() for c in wrap(heal_degrade(dev), how))]
-        target.run_commands([Command(dead_mans_switch(heal, int(self.duration) + p.deadman, params["marker"]))])
+        heal = [*heal_partition(tag), *(c for dev in params["devices"].values() for c in heal_degrade(dev))]
+        arm_switch(target, {host: heal}, int(self.duration) + p.deadman, params["marker"])
         me, peers = target.endpoint(host), [target.endpoint(h) for h in params["peers"]]
         try:
             if p.loss:

@@ -31,14 +31,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from chaoslab.errors import InjectionError, RevertError
-from chaoslab.faults.base import Injection, Undo, heal_network
+from chaoslab.faults.base import Injection, Undo, arm_switch, heal_network
 from chaoslab.leaders import etcd_leader
 from chaoslab.netrules import (
-    Command,
     Endpoint,
     Flow,
     Partition,
-    dead_mans_switch,
     heal_partition,
     isolate,
     one_way,
@@ -154,9 +152,9 @@ class PartitionFault:
         params = injection.undo[0].params
         tag, marker = params["tag"], params["marker"]
         partition = recorded_partition(target, params["flows"])
-        heal = [c for h in params["hosts"] for c in wrap(heal_partition(tag), target.host_wrap(h))]
         # Armed first: from here on the partition is undone even if chaoslab dies.
-        target.run_commands([Command(dead_mans_switch(heal, int(self.duration) + self.params.deadman, marker))])
+        arm_switch(target, {h: heal_partition(tag) for h in params["hosts"]},
+                   int(self.duration) + self.params.deadman, marker)
         rules = partition_commands(tag, partition)
         try:
             for host, commands in rules.items():

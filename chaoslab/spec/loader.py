@@ -360,6 +360,16 @@ def _probe_problems(doc: Document) -> list[str]:
     return problems
 
 
+def _target_problems(doc: Document) -> list[str]:
+    """An ssh target's hosts, addresses and files, checked where the schema cannot (cross-field)."""
+    target = (doc.data.get("spec") or {}).get("target")
+    if not isinstance(target, dict) or target.get("kind") != "ssh":
+        return []
+    from chaoslab.targets.ssh import config_problems  # deferred: only ssh experiments need it
+
+    return [doc.problem(("spec", "target", *path), message) for path, message in config_problems(target)]
+
+
 def _fault_problems(doc: Document) -> list[str]:
     """Fault parameters that pass the schema one by one but contradict each other (e.g. `minority` without
     `shape: split`), each at its field."""
@@ -408,7 +418,7 @@ def _load(text: str, file: str, source: Path | None,
                                                        "name it in an experiment's spec.probes"))
             continue
         if not found and kind == "Experiment":
-            found = _probe_problems(doc) + _fault_problems(doc)
+            found = _probe_problems(doc) + _fault_problems(doc) + _target_problems(doc)
         if found:
             problems += found
             continue

@@ -96,9 +96,13 @@ def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: M
             params["name" if kind == "lab" else "context"] = name
     else:
         kind, params = spec_kind or "lab", dict(spec_params or {})
+    if kind == "ssh" and not cli:
+        from chaoslab.targets.ssh import SshTarget
+
+        return SshTarget.from_params(params)  # checks its own settings, field by field
     if kind not in TARGET_PARAMS:
         raise SpecError([(f"target kind {kind!r} is not supported; use lab[:NAME], kubeconfig[:CONTEXT] or "
-                         f"in-cluster")])
+                         f"in-cluster on the command line, or describe an ssh target in spec.target")])
     unknown = sorted(set(params) - TARGET_PARAMS[kind])
     if unknown:
         raise SpecError([(f"spec.target: unknown field(s) {', '.join(unknown)} for kind {kind}; known: "
@@ -123,11 +127,19 @@ def describe(target: Target) -> dict[str, object]:
     own = getattr(target, "describe", None)
     if callable(own):
         return dict(own())
+    settings = getattr(target, "settings", None)
+    if settings is not None and hasattr(settings, "raw"):
+        # Paths and addresses only: an ssh target's settings hold no secret, only where the key file is.
+        return {"kind": "ssh", "name": target.name, "params": dict(settings.raw),
+                "renewal_window": target.renewal_window}
     return {"kind": "unknown", "name": target.name, "renewal_window": target.renewal_window}
 
 
 def target_from_description(info: Mapping[str, object]) -> Target:
     """The target a run directory's target.json describes (for `chaoslab recover`)."""
+    if info.get("kind") == "ssh":
+        params = info.get("params")
+        return resolve_target(None, "ssh", params if isinstance(params, Mapping) else {})
     if info.get("kind") == "kubeconfig":
         params = {k: info[k] for k in ("context", "kubeconfig", "inCluster", "etcd") if info.get(k) is not None}
         if params.get("inCluster"):
