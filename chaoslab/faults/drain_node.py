@@ -27,24 +27,17 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from chaoslab.drain import DrainOptions, PodDecision, choose_nodes, classify, refusal
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.eviction import EvictionResult, Evictor, PodRef, eviction_version, wait_gone
-from chaoslab.faults.base import Injection, Undo
+from chaoslab.faults.base import Injection, Record, Undo, ignore
 from chaoslab.kubeapi import KubeApi
 from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
-
-Record = Callable[..., object]
-"""The timeline's `event(kind, **detail)`: the runner hands it to faults whose inject takes `record`."""
-
-
-def _ignore(kind: str, **detail: Any) -> None:
-    """Where events go when nobody records them."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +155,7 @@ class DrainNode:
                                                     else "random")
         return Injection(self.kind, index, "node", role, tuple(f"node@{n}" for n in chosen), (undo,))
 
-    def inject(self, target: Target, injection: Injection, record: Record = _ignore) -> None:
+    def inject(self, target: Target, injection: Injection, record: Record = ignore) -> None:
         api, p = target.api(), self.params
         nodes = [t.split("@", 1)[1] for t in injection.targets]
         for node in nodes:
