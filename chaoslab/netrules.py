@@ -1,5 +1,5 @@
-"""Network fault rules as command lines: partitions as iptables rules, degradation as `tc netem`, the
-commands that heal them, and a dead-man's switch that heals even if chaoslab dies. Pure: nothing here runs a
+"""Network fault rules as command lines: partitions as iptables rules, degradation as `tc netem` (or, on
+kernels without netem, iptables NFQUEUE rules feeding `chaoslab.delayer`), the commands that heal them, and a dead-man's switch that heals even if chaoslab dies. Pure: nothing here runs a
 command. Faults (`partition`, `network-degrade`) build the commands; a target runs them where the host is —
 in a lab namespace today, over SSH or in a privileged pod later — by wrapping each argv (`in_netns`).
 
@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
-    "dead_mans_switch", "degrade_commands", "heal_degrade", "heal_partition", "in_netns", "isolate",
-    "leftovers", "loss_commands", "on_host", "one_way", "partition_commands", "ruled_hosts", "split", "wrap",
+    "dead_mans_switch", "degrade_commands", "delayer_command", "delayer_pattern", "heal_degrade",
+    "heal_partition", "in_netns", "isolate", "leftovers", "loss_commands", "nfqueue_commands", "on_host",
+    "one_way", "partition_commands", "ruled_hosts", "split", "stop_delayer", "wrap",
 ]
 
 Argv = tuple[str, ...]
@@ -318,6 +319,77 @@ def degrade_commands(dev: str, netem: Netem, toward: Iterable[Endpoint] = ()) ->
 def heal_degrade(dev: str) -> tuple[Command, ...]:
     """Delete the root qdisc (and with it netem, prio and filters); fails harmlessly if none is set."""
     return (Command(("tc", "qdisc", "del", "dev", _dev(dev), "root"), may_fail=True),)
+
+
+# ---- delay without netem: NFQUEUE and chaoslab.delayer -------------------------------------------------
+
+
+def nfqueue_commands(tag: str, host: Endpoint, senders: Iterable[Endpoint], queue: int,
+                     ports: Iterable[int] | None = None) -> tuple[Command, ...]:
+    """Commands for `host` that hand the packets it receives from `senders` to netfilter queue `queue`,
+    where a `chaoslab.delayer` bound to it in the host's namespace holds them. `--queue-bypass`: with no
+    delayer bound (not started yet, died, healed) the packets pass undelayed — the rules fail open. With
+    `ports`, only TCP from or to those ports. Healed like a partition (`heal_partition(tag)`).
+
+    Why on the receiving host (INPUT, `-s SENDER`) and not on the sender (OUTPUT, `-d PEER`), which would
+    be netem's place: a packet held in the sender's OUTPUT hook still counts against its TCP socket, and
+    TCP small queues then allow only about two packets per connection below TCP at a time, so a 200 ms
+    delay there cut a bulk transfer to about 18 KB/s (64 KB in 3.7 s; 2 MB timed out); held at the
+    receiver's INPUT the packet has left the sender, and the same transfer ran as over a 200 ms link (2 MB
+    in 1.8 s). The delay of sender → host is the same either way.
+
+        >>> cp1, cp2 = Endpoint("cp1", "10.213.0.11"), Endpoint("cp2", "10.213.0.12")
+        >>> for cmd in nfqueue_commands("d0", cp2, [cp1], 12345): print(" ".join(cmd.argv))
+        iptables -w -N CHAOSLAB-d0
+        iptables -w -A CHAOSLAB-d0 -s 10.213.0.11 -j NFQUEUE --queue-num 12345 --queue-bypass
+        iptables -w -I INPUT -j CHAOSLAB-d0
+    """
+    chain, p = chain_name(tag), _ports(ports)
+    _queue(queue)
+    addresses = sorted({e.address for e in senders if e.host != host.host})
+    if not addresses:
+        raise ValueError(f"delay on {host.host!r} from no other host")
+    divert = ("-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass")
+    matches = [()] if p is None else [("-p", "tcp", f"--{end}port", str(port)) for port in p for end in "ds"]
+    rules = [_iptables("-A", chain, "-s", a, *m, *divert) for a in addresses for m in matches]
+    return (_iptables("-N", chain), *rules, _iptables("-I", "INPUT", "-j", chain))
+
+
+def _queue(queue: int) -> int:
+    if isinstance(queue, bool) or not isinstance(queue, int) or not 0 <= queue <= 65535:
+        raise ValueError(f"queue {queue!r}: give a netfilter queue number 0-65535")
+    return queue
+
+
+def delayer_command(python: Sequence[str], queue: int, netem: Netem, until: int, marker: str) -> Argv:
+    """The command that starts a detached `chaoslab.delayer` on queue `queue` (wrap it to run in the host's
+    namespace): it returns once the queue is bound, or fails saying why, and the delayer exits by itself
+    at Unix time `until`. `python` runs chaoslab's Python on the host (`Target.python`). Loss is not its
+    job (see `loss_commands`)."""
+    if not netem.delay_ms:
+        raise ValueError(f"{netem}: the delayer needs a delay")
+    if isinstance(until, bool) or not isinstance(until, int) or until < 1:
+        raise ValueError(f"until {until!r}: give a Unix time in whole seconds")
+    return (*python, "-m", "chaoslab.delayer", "--queue", str(_queue(queue)), "--delay-ms", str(netem.delay_ms),
+            "--jitter-ms", str(netem.jitter_ms), "--until", str(until), "--detach", "--marker", _marker(marker))
+
+
+def delayer_pattern(marker: str) -> str:
+    """A `pkill -f`/`pgrep -f` pattern matching the delayer started with `marker` and nothing else: anchored
+    to its own command line (`PYTHON -m chaoslab.delayer … --marker MARKER`), not a wrapper's."""
+    return f"^[^ ]+ -m chaoslab[.]delayer .* --marker {_marker(marker)}$"
+
+
+def stop_delayer(marker: str) -> Command:
+    """End the delayer: SIGTERM, on which it lets every held packet go first. May fail: it is gone
+    already (exited at its deadline) or was never started."""
+    return Command(("pkill", "-TERM", "-f", delayer_pattern(marker)), may_fail=True)
+
+
+def _marker(marker: str) -> str:
+    if not _MARKER.match(marker):
+        raise ValueError(f"marker {marker!r}: use 1-64 letters, digits or '-'")
+    return marker
 
 
 # ---- dead-man's switch ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ and injects. Undo steps are a small closed vocabulary applied by `apply_undo`, n
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -14,9 +15,11 @@ from chaoslab.netrules import (
     Command,
     cancel_dead_mans_switch,
     dead_mans_switch,
+    delayer_pattern,
     heal_degrade,
     heal_partition,
     leftovers,
+    stop_delayer,
     wrap,
 )
 from chaoslab.targets import Target
@@ -33,9 +36,10 @@ def ignore_events(kind: str, **detail: Any) -> None:
 class Undo:
     """One revert step. `signal`: send `signal` to `component` on `host` (e.g. CONT after STOP);
     `release`: let the supervisor restart `component` on `host` again; `heal-network`: remove the chain
-    `tag` on `hosts` and the qdisc of `devices` (host → interface, if any), and disarm the dead-man's
-    switch `marker`; `uncordon`: make the Nodes `nodes` schedulable again; `resume-heartbeat`: restore the
-    heartbeat of the worker nodes `nodes` (after `node-failure`)."""
+    `tag` on `hosts` and the qdisc of `devices` (host → interface, if any), stop the delayers on
+    `delayers` (hosts), and disarm the dead-man's switch `marker`; `uncordon`: make the Nodes `nodes`
+    schedulable again; `resume-heartbeat`: restore the heartbeat of the worker nodes `nodes` (after
+    `node-failure`)."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -103,15 +107,28 @@ def apply_undo(target: Target, undo: Undo) -> None:
                           f"degraded; retry with `chaoslab recover`") from exc
 
 
+DELAYER_EXIT = 5.0
+"""Seconds a delayer gets to let its held packets go and exit after SIGTERM."""
+
+
 def heal_network(target: Target, params: Mapping[str, Any]) -> None:
     """Undo of `partition` and `network-degrade`: remove the chain on every host and the netem qdisc of
-    each device, disarm the switch, and check that nothing is left."""
+    each device, stop the delayers (after the rules, so nothing new is queued while they let go of what
+    they hold), disarm the switch, and check that nothing is left."""
     tag, hosts, devices = params["tag"], params["hosts"], params.get("devices", {})
+    marker, delayers = params["marker"], params.get("delayers", [])
     for host in hosts:
         target.run_commands(wrap(heal_partition(tag), target.host_wrap(host)))
     for host, dev in devices.items():
         target.run_commands(wrap(heal_degrade(dev), target.host_wrap(host)))
-    disarm_switch(target, sorted({*hosts, *devices}), params["marker"])
+    for host in delayers:
+        target.run_commands(wrap([stop_delayer(marker)], target.host_wrap(host)))
+    disarm_switch(target, sorted({*hosts, *devices, *delayers}), marker)
+    running = _delayers(target, delayers, marker)
+    deadline = time.monotonic() + DELAYER_EXIT
+    while running and time.monotonic() < deadline:
+        time.sleep(0.1)
+        running = _delayers(target, delayers, marker)
     left: dict[str, list[str]] = {}
     for h in hosts:
         listing = target.run_commands(wrap([Command(("iptables", "-w", "-S"))], target.host_wrap(h)))[0]
@@ -119,8 +136,10 @@ def heal_network(target: Target, params: Mapping[str, Any]) -> None:
     for h, dev in devices.items():
         qdiscs = target.run_commands(wrap([Command(("tc", "qdisc", "show", "dev", dev))], target.host_wrap(h)))[0]
         left[h] = left.get(h, []) + [line for line in qdiscs.splitlines() if " netem " in line]
+    for h, pids in running.items():
+        left[h] = left.get(h, []) + [f"chaoslab.delayer pid {pid}" for pid in pids]
     if any(left.values()):
-        raise RevertError(f"network fault {tag}: rules left after heal: {left}")
+        raise RevertError(f"network fault {tag}: left after heal: {left}")
 
 
 def arm_switch(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int, marker: str) -> None:
@@ -144,3 +163,10 @@ def disarm_switch(target: Target, hosts: Sequence[str], marker: str) -> None:
             target.run_commands(wrap([cancel], target.host_wrap(host)))
     else:
         target.run_commands([cancel])
+
+
+def _delayers(target: Target, hosts: list[str], marker: str) -> dict[str, list[str]]:
+    """Host → pids of the fault's delayers still running there."""
+    check = [Command(("pgrep", "-f", delayer_pattern(marker)), may_fail=True)]
+    found = {h: target.run_commands(wrap(check, target.host_wrap(h)))[0].split() for h in hosts}
+    return {h: pids for h, pids in found.items() if pids}

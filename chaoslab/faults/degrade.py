@@ -4,8 +4,10 @@
   by iptables `statistic` rules on the selected host (`chaoslab.netrules.loss_commands`). Works on any
   kernel with iptables; healed, checked and covered by the dead-man's switch exactly like a partition.
 - `delay` and `jitter`: `tc netem` on the selected host's interface, for packets toward the other hosts
-  (`chaoslab.netrules.degrade_commands`). Needs the kernel's `sch_netem` (and `sch_prio`); where they are
-  missing, injection is refused with that reason and nothing is left behind.
+  (`chaoslab.netrules.degrade_commands`), where the kernel has `sch_netem` and `sch_prio`. Where it has not
+  ("qdisc kind is unknown"), the same packets are delayed in userspace instead: on each other host, an
+  iptables NFQUEUE rule (`chaoslab.netrules.nfqueue_commands`) hands what arrives from the selected host
+  to a `chaoslab.delayer` started in that host's namespace. The `degrade` event says which mechanism ran.
 
 Crossing etcd's election timeout (1 s by default) with `delay` makes followers campaign; a few percent of
 `loss` stretches heartbeats into sporadic elections; both show up as `etcdLeaderElections`.
@@ -14,19 +16,23 @@ Crossing etcd's election timeout (1 s by default) with `delay` makes followers c
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from chaoslab.errors import InjectionError, SpecError
-from chaoslab.faults.base import Injection, Undo, arm_switch, heal_network
+from chaoslab.errors import InjectionError, SpecError, TargetError
+from chaoslab.faults.base import Injection, Record, Undo, arm_switch, heal_network, ignore_events
 from chaoslab.faults.partition import HEAL_MARGIN, TRAFFIC, select_etcd_host
 from chaoslab.netrules import (
+    Command,
     Netem,
     degrade_commands,
+    delayer_command,
     heal_degrade,
     heal_partition,
     loss_commands,
+    nfqueue_commands,
     wrap,
 )
 from chaoslab.spec.durations import parse_duration
@@ -40,9 +46,9 @@ class DegradeParams:
     loss: float = 0.0
     """Percent of packets dropped between it and the other hosts, each way (0 = none)."""
     delay: str | float = 0
-    """Added one-way delay toward the other hosts (netem), e.g. `1500ms`."""
+    """Added one-way delay toward the other hosts (netem, else the NFQUEUE delayer), e.g. `1500ms`."""
     jitter: str | float = 0
-    """Random variation of the delay (netem); needs a delay."""
+    """Random variation of the delay (uniform, ±); needs a delay."""
     traffic: str = "all"
     """loss only: all, peer (TCP 2380) or client (TCP 2379); netem delays every packet toward the peers."""
     deadman: int = HEAL_MARGIN
@@ -66,6 +72,11 @@ class DegradeParams:
             raise SpecError(["network-degrade: set loss, delay or both; there is nothing to degrade"])
 
 
+QUEUE_BASE = 10000
+"""Netfilter queue numbers of delayers: base + 1000 × fault index + a part of the tag, so faults of one run
+never share a queue, and a delayer a crashed run left behind is unlikely to hold the next run's."""
+
+
 class NetworkDegrade:
     kind: ClassVar[str] = "network-degrade"
     params_type: ClassVar[type] = DegradeParams
@@ -83,31 +94,65 @@ class NetworkDegrade:
         if not peers:
             raise InjectionError(f"network-degrade: {target.name} has no other etcd host to degrade links to")
         tag = f"d{index}-{uuid.uuid4().hex[:8]}"
-        devices = {}
+        params: dict[str, Any] = {"tag": tag, "hosts": [host], "marker": f"chaoslab-{tag}", "flows": [],
+                                  "peers": peers, "devices": {}}
         if self.params.netem is not None:
             device = target.endpoint(host).device
             if device is None:
                 raise InjectionError(f"network-degrade: {target.name} does not say which interface {host} "
                                      f"uses; delay and jitter need it")
-            devices[host] = device
-        undo = Undo("heal-network", {"tag": tag, "hosts": [host], "marker": f"chaoslab-{tag}", "flows": [],
-                                     "peers": peers, "devices": devices})
+            # Both mechanisms are undone whichever runs (each undo step is harmless where nothing is):
+            # netem on the host's device; NFQUEUE chains and delayers on the peers.
+            params.update(devices={host: device}, hosts=[host, *peers], delayers=peers,
+                          queue=QUEUE_BASE + index * 1000 + int(tag[-8:], 16) % 1000)
+        undo = Undo("heal-network", params)
         return Injection(self.kind, index, "etcd", role, (f"etcd@{host}",), (undo,))
 
-    def inject(self, target: Target, injection: Injection) -> None:
+    def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         p, params = self.params, injection.undo[0].params
-        tag, (host,) = params["tag"], params["hosts"]
-        how = target.host_wrap(host)
-        heal = [*heal_partition(tag), *(c for dev in params["devices"].values() for c in heal_degrade(dev))]
-        arm_switch(target, {host: heal}, int(self.duration) + p.deadman, params["marker"])
-        me, peers = target.endpoint(host), [target.endpoint(h) for h in params["peers"]]
+        tag, host = params["tag"], params["hosts"][0]
+        heal: dict[str, list[Command]] = {}
+        for h in params["hosts"]:
+            heal.setdefault(h, []).extend(heal_partition(tag))
+        for h, dev in params["devices"].items():
+            heal.setdefault(h, []).extend(heal_degrade(dev))
+        deadline = int(self.duration) + p.deadman
+        # The switch cannot match a delayer's command line safely (see `dead_mans_switch`), so delayers end
+        # by themselves at the switch's deadline instead; with the rules gone they would idle till then.
+        until = int(time.time()) + deadline
+        arm_switch(target, heal, deadline, params["marker"])
+        how, me = target.host_wrap(host), target.endpoint(host)
+        peers = [target.endpoint(h) for h in params["peers"]]
         try:
             if p.loss:
                 target.run_commands(wrap(loss_commands(tag, me, peers, p.loss, TRAFFIC[p.traffic]), how))
             if p.netem is not None:
-                target.run_commands(wrap(degrade_commands(params["devices"][host], p.netem, peers), how))
+                mechanism = self._delay(target, params, p.netem, until)
+                record("degrade", fault=self.kind, index=injection.index, host=host, mechanism=mechanism,
+                       delay_ms=p.netem.delay_ms, jitter_ms=p.netem.jitter_ms,
+                       on=[host] if mechanism == "netem" else list(params["peers"]))
         except Exception as exc:
             heal_network(target, params)
-            hint = ("; this kernel has no netem qdisc (sch_netem): delay and jitter cannot run here, loss can"
-                    if "qdisc kind is unknown" in str(exc) else "")
-            raise InjectionError(f"network-degrade: could not degrade {host} ({exc}){hint}; healed again") from exc
+            raise InjectionError(f"network-degrade: could not degrade {host} ({exc}); healed again") from exc
+
+    def _delay(self, target: Target, params: dict[str, Any] | Any, netem: Netem, until: int) -> str:
+        """Delay packets from the host to its peers: netem on the host where the kernel has it, else the
+        NFQUEUE delayer on each peer. Returns the mechanism: `netem` or `nfqueue`."""
+        host, tag = params["hosts"][0], params["tag"]
+        how, me = target.host_wrap(host), target.endpoint(host)
+        peers = [target.endpoint(h) for h in params["peers"]]
+        try:
+            target.run_commands(wrap(degrade_commands(params["devices"][host], netem, peers), how))
+            return "netem"
+        except TargetError as exc:
+            if "qdisc kind is unknown" not in str(exc):
+                raise
+        target.run_commands(wrap(heal_degrade(params["devices"][host]), how))  # a half-built prio qdisc
+        for peer in peers:
+            at = target.host_wrap(peer.host)
+            # The delayer first: it returns once bound, so the rules never queue to nobody (they would
+            # not drop anyway: --queue-bypass).
+            target.run_commands(wrap([Command(delayer_command(target.python(peer.host), params["queue"], netem,
+                                                              until, params["marker"]))], at))
+            target.run_commands(wrap(nfqueue_commands(tag, peer, [me], params["queue"]), at))
+        return "nfqueue"

@@ -39,8 +39,6 @@ from chaoslab.kubeapi import KubeApi
 from chaoslab.selection import namespace_problems, selection_problems
 from chaoslab.targets import Target
 
-_ignore = ignore_events
-
 
 @dataclass(frozen=True)
 class DrainNodeParams(EvictionSettings):
@@ -137,7 +135,7 @@ class DrainNode:
                                                     else "random")
         return Injection(self.kind, index, "node", role, tuple(f"node@{n}" for n in chosen), (undo,))
 
-    def inject(self, target: Target, injection: Injection, record: Record = _ignore) -> None:
+    def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         api, p = target.api(), self.params
         nodes = [t.split("@", 1)[1] for t in injection.targets]
         for node in nodes:

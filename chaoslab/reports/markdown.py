@@ -85,6 +85,9 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
     for i, m in enumerate(measurements, 1):
         title = f"Run {i}" if len(measurements) > 1 else "The run"
         out += [f"## {title}: recovery {format_value(m.values.get('recoveryTime'), 's')}", ""]
+        if delays := [e.detail for e in (timelines[i - 1].events_of("degrade") if i <= len(timelines) else [])]:
+            out += [f"- delay of {d['host']}'s links: {d['delay_ms']} ± {d['jitter_ms']} ms by "
+                    f"`{d['mechanism']}` on {', '.join(d['on'])}" for d in delays] + [""]
         if m.phases:
             out += ["| phase (ends when) | from | to | seconds | evidence |", "| --- | --- | --- | --- | --- |"]
             out += [f"| {p.name} | {p.start:.2f} | {p.end:.2f} | {p.seconds:.2f} | {cell(p.evidence)} |"

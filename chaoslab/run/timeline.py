@@ -32,7 +32,8 @@ Event vocabulary (kind → detail): ``run-start`` (``experiment``, ``run`` index
 ``index``, ``targets`` list like ["kube-scheduler@cp1"], ``component``, ``role`` e.g. "leader"),
 ``revert`` (``fault``, ``index``, ``ok``, ``error``), ``abort`` (``reason``), ``run-end``. Faults whose
 inject takes ``record`` add their own: ``cordon``, ``eviction`` and ``drain`` from ``drain-node`` (see
-chaoslab.faults.drain_node).
+chaoslab.faults.drain_node); ``degrade`` from ``network-degrade`` when it delays (``host``, ``mechanism``
+"netem" or "nfqueue", ``on`` the hosts it runs on, ``delay_ms``, ``jitter_ms``).
 """
 
 from __future__ import annotations

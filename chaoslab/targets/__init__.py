@@ -58,6 +58,10 @@ class Target(Protocol):
     def host_wrap(self, host: str) -> Wrap:
         """How a command line runs on `host` (in its namespace, over SSH, in a privileged pod)."""
 
+    def python(self, host: str) -> tuple[str, ...]:
+        """The command line that runs chaoslab's Python on `host` (before `host_wrap`), for helpers such as
+        `python -m chaoslab.delayer`. The lab: this very interpreter, since its hosts share the machine."""
+
     def run_commands(self, commands: Sequence[Command]) -> list[str]:
         """Run already-wrapped commands in order, from where this target controls its hosts; return each
         one's standard output. `TargetError` on a failure, unless the command `may_fail`."""

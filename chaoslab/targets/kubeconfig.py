@@ -130,6 +130,10 @@ class KubeconfigTarget:
         return cls(KubeApi.from_kubeconfig(path, name, timeout=5.0), context=name, kubeconfig=path, etcd=access)
 
     # ---- what the guard rails ask ------------------------------------------------------------------
+    def python(self, host: str) -> tuple[str, ...]:
+        raise TargetError(f"{self.name}: no host to run chaoslab's Python on; node-level faults need the ssh "
+                          f"target")
+
     @property
     def allow_names(self) -> dict[str, list[str]]:
         """What an allow-list may name to let chaoslab act on this cluster: its context and server host."""

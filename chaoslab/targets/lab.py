@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal as signals
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -64,6 +65,10 @@ class LabTarget:
 
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(self._host(host).netns)
+
+    def python(self, host: str) -> tuple[str, ...]:
+        self._host(host)
+        return (sys.executable,)
 
     def _host(self, name: str) -> Host:
         try:

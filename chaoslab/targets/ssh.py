@@ -412,6 +412,11 @@ class SshTarget:
     def from_params(cls, params: Mapping[str, Any]) -> SshTarget:
         return cls(SshSettings.from_params(params))
 
+    def python(self, host: str) -> tuple[str, ...]:
+        """`python3` on the host: the delayer of network-degrade (kernels without netem) needs chaoslab
+        installed there too; where it is not, the fault fails with Python's own message."""
+        return ("python3",)
+
     @property
     def allow_names(self) -> dict[str, list[str]]:
         """What an allow-list may name to let chaoslab act on these hosts: the target's name (as a context),

@@ -1,6 +1,7 @@
 """network-degrade on the real lab: random loss on the leader's peer links goes in on that host only, etcd
-keeps its data, and everything is healed; delay needs netem, and where the kernel lacks it the refusal
-says so and leaves nothing behind."""
+keeps its data, and everything is healed; delay runs with netem where the kernel has it, else with the
+NFQUEUE delayer: above the election timeout it forces an election, a small one does not, and neither
+loses a write or leaves a rule, a qdisc or a delayer behind."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ spec:
 
 
 def start(tmp_path: Path, lab: LabLayout, name: str, fault: str) -> subprocess.Popen[str]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / f"{name}.yaml"
     path.write_text(EXPERIMENT.format(name=name, lab=lab.config.name, fault=fault))
     return subprocess.Popen(command(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -66,12 +68,38 @@ def test_loss_on_the_leaders_peer_links_is_random_drops_on_that_host_only_and_he
     assert not any(chains(target).values())
 
 
-@pytest.mark.slow
-def test_delay_runs_with_netem_or_is_refused_saying_the_kernel_lacks_it(lab: LabLayout, tmp_path: Path) -> None:
+def delayers() -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "chaoslab[.]delayer --queue"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()
+
+
+def delayed(tmp_path: Path, lab: LabLayout, name: str, fault: str) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    """Run a delay experiment; its verdict and its `degrade` event, once healed and checked clean."""
     target = LabTarget(lab)
-    proc = start(tmp_path, lab, "slow-follower", "select: follower, delay: 50ms")
+    proc = start(tmp_path / name, lab, name, fault)
     out = proc.communicate(timeout=300)[0]
-    if proc.returncode != 0:
-        assert "no netem qdisc" in out, out
+    assert proc.returncode == 0, out
+    run_dir = max((tmp_path / name / "runs").iterdir())
+    events = [json.loads(line) for line in (run_dir / "runs" / "1" / "timeline.jsonl").read_text().splitlines()[1:]]
+    (degrade,) = [e["detail"] for e in events if e.get("event") == "degrade"]
     assert not any("netem" in q for q in qdiscs(target).values())
     assert not any(chains(target).values())
+    assert not delayers()
+    return json.loads((run_dir / "verdict.json").read_text()), degrade
+
+
+@pytest.mark.slow
+def test_a_delay_above_the_election_timeout_on_the_leaders_links_forces_an_election_and_loses_no_write(
+        lab: LabLayout, tmp_path: Path) -> None:
+    verdict, degrade = delayed(tmp_path, lab, "slow-leader", "select: leader, delay: 1500ms")
+    assert degrade["mechanism"] in ("netem", "nfqueue") and degrade["delay_ms"] == 1500
+    assert (value(verdict, "etcdLeaderElections") or 0) >= 1
+    assert value(verdict, "lostWrites") == 0
+
+
+@pytest.mark.slow
+def test_a_small_delay_on_the_leaders_links_forces_no_election(lab: LabLayout, tmp_path: Path) -> None:
+    verdict, degrade = delayed(tmp_path, lab, "bit-slow-leader", "select: leader, delay: 50ms, jitter: 10ms")
+    assert degrade["jitter_ms"] == 10
+    assert value(verdict, "etcdLeaderElections") == 0
+    assert value(verdict, "lostWrites") == 0

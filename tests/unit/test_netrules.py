@@ -16,17 +16,21 @@ from chaoslab.netrules import (
     chain_name,
     dead_mans_switch,
     degrade_commands,
+    delayer_command,
+    delayer_pattern,
     heal_degrade,
     heal_partition,
     in_netns,
     isolate,
     leftovers,
     loss_commands,
+    nfqueue_commands,
     on_host,
     one_way,
     partition_commands,
     ruled_hosts,
     split,
+    stop_delayer,
     wrap,
 )
 
@@ -44,8 +48,9 @@ def flows(partition: frozenset[Flow]) -> set[tuple[str, str]]:
 def test_public_api_is_pinned() -> None:
     assert sorted(netrules.__all__) == [
         "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
-        "dead_mans_switch", "degrade_commands", "heal_degrade", "heal_partition", "in_netns", "isolate",
-        "leftovers", "loss_commands", "on_host", "one_way", "partition_commands", "ruled_hosts", "split", "wrap",
+        "dead_mans_switch", "degrade_commands", "delayer_command", "delayer_pattern", "heal_degrade",
+        "heal_partition", "in_netns", "isolate", "leftovers", "loss_commands", "nfqueue_commands", "on_host",
+        "one_way", "partition_commands", "ruled_hosts", "split", "stop_delayer", "wrap",
     ]
 
 
@@ -299,3 +304,53 @@ def test_cancel_matches_the_switch_command_line_and_not_wrappers_carrying_the_ma
     assert not pattern.search(" ".join(dead_mans_switch(heal_partition("t1"), 30, "chaoslab-r1-t10")[2:]))
     assert not pattern.search(" ".join(("sudo", *cancel.argv)))
     assert not pattern.search(" ".join(("sh", "-c", shlex.join(cancel.argv))))
+
+
+# ---- delay without netem -------------------------------------------------------------------------------
+
+
+def test_nfqueue_diverts_what_the_host_receives_from_each_sender_with_bypass_into_its_own_chain() -> None:
+    assert lines(nfqueue_commands("d0", CP2, [CP1, CP3, CP2], 10001)) == [
+        "iptables -w -N CHAOSLAB-d0",
+        "iptables -w -A CHAOSLAB-d0 -s 10.213.0.11 -j NFQUEUE --queue-num 10001 --queue-bypass",
+        "iptables -w -A CHAOSLAB-d0 -s 10.213.0.13 -j NFQUEUE --queue-num 10001 --queue-bypass",
+        "iptables -w -I INPUT -j CHAOSLAB-d0",
+    ]
+
+
+def test_nfqueue_with_ports_matches_tcp_from_or_to_them_and_heals_like_a_partition() -> None:
+    rules = lines(nfqueue_commands("d0", CP2, [CP1], 7, ports=[2380]))
+    divert = "-j NFQUEUE --queue-num 7 --queue-bypass"
+    assert rules[1:3] == [f"iptables -w -A CHAOSLAB-d0 -s 10.213.0.11 -p tcp --{end}port 2380 {divert}"
+                          for end in "ds"]
+    assert all("-D INPUT -j CHAOSLAB-d0" not in r for r in rules)
+    assert "iptables -w -D INPUT -j CHAOSLAB-d0" in lines(heal_partition("d0"))
+
+
+@pytest.mark.parametrize(("queue", "senders"), [(-1, [CP1]), (65536, [CP1]), (True, [CP1]), (7, [CP2])])
+def test_nfqueue_refuses_bad_queues_and_no_sender(queue: int, senders: list[Endpoint]) -> None:
+    with pytest.raises(ValueError, match="queue|no other host"):
+        nfqueue_commands("d0", CP2, senders, queue)
+
+
+def test_delayer_command_carries_delay_jitter_deadline_and_marker_last() -> None:
+    argv = delayer_command(("/venv/bin/python",), 10001, Netem(delay_ms=1500, jitter_ms=100), 1767225600,
+                           "chaoslab-d0-1a2b")
+    assert argv == ("/venv/bin/python", "-m", "chaoslab.delayer", "--queue", "10001", "--delay-ms", "1500",
+                    "--jitter-ms", "100", "--until", "1767225600", "--detach", "--marker", "chaoslab-d0-1a2b")
+    with pytest.raises(ValueError, match="needs a delay"):
+        delayer_command(("python3",), 1, Netem(loss_percent=5), 1767225600, "m")
+    with pytest.raises(ValueError, match="marker"):
+        delayer_command(("python3",), 1, Netem(delay_ms=5), 1767225600, "m; rm -rf /")
+
+
+def test_stopping_the_delayer_matches_its_own_command_line_only() -> None:
+    stop = stop_delayer("chaoslab-d0-1a2b")
+    assert stop.may_fail and stop.argv[:3] == ("pkill", "-TERM", "-f")
+    pattern = re.compile(delayer_pattern("chaoslab-d0-1a2b"))
+    argv = delayer_command(("/venv/bin/python",), 1, Netem(delay_ms=5), 1767225600, "chaoslab-d0-1a2b")
+    assert pattern.search(" ".join(argv))  # /proc/PID/cmdline of the delayer itself
+    assert not pattern.search(" ".join(in_netns("lab-cp2")(argv)))  # the `ip netns exec` that started it
+    assert not pattern.search(" ".join(("sudo", *argv)))
+    assert not pattern.search(" ".join(argv[:-1] + ("chaoslab-d0-1a2b3",)))
+    assert not pattern.search(" ".join(stop.argv))

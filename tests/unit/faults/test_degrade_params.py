@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chaoslab.errors import SpecError
+from chaoslab.errors import SpecError, TargetError
 from chaoslab.faults import build
-from chaoslab.netrules import Netem
+from chaoslab.faults import partition as partition_module
+from chaoslab.faults.base import Injection, heal_network
+from chaoslab.faults.degrade import DegradeParams, NetworkDegrade
+from chaoslab.netrules import Command, Endpoint, Netem, Wrap, in_netns
 
 
 def test_delay_and_jitter_are_durations_turned_into_netem_milliseconds() -> None:
@@ -25,3 +31,103 @@ def test_delay_and_jitter_are_durations_turned_into_netem_milliseconds() -> None
 def test_meaningless_settings_are_refused_with_the_parameter(params: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         build("network-degrade", params)
+
+
+# ---- which delay mechanism runs ------------------------------------------------------------------------
+
+
+class FakeTarget:
+    """Three hosts cp1-cp3; records commands; `tc` fails as on a kernel without netem when `netem` is
+    False."""
+
+    name = "fake"
+    renewal_window = 5.0
+    lock_path = Path("/nonexistent")
+
+    def __init__(self, netem: bool) -> None:
+        self.netem = netem
+        self.ran: list[tuple[str, ...]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def hosts(self, component: str) -> list[str]:
+        return ["cp1", "cp2", "cp3"]
+
+    def etcd_members(self, timeout: float = 1.0) -> dict[str, Any]:
+        return {}
+
+    def endpoint(self, host: str) -> Endpoint:
+        return Endpoint(host, f"10.213.0.1{host[2:]}", device="eth0")
+
+    def host_wrap(self, host: str) -> Wrap:
+        return in_netns(f"lab-{host}")
+
+    def python(self, host: str) -> tuple[str, ...]:
+        return ("/venv/bin/python",)
+
+    def run_commands(self, commands: Sequence[Command]) -> list[str]:
+        for c in commands:
+            self.ran.append(c.argv)
+            if not self.netem and "replace" in c.argv and not c.may_fail:
+                raise TargetError(f"`{' '.join(c.argv)}` exited 2: Error: Specified qdisc kind is unknown.")
+        return ["" for _ in commands]
+
+    def record(self, kind: str, **detail: Any) -> None:
+        self.events.append((kind, detail))
+
+
+@pytest.fixture(autouse=True)
+def leader(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partition_module, "etcd_leader", lambda members: "cp1")
+
+
+def injected(target: FakeTarget, **params: Any) -> Injection:
+    fault = NetworkDegrade(DegradeParams(**params), duration=8, rng=random.Random(1))
+    injection = fault.resolve(target, 0)  # type: ignore[arg-type]
+    fault.inject(target, injection, record=target.record)  # type: ignore[arg-type]
+    return injection
+
+
+def ran(target: FakeTarget, word: str) -> list[str]:
+    return [" ".join(argv) for argv in target.ran if word in argv]
+
+
+def test_the_undo_covers_both_mechanisms_before_either_runs() -> None:
+    fault = NetworkDegrade(DegradeParams(delay="1500ms"), duration=8)
+    undo = fault.resolve(FakeTarget(netem=True), 2).undo[0].params  # type: ignore[arg-type]
+    assert undo["hosts"] == ["cp1", "cp2", "cp3"] and undo["devices"] == {"cp1": "eth0"}
+    assert undo["delayers"] == ["cp2", "cp3"] and 12000 <= undo["queue"] < 13000
+    loss_only = NetworkDegrade(DegradeParams(loss=5), duration=8)
+    assert "delayers" not in loss_only.resolve(FakeTarget(netem=True), 0).undo[0].params  # type: ignore[arg-type]
+
+
+def test_delay_uses_netem_on_the_host_where_the_kernel_has_it() -> None:
+    target = FakeTarget(netem=True)
+    injected(target, delay="1500ms")
+    assert ran(target, "netem") and not ran(target, "chaoslab.delayer") and not ran(target, "NFQUEUE")
+    assert [(k, d["mechanism"], d["on"]) for k, d in target.events] == [("degrade", "netem", ["cp1"])]
+
+
+def test_without_netem_each_peer_gets_a_bound_delayer_then_rules_for_what_the_host_sends_it() -> None:
+    target = FakeTarget(netem=False)
+    injection = injected(target, delay="1500ms", jitter="100ms")
+    queue = injection.undo[0].params["queue"]
+    starts, rules = ran(target, "chaoslab.delayer"), ran(target, "NFQUEUE")
+    assert [s.split()[3] for s in starts] == ["lab-cp2", "lab-cp3"]
+    assert all(f"--queue {queue} --delay-ms 1500 --jitter-ms 100" in s for s in starts)
+    assert rules == [f"ip netns exec lab-{h} iptables -w -A CHAOSLAB-{injection.undo[0].params['tag']} "
+                     f"-s 10.213.0.11 -j NFQUEUE --queue-num {queue} --queue-bypass" for h in ("cp2", "cp3")]
+    # the half-built prio qdisc is removed before falling back; each delayer starts before its rules
+    assert ran(target, "del") and target.ran.index(tuple(starts[0].split())) < target.ran.index(
+        tuple(rules[0].split()))
+    assert [(k, d["mechanism"], d["on"]) for k, d in target.events] == [("degrade", "nfqueue", ["cp2", "cp3"])]
+
+
+def test_heal_stops_the_delayers_after_removing_their_rules() -> None:
+    target = FakeTarget(netem=False)
+    injection = injected(target, delay="1500ms")
+    target.ran.clear()
+    heal_network(target, injection.undo[0].params)  # type: ignore[arg-type]
+    flat = [" ".join(a) for a in target.ran]
+    unhook = max(i for i, c in enumerate(flat) if "-D INPUT" in c)
+    stops = [i for i, c in enumerate(flat) if c.startswith("ip netns exec") and "pkill -TERM -f ^[^ ]+ -m" in c]
+    assert len(stops) == 2 and min(stops) > unhook
