@@ -301,12 +301,16 @@ def cmd_history(args: argparse.Namespace) -> int:
         out.print(f"no runs{f' of {args.experiment!r}' if args.experiment else ''} under {args.runs_dir}")
         return EXIT_OK
     table = Table(title=f"runs under {args.runs_dir}")
-    for col in ("time (UTC)", "experiment", "verdict", "runs", "key numbers (median of runs)", "directory"):
-        table.add_column(col)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("experiment", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("runs", justify="right")
+    table.add_column("key numbers (median of runs)", overflow="fold", ratio=2)
+    table.add_column("directory", overflow="fold", ratio=1)
     style = {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]", "not judged": "[yellow]not judged[/]"}
     for r in records:
         numbers = [f"{m} {format_value(v, METRICS[m])}" for m in KEY_METRICS if (v := r.value(m)) is not None]
-        table.add_row(r.time.strftime("%Y-%m-%d %H:%M:%S"), r.experiment, style[r.verdict], str(r.runs),
+        table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), r.experiment, style[r.verdict], str(r.runs),
                       "\n".join(numbers[:4]) or "-", f"{r.group}/{r.path.name}" if r.group else r.path.name)
     out.print(table)
     return EXIT_OK
@@ -320,11 +324,12 @@ def cmd_history_compare(args: argparse.Namespace) -> int:
                      baseline=args.baseline, test=args.test, alpha=args.alpha, k=args.k,
                      min_change=args.min_change)
     table = Table(title=f"{args.metric} ({result.unit})")
-    for col in ("time (UTC)", "experiment", "role", "value", "directory"):
-        table.add_column(col)
+    table.add_column("time (UTC)", no_wrap=True)
+    for col in ("experiment", "role", "value", "directory"):
+        table.add_column(col, overflow="fold")
     for role, rows in (("baseline", result.baseline), ("[bold]new[/]", result.candidate)):
         for r, v in rows:
-            table.add_row(r.time.strftime("%Y-%m-%d %H:%M:%S"), r.experiment, role, format_value(v, result.unit),
+            table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), r.experiment, role, format_value(v, result.unit),
                           r.path.name)
     out.print(table)
     out.print(f"baseline median {format_value(result.baseline_median, result.unit)}, new median "
