@@ -318,7 +318,7 @@ def render_github(job: Job, source: str) -> dict[str, Any]:
     args[args.index("--runs-dir") + 1] = "runs"
     run = _shell([".venv/bin/" + args[0], *args[1:]])
     return {
-        "name": f"chaoslab {job.name}",
+        "name": job.name,
         "on": {"schedule": [{"cron": job.cron}], "workflow_dispatch": {}},
         "concurrency": {"group": job.name, "cancel-in-progress": False},
         "permissions": {"contents": "read"},
