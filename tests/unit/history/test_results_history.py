@@ -176,3 +176,40 @@ def test_ranks_and_mad() -> None:
     assert stats.median([1, 9, 3]) == 3 and stats.median([1, 2, 3, 4]) == 2.5
     assert stats.mad([1, 2, 3, 4, 100]) == 1
     assert stats.mad_limit([10.0, 10.0, 10.0], floor=0.5) == pytest.approx(10 + 3 * 0.5)
+
+
+def test_history_of_run_directories_written_by_the_reporting_code(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Run directories laid out by the run session's own pieces (new_run_dir, experiment.json, the saved
+    timeline, measure → judge → write_reports), from synthetic scheduler-kill timelines: the scheduler's
+    takeover 14–19 s after the kill for seven runs, then 25–27 s (a planted regression)."""
+    from measure.synthetic import scheduler_kill
+
+    from chaoslab.measure import measure
+    from chaoslab.reports import experiment_to_json, write_reports
+    from chaoslab.run import runner
+    from chaoslab.spec import load
+    from chaoslab.verdict import judge
+
+    [exp] = load(Path(__file__).resolve().parents[3] / "experiments/scheduler-leader-kill.yaml")
+    takeovers = [16.1, 17.4, 15.2, 18.9, 16.7, 14.8, 19.0, 25.0, 26.5, 27.0]
+    for day, takeover in enumerate(takeovers, 1):
+        made = runner.new_run_dir(tmp_path, exp)
+        # One run a day: the directory's stamp is its start time (new_run_dir stamps the current second).
+        d = made.rename(tmp_path / f"202611{day:02d}-100000-{exp.name}")
+        (d / "experiment.json").write_text(json.dumps(experiment_to_json(exp), indent=1))
+        tl = scheduler_kill(takeover=10.0 + takeover)
+        (d / "runs" / "1").mkdir(parents=True)
+        tl.save(d / "runs" / "1" / "timeline.jsonl")
+        ms = [measure(tl, exp.steady_state, exp.settle, 5.0)]
+        write_reports(d, exp, judge(exp, ms), [tl], ms)
+    records = scan(tmp_path)
+    assert [r.experiment for r in records] == ["scheduler-leader-kill"] * 10
+    values = [r.value(METRIC) for r in records]
+    assert values == pytest.approx(takeovers, abs=2.5)  # as measured from the Lease samples (renewed every 2 s)
+    result = compare(records, METRIC)
+    assert result.regression and result.p_value is not None and result.p_value < 0.01
+    assert not compare(records[:7], METRIC).regression
+    assert main(["history", "compare", METRIC, "--runs-dir", str(tmp_path)]) == 1
+    assert main(["history", "--runs-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("pass") >= 10
