@@ -245,6 +245,106 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- schedules and history -------------------------------------------------------------------------
+def _cluster_api(args: argparse.Namespace) -> Any:
+    from chaoslab.kubeapi import KubeApi
+    from chaoslab.targets import resolve_target
+
+    if args.kubeconfig:
+        return KubeApi.from_kubeconfig(Path(args.kubeconfig), args.context)
+    return resolve_target(args.target).api()
+
+
+def cmd_schedule_render(args: argparse.Namespace) -> int:
+    from chaoslab import schedule
+
+    version = args.api_version
+    if version in (None, "auto"):
+        if args.kubeconfig or args.target:
+            version = schedule.served_cronjob_version(_cluster_api(args))
+            console.print(f"the cluster serves CronJob as {version}", highlight=False)
+        elif version == "auto":
+            raise SpecError(["--api-version auto asks the cluster: pass --kubeconfig PATH or --target lab[:NAME]"])
+        else:
+            version = "batch/v1"
+    resources = {"requests": {"cpu": args.cpu_request, "memory": args.memory_request},
+                 "limits": {"cpu": args.cpu_limit, "memory": args.memory_limit}}
+    job = schedule.Job.from_file(Path(args.file), args.cron, name=args.name, namespace=args.namespace,
+                                 image=args.image or schedule.DEFAULT_IMAGE, time_zone=args.time_zone, api_version=version,
+                                 target=args.run_target or None, results_pvc=args.results_pvc,
+                                 starting_deadline=args.starting_deadline,
+                                 history_success=args.successful_history, history_failed=args.failed_history,
+                                 active_deadline=args.active_deadline, resources=resources)
+    source = args.source or args.file
+    head = f"# chaoslab schedule render {args.file} --cron '{job.cron}' --format {args.format}\n"
+    if args.format == "github":
+        if args.time_zone:
+            console.print(f"[yellow]note:[/] GitHub Actions schedules run in UTC; --time-zone {args.time_zone} "
+                          "is not applied: give --cron in UTC", highlight=False)
+        text = schedule.to_yaml([schedule.render_github(job, source)], head)
+    elif args.format == "gitlab":
+        text = schedule.to_yaml([schedule.render_gitlab(job, source)], head + schedule.gitlab_schedule_note(job))
+    else:
+        text = schedule.to_yaml(schedule.render_cronjob(job), head)
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text)
+        console.print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from chaoslab.history import scan, select
+    from chaoslab.reports.summary import KEY_METRICS
+    from chaoslab.spec.model import METRICS
+    from chaoslab.verdict import format_value
+
+    records = select(scan(Path(args.runs_dir)), args.experiment, args.last)
+    if not records:
+        out.print(f"no runs{f' of {args.experiment!r}' if args.experiment else ''} under {args.runs_dir}")
+        return EXIT_OK
+    table = Table(title=f"runs under {args.runs_dir}")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("experiment", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("runs", justify="right")
+    table.add_column("key numbers (median of runs)", overflow="fold", ratio=2)
+    table.add_column("directory", overflow="fold", ratio=1)
+    style = {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]", "not judged": "[yellow]not judged[/]"}
+    for r in records:
+        numbers = [f"{m} {format_value(v, METRICS[m])}" for m in KEY_METRICS if (v := r.value(m)) is not None]
+        table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), r.experiment, style[r.verdict], str(r.runs),
+                      "\n".join(numbers[:4]) or "-", f"{r.group}/{r.path.name}" if r.group else r.path.name)
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_history_compare(args: argparse.Namespace) -> int:
+    from chaoslab.history import compare, scan
+    from chaoslab.verdict import format_value
+
+    result = compare(scan(Path(args.runs_dir)), args.metric, experiment=args.experiment, last=args.last,
+                     baseline=args.baseline, test=args.test, alpha=args.alpha, k=args.k,
+                     min_change=args.min_change)
+    table = Table(title=f"{args.metric} ({result.unit})")
+    table.add_column("time (UTC)", no_wrap=True)
+    for col in ("experiment", "role", "value", "directory"):
+        table.add_column(col, overflow="fold")
+    for role, rows in (("baseline", result.baseline), ("[bold]new[/]", result.candidate)):
+        for r, v in rows:
+            table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), r.experiment, role, format_value(v, result.unit),
+                          r.path.name)
+    out.print(table)
+    out.print(f"baseline median {format_value(result.baseline_median, result.unit)}, new median "
+              f"{format_value(result.candidate_median, result.unit)}", highlight=False)
+    if result.skipped:
+        out.print(f"[dim]{len(result.skipped)} run(s) in the window did not measure {args.metric}[/]")
+    out.print(f"[red]✗ {result.reason}[/]" if result.regression else f"[green]✓[/] {result.reason}",
+              highlight=False, soft_wrap=True)
+    return EXIT_SLO_VIOLATED if result.regression else EXIT_OK
+
+
 # ---- parser -------------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chaoslab", description=__doc__.splitlines()[0] if __doc__ else None)
@@ -297,6 +397,68 @@ def parser() -> argparse.ArgumentParser:
                     "--runs-dir with a pending undo)")
     sp.add_argument("--runs-dir", default="runs")
     sp.set_defaults(func=cmd_recover)
+
+    sp = sub.add_parser("schedule", help="scheduled runs: a CronJob or a scheduled CI job (docs/scheduling.md)")
+    sched = sp.add_subparsers(dest="schedule", required=True)
+    sp = sched.add_parser("render", help="print a CronJob (with ConfigMap, ServiceAccount, RBAC) or a CI job")
+    sp.add_argument("file", help="experiment or game-day YAML (told apart by its kind)")
+    sp.add_argument("--cron", required=True, help="cron schedule, e.g. '0 10 * * 2' (Tuesdays 10:00)")
+    sp.add_argument("--format", choices=["cronjob", "github", "gitlab"], default="cronjob")
+    sp.add_argument("--name", default=None, help="object / job name (default chaoslab-<file stem>)")
+    sp.add_argument("--namespace", default="chaoslab", help="namespace of the CronJob (default chaoslab)")
+    sp.add_argument("--image", default=None, help="the chaoslab image (Dockerfile at the repository root)")
+    sp.add_argument("--time-zone", default=None, metavar="TZ", help="IANA time zone of the schedule "
+                    "(CronJob spec.timeZone: batch/v1 on Kubernetes >= 1.25; GitLab's cron_timezone)")
+    sp.add_argument("--api-version", choices=["auto", "batch/v1", "batch/v1beta1"], default=None,
+                    help="CronJob version: batch/v1 (Kubernetes >= 1.21), batch/v1beta1 (1.20), auto (ask the "
+                    "cluster). Default: auto with --kubeconfig/--target, else batch/v1")
+    sp.add_argument("--kubeconfig", default=None, help="ask this cluster which CronJob version it serves")
+    sp.add_argument("--context", default=None, help="kubeconfig context")
+    sp.add_argument("--target", default=None, help="ask this lab (lab or lab:NAME) instead of a kubeconfig")
+    sp.add_argument("--run-target", default="kubeconfig", help="`chaoslab run --target` in the pod "
+                    "(default kubeconfig: the pod's ServiceAccount); '' for the file's own spec.target")
+    sp.add_argument("--results-pvc", default=None, metavar="CLAIM", help="write results to this "
+                    "PersistentVolumeClaim (default an emptyDir, gone with the pod)")
+    sp.add_argument("--starting-deadline", type=int, default=600, metavar="S",
+                    help="startingDeadlineSeconds (default 600)")
+    sp.add_argument("--successful-history", type=int, default=3, help="successfulJobsHistoryLimit (default 3)")
+    sp.add_argument("--failed-history", type=int, default=5, help="failedJobsHistoryLimit (default 5)")
+    sp.add_argument("--active-deadline", type=int, default=3 * 3600, metavar="S",
+                    help="activeDeadlineSeconds of each Job, and the CI job's timeout (default 10800)")
+    sp.add_argument("--cpu-request", default="100m")
+    sp.add_argument("--cpu-limit", default="1")
+    sp.add_argument("--memory-request", default="256Mi")
+    sp.add_argument("--memory-limit", default="512Mi")
+    sp.add_argument("--source", default=None, help="the file's path in the repository, for CI snippets "
+                    "(default FILE as given)")
+    sp.add_argument("-o", "--output", default=None, help="output file (default: standard output)")
+    sp.set_defaults(func=cmd_schedule_render)
+
+    def history_options(sp: argparse.ArgumentParser, last: int | None) -> None:
+        sp.add_argument("--runs-dir", default="runs", help="the results root (default ./runs)")
+        sp.add_argument("--experiment", default=None, help="only runs of this experiment (its name)")
+        sp.add_argument("--last", type=int, default=last, metavar="N",
+                        help=f"the newest N runs (default {last or 'all'})")
+
+    hp = sub.add_parser("history", help="list past runs, or compare a metric across them (docs/history.md)")
+    history_options(hp, None)
+    hp.set_defaults(func=cmd_history)
+    hsub = hp.add_subparsers(dest="history", required=False)
+    sp = hsub.add_parser("list", help="list runs (the default)")
+    history_options(sp, None)
+    sp.set_defaults(func=cmd_history)
+    sp = hsub.add_parser("compare", help="flag a regression of a metric beyond run-to-run noise (exit 1)")
+    sp.add_argument("metric", help="e.g. schedulerTimeToNewLeader, recoveryTime")
+    history_options(sp, 10)
+    sp.add_argument("--baseline", type=int, default=None, metavar="N", help="the first N runs of the window "
+                    "are the baseline, the rest are compared (default: all but the newest 3; --test mad: 1)")
+    sp.add_argument("--test", choices=["mann-whitney", "mad"], default="mann-whitney",
+                    help="one-sided Mann-Whitney U (default) or median + k x MAD for a single new run")
+    sp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    sp.add_argument("-k", type=float, default=3.0, help="MAD rule: how many scaled MADs (default 3)")
+    sp.add_argument("--min-change", type=float, default=0.0, metavar="X",
+                    help="also require the median to rise by at least X (metric's unit; default 0)")
+    sp.set_defaults(func=cmd_history_compare)
 
     lab = sub.add_parser("lab", help="the local HA control-plane lab").add_subparsers(dest="lab", required=True)
 

@@ -1,0 +1,429 @@
+"""Scheduled runs on an existing engine, never a home-made daemon: `chaoslab schedule render` turns an
+experiment or game-day file into a Kubernetes CronJob (with its ConfigMap, ServiceAccount and least-privilege
+RBAC) or into a scheduled CI job (GitHub Actions, GitLab CI). Rendering is pure (`render_*` return plain
+dicts); reading the files and asking an apiserver which CronJob version it serves are the only I/O, at the
+edges. Called by the CLI; see docs/scheduling.md.
+
+    >>> job = Job.from_file(Path("experiments/gamedays/weekly.yaml"), cron="0 10 * * 2")     # doctest: +SKIP
+    >>> print(to_yaml(render_cronjob(job)))                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import yaml
+
+from chaoslab.errors import SpecError
+
+CRONJOB_VERSIONS = ("batch/v1", "batch/v1beta1")
+"""batch/v1 CronJob from Kubernetes 1.21; batch/v1beta1 up to 1.24 (the only one 1.20 serves)."""
+DEFAULT_IMAGE = "ghcr.io/chaoslab/chaoslab:0.1.0"
+SPEC_DIR = "/etc/chaoslab/spec"
+RESULTS_DIR = "/results"
+WORKDIR = "/opt/chaoslab"
+CANARY_NAMESPACE = "chaoslab-canary"
+GAMEDAY_KINDS = ("GameDay",)
+
+Format = Literal["cronjob", "github", "gitlab"]
+
+#: Cluster-wide permissions of chaoslab's API-level faults and probes (must match deploy/rbac once it
+#: lands). Each rule says who needs it.
+CLUSTER_RULES: list[dict[str, Any]] = [
+    # lease probe, kill-process select: leader (who holds kube-scheduler / kube-controller-manager)
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
+    # evict-pods, drain-node, workloads probe; the canary's pods are in the Role below
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    # drain-node (cordon/uncordon), node-failure
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},
+    # the canary and sequence probes create their namespace when it is missing
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]},
+    # workloads probe (desired vs ready replicas); drain-node skips DaemonSet pods
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
+     "verbs": ["get", "list", "watch"]},
+    # workloads probe: pdbViolations
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch"]},
+]
+
+#: In the canary namespace only: the scheduling canary's pods, the API sequence probe's ConfigMaps.
+CANARY_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["pods"],
+     "verbs": ["get", "list", "watch", "create", "delete", "deletecollection"]},
+    {"apiGroups": [""], "resources": ["configmaps"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]},
+]
+
+_CRON_FIELD = re.compile(r"^(\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$")
+_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_cron(cron: str) -> str:
+    """The cron expression, checked for shape (5 fields, or a macro); SpecError naming the fix."""
+    expr = cron.strip()
+    if expr in _MACROS:
+        return expr
+    fields = expr.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise SpecError([(f"--cron {cron!r}: not a cron schedule; expected 5 fields (minute hour day-of-month "
+                          f"month day-of-week), e.g. '0 10 * * 2' for Tuesdays 10:00, or one of {', '.join(_MACROS)}")])
+    return expr
+
+
+def dns_name(text: str) -> str:
+    """`Weekly Game-Day.yaml` → `weekly-game-day`: a valid object name (RFC 1123 label, ≤ 52 characters:
+    the CronJob controller appends an 11-character suffix to its Jobs' names)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return (name[:52].rstrip("-")) or "chaoslab"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to schedule: a file (experiment or game day), its kind, the files it refers to, and how."""
+
+    file: PurePosixPath
+    """The file's path relative to its shipping root (the directory it was found in, or the game day's)."""
+    kind: str
+    """`Experiment`, `ControlPlaneChaos`, `chaostoolkit` or `GameDay`."""
+    files: Mapping[str, str]
+    """Relative path → content: the file itself and, for a game day, the experiment files it names."""
+    cron: str
+    name: str
+    namespace: str = "chaoslab"
+    image: str = DEFAULT_IMAGE
+    time_zone: str | None = None
+    api_version: str = "batch/v1"
+    target: str | None = None
+    """Passed to `chaoslab run --target` (e.g. `kubeconfig`: in the pod, the ServiceAccount's config)."""
+    results_pvc: str | None = None
+    starting_deadline: int = 600
+    history_success: int = 3
+    history_failed: int = 5
+    active_deadline: int = 3 * 3600
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {
+        "requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}})
+    extra_args: Sequence[str] = ()
+
+    @property
+    def gameday(self) -> bool:
+        return self.kind in GAMEDAY_KINDS
+
+    def command(self, spec_dir: str, results_dir: str) -> list[str]:
+        """The chaoslab command line that runs the file."""
+        path = f"{spec_dir}/{self.file}"
+        base = ["chaoslab", "gameday", "run", path] if self.gameday else ["chaoslab", "run", path]
+        base += ["--no-live", "--runs-dir", f"{results_dir}/runs"]
+        if self.target:
+            base += ["--target", self.target]
+        if not self.gameday:
+            base += ["--junit", f"{results_dir}/junit.xml", "--summary", f"{results_dir}/summary.md"]
+        return base + list(self.extra_args)
+
+    @classmethod
+    def from_file(cls, path: Path, cron: str, **options: Any) -> Job:
+        """Read the file, tell its kind and collect what it refers to. An experiment file is loaded (so a
+        broken one fails here, exit 2, not at 10:00 next Tuesday); a game day is checked for its kind and
+        its experiment files only (its own validation is `chaoslab gameday`'s)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError([f"{path}: cannot be read ({exc.strerror or exc})"]) from exc
+        kind = file_kind(text, str(path))
+        files = {path.name: text}
+        if kind in GAMEDAY_KINDS:
+            files |= referenced_files(text, path)
+        else:
+            from chaoslab.spec import load
+
+            load(path)
+        name = options.pop("name", None) or dns_name(f"chaoslab-{path.stem}")
+        if not _NAME.match(name) or len(name) > 52:
+            raise SpecError([(f"--name {name!r}: must be lowercase letters, digits and '-', start and end with "
+                              f"a letter or digit, at most 52 characters (the Job suffix needs 11 more)")])
+        return cls(PurePosixPath(path.name), kind, files, check_cron(cron), name, **options)
+
+
+def file_kind(text: str, where: str) -> str:
+    """The `kind` of the file's documents (all must agree); `chaostoolkit` for a Chaos Toolkit experiment."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{where}: not YAML ({exc})"]) from exc
+    kinds = set()
+    for d in docs:
+        if isinstance(d, dict) and "method" in d and "kind" not in d:
+            kinds.add("chaostoolkit")
+        elif isinstance(d, dict) and isinstance(d.get("kind"), str):
+            kinds.add(d["kind"])
+        else:
+            raise SpecError([f"{where}: a document without a kind; expected an Experiment or a GameDay"])
+    if not kinds:
+        raise SpecError([f"{where}: the file is empty; expected an Experiment or a GameDay"])
+    known = {"Experiment", "ControlPlaneChaos", "chaostoolkit", *GAMEDAY_KINDS}
+    if unknown := kinds - known:
+        raise SpecError([(f"{where}: kind {', '.join(sorted(unknown))} cannot be scheduled; expected Experiment, "
+                          f"ControlPlaneChaos or GameDay")])
+    if len(kinds) > 1 and kinds & set(GAMEDAY_KINDS):
+        raise SpecError([f"{where}: mixes a GameDay with experiments; put the game day in its own file"])
+    return min(kinds)
+
+
+def _strings(data: Any) -> Iterator[str]:
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, Mapping):
+        for v in data.values():
+            yield from _strings(v)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _strings(v)
+
+
+def referenced_files(text: str, path: Path) -> dict[str, str]:
+    """The experiment files a game day names (any string ending in .yaml/.yml/.json that is a file
+    relative to the game day), by their path relative to the game day's directory, so they keep working
+    in the pod. A file outside that directory cannot be shipped that way: SpecError."""
+    out: dict[str, str] = {}
+    problems = []
+    for s in _strings(list(yaml.safe_load_all(text))):
+        if not s.endswith((".yaml", ".yml", ".json")) or "\n" in s:
+            continue
+        ref = path.parent / s
+        if not ref.is_file():
+            continue
+        rel = PurePosixPath(s)
+        if rel.is_absolute() or ".." in rel.parts:
+            problems.append(f"{path}: {s!r} lies outside {path.parent}; only files under the game day's "
+                            f"directory can be shipped in the ConfigMap (move it, or refer to it from there)")
+            continue
+        out[str(rel)] = ref.read_text(encoding="utf-8")
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def config_key(rel: str) -> str:
+    """A ConfigMap key for a relative path (keys may not hold '/')."""
+    return re.sub(r"[^-._a-zA-Z0-9]", "_", rel.replace("/", "__"))
+
+
+def _meta(job: Job, name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = {"app.kubernetes.io/name": "chaoslab", "app.kubernetes.io/instance": job.name,
+                      "app.kubernetes.io/component": "schedule"}
+    return meta
+
+
+def render_rbac(job: Job) -> list[dict[str, Any]]:
+    """ServiceAccount, ClusterRole + binding for the cluster-wide reads and API-level faults, Role + binding
+    in the canary namespace (and that Namespace, so the Role has a home)."""
+    subject = [{"kind": "ServiceAccount", "name": job.name, "namespace": job.namespace}]
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": job.name}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(job, job.name, job.namespace),
+         "automountServiceAccountToken": True},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(job, job.name),
+         "rules": CLUSTER_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": _meta(job, job.name), "roleRef": role_ref, "subjects": subject},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(job, CANARY_NAMESPACE)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": _meta(job, job.name, CANARY_NAMESPACE), "rules": CANARY_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": _meta(job, job.name, CANARY_NAMESPACE),
+         "roleRef": {**role_ref, "kind": "Role"}, "subjects": subject},
+    ]
+
+
+def render_cronjob(job: Job) -> list[dict[str, Any]]:
+    """Every object to apply, in order: Namespace, RBAC, ConfigMap with the file(s), CronJob."""
+    if job.api_version not in CRONJOB_VERSIONS:
+        raise SpecError([f"--api-version {job.api_version!r}: one of {', '.join(CRONJOB_VERSIONS)}"])
+    if job.time_zone and job.api_version != "batch/v1":
+        raise SpecError([(f"--time-zone {job.time_zone}: spec.timeZone needs batch/v1 CronJobs on Kubernetes "
+                          f"≥ 1.25 (GA in 1.27); with {job.api_version} the schedule runs in the "
+                          f"kube-controller-manager's time zone (usually UTC): convert --cron to it")])
+    config = f"{job.name}-spec"
+    items = [{"key": config_key(rel), "path": rel} for rel in sorted(job.files)]
+    results: dict[str, Any] = ({"persistentVolumeClaim": {"claimName": job.results_pvc}} if job.results_pvc
+                               else {"emptyDir": {}})
+    container = {
+        "name": "chaoslab",
+        "image": job.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": job.command(SPEC_DIR, RESULTS_DIR)[1:],  # the image's entrypoint is `chaoslab`
+        "workingDir": WORKDIR,
+        "env": [{"name": "HOME", "value": "/tmp"}, {"name": "CHAOSLAB_STATE_DIR", "value": "/tmp/chaoslab"},
+                {"name": "PYTHONUNBUFFERED", "value": "1"}],
+        "resources": {k: dict(v) for k, v in job.resources.items()},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+                         {"name": "results", "mountPath": RESULTS_DIR},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pod = {
+        "metadata": {"labels": _meta(job, job.name)["labels"]},
+        "spec": {
+            "serviceAccountName": job.name,
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001},
+            "containers": [container],
+            "volumes": [{"name": "spec", "configMap": {"name": config, "items": items}},
+                        {"name": "results", **results}, {"name": "tmp", "emptyDir": {}}],
+        },
+    }
+    spec: dict[str, Any] = {
+        "schedule": job.cron,
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": job.starting_deadline,
+        "successfulJobsHistoryLimit": job.history_success,
+        "failedJobsHistoryLimit": job.history_failed,
+        "jobTemplate": {
+            "metadata": {"labels": _meta(job, job.name)["labels"]},
+            # A failed chaos run is a finding (or a degraded cluster), never something to retry blindly.
+            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": job.active_deadline, "template": pod},
+        },
+    }
+    if job.time_zone:
+        spec["timeZone"] = job.time_zone
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(job, job.namespace)},
+        *render_rbac(job),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(job, config, job.namespace),
+         "data": {config_key(rel): text for rel, text in sorted(job.files.items())}},
+        {"apiVersion": job.api_version, "kind": "CronJob", "metadata": _meta(job, job.name, job.namespace),
+         "spec": spec},
+    ]
+
+
+def _shell(args: Sequence[str]) -> str:
+    import shlex
+
+    return " ".join(a if a.startswith("$") else shlex.quote(a) for a in args)
+
+
+def render_github(job: Job, source: str) -> dict[str, Any]:
+    """A GitHub Actions workflow: `on: schedule` (GitHub's cron is always UTC) and a manual trigger, one
+    run at a time, the run directories and reports uploaded. `source` is the file's path in the repository."""
+    args = job.command(str(PurePosixPath(source).parent), "out")
+    args[args.index("--runs-dir") + 1] = "runs"
+    run = _shell([".venv/bin/" + args[0], *args[1:]])
+    return {
+        "name": job.name,
+        "on": {"schedule": [{"cron": job.cron}], "workflow_dispatch": {}},
+        "concurrency": {"group": job.name, "cancel-in-progress": False},
+        "permissions": {"contents": "read"},
+        "jobs": {"chaos": {
+            "runs-on": ["self-hosted", "linux", "chaoslab"],
+            "timeout-minutes": job.active_deadline // 60,
+            "steps": [
+                {"uses": "actions/checkout@v4"},
+                {"run": "python3 -m venv .venv && .venv/bin/pip install -q ."},
+                {"id": "chaos", "run": f"set +e\n{run}\necho \"code=$?\" >> \"$GITHUB_OUTPUT\"\n"},
+                {"if": "always()", "uses": "actions/upload-artifact@v4",
+                 "with": {"name": job.name, "path": "runs/\nout/", "if-no-files-found": "ignore"}},
+                {"if": "always()", "run": "test ! -f out/summary.md || cat out/summary.md >> \"$GITHUB_STEP_SUMMARY\"\n"
+                                          "exit \"${{ steps.chaos.outputs.code }}\"\n"},
+            ],
+        }},
+    }
+
+
+def render_gitlab(job: Job, source: str) -> dict[str, Any]:
+    """A GitLab CI job that runs only in scheduled pipelines (the schedule itself — cron and time zone —
+    is made under CI/CD → Schedules or through the API; see `gitlab_schedule_note`)."""
+    args = job.command(str(PurePosixPath(source).parent), "out")
+    args[args.index("--runs-dir") + 1] = "runs"
+    artifacts: dict[str, Any] = {"when": "always", "paths": ["runs/", "out/"], "expire_in": "90 days"}
+    if not job.gameday:
+        artifacts["reports"] = {"junit": "out/junit.xml"}
+    return {job.name: {
+        "stage": "test",
+        "tags": ["chaoslab"],
+        "timeout": f"{job.active_deadline // 60}m",
+        "resource_group": job.name,  # one scheduled run at a time, like concurrencyPolicy: Forbid
+        "rules": [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}],
+        "script": ["python3 -m venv .venv && .venv/bin/pip install -q .",
+                   _shell([".venv/bin/" + args[0], *args[1:]])],
+        "artifacts": artifacts,
+    }}
+
+
+def gitlab_schedule_note(job: Job) -> str:
+    tz = job.time_zone or "UTC"
+    return (f"# Create the pipeline schedule once (CI/CD → Schedules, or the API):\n"
+            f"#   curl --request POST --header \"PRIVATE-TOKEN: $TOKEN\" \\\n"
+            f"#     --form description={job.name} --form ref=main --form cron=\"{job.cron}\" "
+            f"--form cron_timezone={tz} \\\n"
+            f"#     \"$CI_API_V4_URL/projects/$CI_PROJECT_ID/pipeline_schedules\"\n")
+
+
+def to_yaml(docs: Sequence[Mapping[str, Any]], header: str = "") -> str:
+    """Multi-document YAML, keys in the order written, block style, long strings kept readable."""
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True  # never &id001 anchors: manifests are read by people and by kubectl
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    body = "---\n".join(yaml.dump(dict(d), Dumper=Dumper, sort_keys=False, width=1000, allow_unicode=True)
+                        for d in docs)
+    return header + body
+
+
+# ---- asking the cluster -------------------------------------------------------------------------------
+def served_cronjob_version(api: Any) -> str:
+    """The newest CronJob version the apiserver serves: batch/v1 from 1.21, else batch/v1beta1 (1.20 serves
+    batch/v1 for Jobs only, so the group version alone does not tell: its resource list does)."""
+    from chaoslab.kubeapi import ApiError
+
+    for version in CRONJOB_VERSIONS:
+        try:
+            resources = api.get(f"/apis/{version}").get("resources", [])
+        except ApiError as exc:
+            if exc.status == 404:
+                continue
+            raise
+        if any(r.get("name") == "cronjobs" for r in resources):
+            return version
+    raise SpecError(["the cluster serves no CronJob API (neither batch/v1 nor batch/v1beta1); pass --api-version"])
+
+
+def api_path(obj: Mapping[str, Any]) -> str:
+    """The collection path to POST `obj` to (for the server-side dry run)."""
+    version: str = obj["apiVersion"]
+    plural = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
+              "ClusterRoleBinding": "clusterrolebindings", "Role": "roles", "RoleBinding": "rolebindings",
+              "Namespace": "namespaces", "ConfigMap": "configmaps", "CronJob": "cronjobs"}[obj["kind"]]
+    base = f"/api/{version}" if "/" not in version else f"/apis/{version}"
+    ns = obj["metadata"].get("namespace")
+    return f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
+
+
+def dry_run(api: Any, docs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """POST every object with ?dryRun=All; (object, problem) for each the apiserver refuses."""
+    from chaoslab.kubeapi import ApiError
+
+    problems = []
+    for obj in docs:
+        path = api_path(obj)
+        resp = api.request("POST", path, body=obj, params={"dryRun": "All"})
+        if resp.status_code == 409 and obj["kind"] == "Namespace":
+            continue  # exists already: applying it is a no-op
+        if not 200 <= resp.status_code < 300:
+            problems.append((f"{obj['kind']}/{obj['metadata']['name']}",
+                             str(ApiError.from_response("POST", path, resp))))
+    return problems

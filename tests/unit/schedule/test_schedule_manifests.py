@@ -1,0 +1,174 @@
+"""`chaoslab schedule render`: the CronJob and its objects, the GitHub and GitLab schedules (valid YAML,
+the right structure), the file kind deciding the command, and the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from chaoslab import schedule
+from chaoslab.cli import main
+from chaoslab.errors import SpecError
+
+REPO = Path(__file__).resolve().parents[3]
+EXPERIMENT = REPO / "experiments/scheduler-leader-kill.yaml"
+
+
+def render(capsys: pytest.CaptureFixture[str], *args: str) -> list[Any]:
+    assert main(["schedule", "render", *args]) == 0
+    return [d for d in yaml.safe_load_all(capsys.readouterr().out) if d is not None]
+
+
+@pytest.fixture
+def gameday(tmp_path: Path) -> Path:
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "kill.yaml").write_text(EXPERIMENT.read_text())
+    day = tmp_path / "weekly.yaml"
+    day.write_text("apiVersion: chaoslab.io/v1alpha1\nkind: GameDay\nmetadata: {name: weekly}\n"
+                   "spec:\n  experiments:\n    - file: exp/kill.yaml\n    - file: exp/kill.yaml\n")
+    return day
+
+
+def test_cronjob_has_the_guard_rails(capsys: pytest.CaptureFixture[str]) -> None:
+    docs = render(capsys, str(EXPERIMENT), "--cron", "0 10 * * 2")
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Namespace", "Role",
+                     "RoleBinding", "ConfigMap", "CronJob"]
+    cron = docs[-1]
+    assert cron["apiVersion"] == "batch/v1"
+    spec = cron["spec"]
+    assert spec["schedule"] == "0 10 * * 2" and spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 5
+    assert spec["startingDeadlineSeconds"] == 600
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == cron["metadata"]["name"]
+    [c] = pod["containers"]
+    assert c["args"][:2] == ["run", "/etc/chaoslab/spec/scheduler-leader-kill.yaml"]
+    assert "--no-live" in c["args"] and c["args"][c["args"].index("--runs-dir") + 1] == "/results/runs"
+    assert c["resources"]["limits"] and c["resources"]["requests"]
+    assert c["securityContext"]["runAsNonRoot"] and not c["securityContext"]["allowPrivilegeEscalation"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["results"] == {"name": "results", "emptyDir": {}}
+    assert volumes["spec"]["configMap"]["name"] == docs[-2]["metadata"]["name"]
+    assert docs[-2]["data"]["scheduler-leader-kill.yaml"] == EXPERIMENT.read_text()
+
+
+def test_rbac_grants_what_api_level_faults_and_probes_need_and_no_more(capsys: pytest.CaptureFixture[str]) -> None:
+    docs = render(capsys, str(EXPERIMENT), "--cron", "@daily", "--namespace", "chaos")
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    grants = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+              for v in rule["verbs"]}
+    for need in [("coordination.k8s.io", "leases", "watch"), ("", "pods", "delete"), ("", "pods/eviction", "create"),
+                 ("", "nodes", "patch"), ("", "namespaces", "create"), ("apps", "deployments", "list"),
+                 ("apps", "statefulsets", "list"), ("policy", "poddisruptionbudgets", "list")]:
+        assert need in grants
+    assert not any(v == "*" or r == "*" or v in ("escalate", "bind", "impersonate") for _, r, v in grants)
+    assert ("", "secrets", "get") not in grants and not any(r == "nodes" and v == "delete" for _, r, v in grants)
+    local = next(d for d in docs if d["kind"] == "Role")
+    assert local["metadata"]["namespace"] == "chaoslab-canary"
+    for binding in (d for d in docs if d["kind"].endswith("Binding")):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": role["metadata"]["name"],
+                                        "namespace": "chaos"}]
+
+
+def test_game_day_runs_gameday_run_with_its_experiment_files_mounted(
+        gameday: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = render(capsys, str(gameday), "--cron", "0 10 * * 2", "--results-pvc", "results", "--name", "weekly",
+                  "--api-version", "batch/v1beta1")
+    config, cron = docs[-2], docs[-1]
+    assert set(config["data"]) == {"weekly.yaml", "exp__kill.yaml"}
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"][:3] == ["gameday", "run", "/etc/chaoslab/spec/weekly.yaml"]
+    items = next(v for v in pod["volumes"] if v["name"] == "spec")["configMap"]["items"]
+    assert {"key": "exp__kill.yaml", "path": "exp/kill.yaml"} in items
+    assert next(v for v in pod["volumes"] if v["name"] == "results")["persistentVolumeClaim"] == {"claimName": "results"}
+    assert cron["apiVersion"] == "batch/v1beta1" and cron["metadata"]["name"] == "weekly"
+
+
+def test_time_zone_needs_batch_v1() -> None:
+    job = schedule.Job.from_file(EXPERIMENT, "0 10 * * 2", time_zone="Europe/Berlin")
+    assert schedule.render_cronjob(job)[-1]["spec"]["timeZone"] == "Europe/Berlin"
+    old = schedule.Job.from_file(EXPERIMENT, "0 10 * * 2", time_zone="Europe/Berlin", api_version="batch/v1beta1")
+    with pytest.raises(SpecError, match="spec.timeZone needs batch/v1"):
+        schedule.render_cronjob(old)
+
+
+@pytest.mark.parametrize("cron", ["0 10 * *", "every tuesday", "0 10 * * 2 2024", "0 1o * * 2;"])
+def test_a_bad_cron_is_refused(cron: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schedule", "render", str(EXPERIMENT), "--cron", cron]) == 2
+    assert "not a cron schedule" in capsys.readouterr().err
+
+
+def test_a_broken_experiment_or_unknown_kind_is_refused_before_rendering(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXPERIMENT.read_text().replace("kind: kill-process", "kind: kill-proces"))
+    with pytest.raises(SpecError):
+        schedule.Job.from_file(bad, "0 10 * * 2")
+    other = tmp_path / "probes.yaml"
+    other.write_text("apiVersion: chaoslab.io/v1alpha1\nkind: ProbeSet\n")
+    with pytest.raises(SpecError, match="cannot be scheduled"):
+        schedule.Job.from_file(other, "0 10 * * 2")
+
+
+def test_a_game_day_file_outside_its_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "kill.yaml").write_text(EXPERIMENT.read_text())
+    (tmp_path / "days").mkdir()
+    day = tmp_path / "days" / "d.yaml"
+    day.write_text("kind: GameDay\nspec:\n  experiments: [{file: ../kill.yaml}]\n")
+    with pytest.raises(SpecError, match="outside"):
+        schedule.Job.from_file(day, "0 10 * * 2")
+
+
+def test_github_workflow_is_scheduled_one_at_a_time(capsys: pytest.CaptureFixture[str]) -> None:
+    [wf] = render(capsys, str(EXPERIMENT), "--cron", "0 10 * * 2", "--format", "github",
+                  "--source", "experiments/scheduler-leader-kill.yaml")
+    # PyYAML reads the bare key `on` as True (YAML 1.1); GitHub reads it as "on".
+    on = wf.get("on", wf.get(True))
+    assert on["schedule"] == [{"cron": "0 10 * * 2"}] and "workflow_dispatch" in on
+    assert wf["concurrency"]["cancel-in-progress"] is False
+    steps = wf["jobs"]["chaos"]["steps"]
+    assert steps[0]["uses"].startswith("actions/checkout@")
+    run = next(s for s in steps if s.get("id") == "chaos")["run"]
+    assert ".venv/bin/chaoslab run experiments/scheduler-leader-kill.yaml --no-live --runs-dir runs" in run
+    assert "--target kubeconfig" in run and 'echo "code=$?"' in run
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") and s["if"] == "always()" for s in steps)
+    assert "steps.chaos.outputs.code" in steps[-1]["run"]
+
+
+def test_gitlab_job_runs_only_in_scheduled_pipelines(gameday: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schedule", "render", str(gameday), "--cron", "0 10 * * 2", "--format", "gitlab",
+                 "--time-zone", "Europe/Berlin", "--source", "gamedays/weekly.yaml", "--run-target", ""]) == 0
+    text = capsys.readouterr().out
+    assert "cron_timezone=Europe/Berlin" in text and 'cron="0 10 * * 2"' in text
+    [doc] = [d for d in yaml.safe_load_all(text) if d]
+    [(name, job)] = doc.items()
+    assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+    assert job["resource_group"] == name
+    assert job["script"][-1] == ".venv/bin/chaoslab gameday run gamedays/weekly.yaml --no-live --runs-dir runs"
+    assert job["artifacts"]["when"] == "always" and "runs/" in job["artifacts"]["paths"]
+
+
+def test_served_version_is_read_from_the_resource_list() -> None:
+    class Api:
+        def __init__(self, served: dict[str, list[str]]) -> None:
+            self.served = served
+
+        def get(self, path: str) -> dict[str, Any]:
+            return {"resources": [{"name": n} for n in self.served.get(path.removeprefix("/apis/"), [])]}
+
+    assert schedule.served_cronjob_version(Api({"batch/v1": ["jobs"], "batch/v1beta1": ["cronjobs"]})) == \
+        "batch/v1beta1"
+    assert schedule.served_cronjob_version(Api({"batch/v1": ["jobs", "cronjobs"]})) == "batch/v1"
+
+
+def test_names_and_paths() -> None:
+    assert schedule.dns_name("chaoslab-Weekly Game_Day") == "chaoslab-weekly-game-day"
+    assert len(schedule.dns_name("x" * 80)) == 52
+    assert schedule.api_path({"apiVersion": "batch/v1beta1", "kind": "CronJob",
+                              "metadata": {"name": "a", "namespace": "n"}}) == "/apis/batch/v1beta1/namespaces/n/cronjobs"
+    assert schedule.api_path({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}) == "/api/v1/namespaces"
