@@ -271,7 +271,9 @@ def cmd_schedule_render(args: argparse.Namespace) -> int:
                  "limits": {"cpu": args.cpu_limit, "memory": args.memory_limit}}
     job = schedule.Job.from_file(Path(args.file), args.cron, name=args.name, namespace=args.namespace,
                                  image=args.image or schedule.DEFAULT_IMAGE, time_zone=args.time_zone, api_version=version,
-                                 target=args.run_target or None, results_pvc=args.results_pvc,
+                                 target=(args.run_target if args.run_target is not None else
+                                         "in-cluster" if args.format == "cronjob" else "kubeconfig") or None,
+                                 results_pvc=args.results_pvc,
                                  starting_deadline=args.starting_deadline,
                                  history_success=args.successful_history, history_failed=args.failed_history,
                                  active_deadline=args.active_deadline, resources=resources)
@@ -415,8 +417,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--kubeconfig", default=None, help="ask this cluster which CronJob version it serves")
     sp.add_argument("--context", default=None, help="kubeconfig context")
     sp.add_argument("--target", default=None, help="ask this lab (lab or lab:NAME) instead of a kubeconfig")
-    sp.add_argument("--run-target", default="kubeconfig", help="`chaoslab run --target` in the pod "
-                    "(default kubeconfig: the pod's ServiceAccount); '' for the file's own spec.target")
+    sp.add_argument("--run-target", default=None, help="`chaoslab run --target` of the scheduled run "
+                    "(default: in-cluster for a CronJob, the pod's ServiceAccount; kubeconfig in CI "
+                    "workflows); '' for the file's own spec.target")
     sp.add_argument("--results-pvc", default=None, metavar="CLAIM", help="write results to this "
                     "PersistentVolumeClaim (default an emptyDir, gone with the pod)")
     sp.add_argument("--starting-deadline", type=int, default=600, metavar="S",

@@ -31,33 +31,12 @@ GAMEDAY_KINDS = ("GameDay",)
 
 Format = Literal["cronjob", "github", "gitlab"]
 
-#: Cluster-wide permissions of chaoslab's API-level faults and probes (must match deploy/rbac once it
-#: lands). Each rule says who needs it.
-CLUSTER_RULES: list[dict[str, Any]] = [
-    # lease probe, kill-process select: leader (who holds kube-scheduler / kube-controller-manager)
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
-    # evict-pods, drain-node, workloads probe; the canary's pods are in the Role below
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
-    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
-    # drain-node (cordon/uncordon), node-failure
-    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},
-    # the canary and sequence probes create their namespace when it is missing
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]},
-    # workloads probe (desired vs ready replicas); drain-node skips DaemonSet pods
-    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
-     "verbs": ["get", "list", "watch"]},
-    # workloads probe: pdbViolations
-    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch"]},
-]
+#: The least-privilege roles chaoslab ships (`deploy/rbac/`, proven by a run with exactly those rights):
+#: the CronJob's account gets the same, so a scheduled run needs nothing the tested one did not.
+RBAC_DIR = Path(__file__).resolve().parents[1] / "deploy" / "rbac"
+_ROLE_KINDS = ("ClusterRole", "Role")
+_BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
 
-#: In the canary namespace only: the scheduling canary's pods, the API sequence probe's ConfigMaps.
-CANARY_RULES: list[dict[str, Any]] = [
-    {"apiGroups": [""], "resources": ["pods"],
-     "verbs": ["get", "list", "watch", "create", "delete", "deletecollection"]},
-    {"apiGroups": [""], "resources": ["configmaps"],
-     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]},
-]
 
 _CRON_FIELD = re.compile(r"^(\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$")
 _MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
@@ -100,7 +79,7 @@ class Job:
     time_zone: str | None = None
     api_version: str = "batch/v1"
     target: str | None = None
-    """Passed to `chaoslab run --target` (e.g. `kubeconfig`: in the pod, the ServiceAccount's config)."""
+    """Passed to `chaoslab run --target` (`in-cluster`: in the pod, the ServiceAccount's config)."""
     results_pvc: str | None = None
     starting_deadline: int = 600
     history_success: int = 3
@@ -121,6 +100,10 @@ class Job:
         base += ["--no-live", "--runs-dir", f"{results_dir}/runs"]
         if self.target:
             base += ["--target", self.target]
+        if self.target and not self.target.startswith("lab"):
+            # Scheduling it is the consent `--yes` stands for; a production-looking cluster still needs
+            # the allow-list ($CHAOSLAB_CONFIG) as well (chaoslab.guard).
+            base += ["--yes"]
         if not self.gameday:
             base += ["--junit", f"{results_dir}/junit.xml", "--summary", f"{results_dir}/summary.md"]
         return base + list(self.extra_args)
@@ -222,25 +205,35 @@ def _meta(job: Job, name: str, namespace: str | None = None) -> dict[str, Any]:
     return meta
 
 
-def render_rbac(job: Job) -> list[dict[str, Any]]:
-    """ServiceAccount, ClusterRole + binding for the cluster-wide reads and API-level faults, Role + binding
-    in the canary namespace (and that Namespace, so the Role has a home)."""
+def shipped_rbac(rbac_dir: Path = RBAC_DIR) -> list[dict[str, Any]]:
+    """The objects of deploy/rbac/*.yaml, in file order."""
+    if not rbac_dir.is_dir():
+        raise SpecError([(f"{rbac_dir}: not found; render schedules from a chaoslab source tree (it holds the "
+                          f"least-privilege roles in deploy/rbac/)")])
+    return [doc for f in sorted(rbac_dir.glob("*.yaml")) for doc in yaml.safe_load_all(f.read_text()) if doc]
+
+
+def render_rbac(job: Job, rbac_dir: Path = RBAC_DIR) -> list[dict[str, Any]]:
+    """The job's ServiceAccount, and deploy/rbac's roles and bindings bound to it: every role renamed
+    `<job>-<role>` so schedules never share or overwrite each other's roles, the canary Namespace kept (the
+    probes look it up and have no right to create it), deploy/rbac's own account and namespace left out."""
     subject = [{"kind": "ServiceAccount", "name": job.name, "namespace": job.namespace}]
-    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": job.name}
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(job, job.name, job.namespace),
-         "automountServiceAccountToken": True},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(job, job.name),
-         "rules": CLUSTER_RULES},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": _meta(job, job.name), "roleRef": role_ref, "subjects": subject},
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(job, CANARY_NAMESPACE)},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": _meta(job, job.name, CANARY_NAMESPACE), "rules": CANARY_RULES},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": _meta(job, job.name, CANARY_NAMESPACE),
-         "roleRef": {**role_ref, "kind": "Role"}, "subjects": subject},
-    ]
+    out: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "ServiceAccount",
+                                  "metadata": _meta(job, job.name, job.namespace), "automountServiceAccountToken": True}]
+
+    def renamed(name: str) -> str:
+        return f"{job.name}-{name.removeprefix('chaoslab-')}"
+
+    for doc in shipped_rbac(rbac_dir):
+        kind, meta = doc["kind"], doc["metadata"]
+        if kind == "Namespace" and meta["name"] == CANARY_NAMESPACE:
+            out.append({**doc, "metadata": _meta(job, CANARY_NAMESPACE)})
+        elif kind in _ROLE_KINDS:
+            out.append({**doc, "metadata": _meta(job, renamed(meta["name"]), meta.get("namespace"))})
+        elif kind in _BINDING_KINDS:
+            out.append({**doc, "metadata": _meta(job, renamed(meta["name"]), meta.get("namespace")),
+                        "roleRef": {**doc["roleRef"], "name": renamed(doc["roleRef"]["name"])}, "subjects": subject})
+    return out
 
 
 def render_cronjob(job: Job) -> list[dict[str, Any]]:

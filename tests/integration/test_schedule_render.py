@@ -52,7 +52,7 @@ def test_rendered_cronjob_passes_the_apiservers_dry_run(lab: LabLayout, api: Kub
     # Dry run made nothing.
     assert api.request("GET", f"/apis/batch/v1beta1/namespaces/{NAMESPACE}/cronjobs/{docs[-1]['metadata']['name']}"
                        ).status_code == 404
-    assert api.request("GET", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{docs[-1]['metadata']['name']}"
+    assert api.request("GET", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{docs[-1]['metadata']['name']}-probes"
                        ).status_code == 404
 
 
