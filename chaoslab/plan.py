@@ -97,7 +97,7 @@ def _actions(fault: Any, target: Target, inj: Injection, duration: float) -> tup
             for host, commands in partition_commands(tag, recorded_partition(target, p["flows"])).items():
                 out += [f"{host}: {_sh(c.argv)}" for c in wrap(commands, target.host_wrap(host))]
         else:
-            (host,) = p["hosts"]
+            host = p["hosts"][0]  # the degraded host; the others carry the NFQUEUE fallback
             me, peers = target.endpoint(host), [target.endpoint(h) for h in p["peers"]]
             if fault.params.loss:
                 cmds = loss_commands(tag, me, peers, fault.params.loss, TRAFFIC[fault.params.traffic])
@@ -105,8 +105,11 @@ def _actions(fault: Any, target: Target, inj: Injection, duration: float) -> tup
             if fault.params.netem is not None:
                 cmds = degrade_commands(p["devices"][host], fault.params.netem, peers)
                 out += [f"{host}: {_sh(c.argv)}" for c in wrap(cmds, target.host_wrap(host))]
+                out.append(f"without netem in the kernel: a chaoslab.delayer on NFQUEUE {p['queue']} on each of "
+                           f"{', '.join(p['peers'])}, holding packets from {host}")
         undo = [f"{h}: remove chain {tag}" for h in p["hosts"]] + [
             f"{h}: remove the netem qdisc of {d}" for h, d in p.get("devices", {}).items()] + [
+            f"{h}: stop the delayer" for h in p.get("delayers", [])] + [
             f"disarm the dead-man's switch {p['marker']}"]
         return out, undo
     if isinstance(fault, DrainNode):

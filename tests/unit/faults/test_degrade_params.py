@@ -131,3 +131,15 @@ def test_heal_stops_the_delayers_after_removing_their_rules() -> None:
     unhook = max(i for i, c in enumerate(flat) if "-D INPUT" in c)
     stops = [i for i, c in enumerate(flat) if c.startswith("ip netns exec") and "pkill -TERM -f ^[^ ]+ -m" in c]
     assert len(stops) == 2 and min(stops) > unhook
+
+
+def test_the_dry_run_plan_shows_both_delay_mechanisms_and_their_undo() -> None:
+    from chaoslab.plan import _actions
+
+    fault = NetworkDegrade(DegradeParams(delay="1500ms", loss=5), duration=8)
+    target = FakeTarget(netem=True)
+    actions, undo = _actions(fault, target, fault.resolve(target, 0), 8)  # type: ignore[arg-type]
+    assert any("netem delay 1500ms" in a for a in actions) and any("statistic" in a for a in actions)
+    assert any("NFQUEUE" in a and "cp2, cp3" in a for a in actions)
+    assert "cp2: stop the delayer" in undo and "cp1: remove the netem qdisc of eth0" in undo
+    assert target.ran == []  # planning runs nothing
