@@ -110,4 +110,4 @@ def next_opening(window: Window, now: dt.datetime, horizon_days: int = 800) -> d
 
 def parse_now(text: str) -> dt.datetime:
     """`--now 2026-05-19T11:00` (the window's local time) or with an offset (`…+02:00`, `…Z`)."""
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return dt.datetime.fromisoformat(text)

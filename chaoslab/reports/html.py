@@ -185,8 +185,8 @@ def chart(tl: Timeline, m: Measurements, colours: dict[str, str], run: int) -> s
     windows = []
     if m.inject is not None:
         stop = m.revert if m.revert is not None else end
-        windows.append((m.inject, stop, f"fault window: inject t={m.inject:.2f} s to "
-                        f"{'revert t=' + format(stop, '.2f') + ' s' if m.revert is not None else 'end'}"))
+        windows.append((m.inject, stop, (f"fault window: inject t={m.inject:.2f} s to "
+                        f"{'revert t=' + format(stop, '.2f') + ' s' if m.revert is not None else 'end'}")))
     svg, x, bottom = frame(lanes, end, f"timeline of run {run}", windows)
     if m.inject is not None:
         svg.append(f'<line x1="{x(m.inject):.1f}" y1="{TOP - 8}" x2="{x(m.inject):.1f}" y2="{bottom}" '

@@ -17,7 +17,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from importlib.metadata import entry_points
@@ -64,7 +64,7 @@ class Document:
     line: int
     """Line where the document starts."""
     file: str
-    prefix: FieldPath = ()
+    prefix: FieldPath = field(default=(), kw_only=True)
     """Where `data` sits in the file's document when it is part of one (an experiment written inline in a
     game day: `("spec", "steps", 2, "experiment")`); places are reported with it."""
 
@@ -84,7 +84,7 @@ class Document:
         data = self.data
         for key in path:
             data = data[key]
-        return Document(data, self.lines, self.line_of(path), self.file, self.prefix + path)
+        return Document(data, self.lines, self.line_of(path), self.file, prefix=self.prefix + path)
 
     def problem(self, path: FieldPath, message: str) -> str:
         return f"{self.at(path)}: {message}" if path else f"{self.file}:{self.line}: {message}"
