@@ -177,9 +177,10 @@ def run_game_day(day: GameDay, *, target: str | None, runs_root: Path, now: dt.d
                              "name" in day.target.params else day.target.kind if day.target else "the running lab")
     console.print(f"game day [bold]{day.name}[/]: {len(day.steps)} steps against {target_name} → {day_dir}")
     ran_one = False
+    stopped_at = ""
     for i, (step, rec) in enumerate(zip(day.steps, records), 1):
         if outcome.stopped:
-            rec.reason = f"not run: the day stopped ({outcome.stopped})"
+            rec.reason = f"not run: the day stopped at {stopped_at}"
             continue
         blocked = [r for r in records if r.name in step.after and r.status != "passed"]
         if blocked:
@@ -215,11 +216,12 @@ def run_game_day(day: GameDay, *, target: str | None, runs_root: Path, now: dt.d
         if result.error:
             rec.status, rec.reason = "error", result.error
             outcome.stopped = f"{step.name} could not be carried out: {result.error}"
+            stopped_at = step.name
             console.print(f"[red]error:[/] {step.name}: {result.error}", highlight=False, soft_wrap=True)
         else:
             rec.status = "passed" if result.gate is not None and result.gate.passed else "failed"
         if not outcome.stopped and (reason := budget.reason()):
-            outcome.stopped = reason
+            outcome.stopped, stopped_at = reason, step.name
             console.print(f"[red]the day stops:[/] {reason}", highlight=False)
     outcome.finished = time.time()
     outcome.totals = {m: round(v, 3) for m, v in budget.totals().items()}
