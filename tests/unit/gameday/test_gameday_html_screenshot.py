@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from measure.synthetic import scheduler_kill
+from reports.test_html_screenshot import CHROMIUM, HEIGHT, WIDTH, count, decode_png
+from reports.test_reports import experiment, run_dir
 
 from chaoslab.reports.gameday import write_day_reports
 from chaoslab.reports.html import NOT_READY, PALETTE, READY
 from chaoslab.run.timeline import Timeline
-from reports.test_html_screenshot import CHROMIUM, HEIGHT, WIDTH, count, decode_png
-from reports.test_reports import experiment, run_dir
 
 
 def shifted(tl: Timeline, seconds: float) -> Timeline:

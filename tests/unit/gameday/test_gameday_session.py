@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from rich.console import Console
@@ -153,9 +153,9 @@ def test_outside_the_window_nothing_is_made(tmp_path: Path) -> None:
 
 
 class Hook(BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
+    received: ClassVar[list[tuple[str, bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Hook.received.append((self.headers["Content-Type"], body))
         self.send_response(500 if self.path == "/broken" else 204)
@@ -178,8 +178,8 @@ def test_notifications_post_json_and_markdown_run_commands_and_only_warn_on_fail
             Notification(webhook=f"{url}/md", format="markdown"),
             Notification(webhook=f"{url}/broken", where="d.yaml:9 spec.notify[2]"),
             Notification(webhook="http://127.0.0.1:9/closed", where="d.yaml:10 spec.notify[3]"),
-            Notification(command=(sys.executable, "-c", f"import os,sys; open({str(out)!r}, 'w').write("
-                                  "os.environ['CHAOSLAB_GAMEDAY_EXIT'] + ' ' + sys.stdin.read())"), on="failure"),
+            Notification(command=(sys.executable, "-c", (f"import os,sys; open({str(out)!r}, 'w').write("
+                                  "os.environ['CHAOSLAB_GAMEDAY_EXIT'] + ' ' + sys.stdin.read())")), on="failure"),
             Notification(command=("false",), where="d.yaml:12 spec.notify[5]"),
         ], tmp_path, exit_code=1)
     finally:
