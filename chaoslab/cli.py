@@ -1,7 +1,8 @@
 """The `chaoslab` command: argument parsing, terminal output and exit codes. No logic lives here.
 
 Exit codes (the CI contract, docs/ci.md): 0 success (every gating SLO met), 1 a gating SLO violated,
-2 invalid input or usage, 3 could not run (infrastructure, lab, abort or revert failure), 130 interrupted.
+2 invalid input or usage (and a game day outside its window), 3 could not run (infrastructure, lab, abort
+or revert failure; a game day stopped by its abort conditions), 130 interrupted.
 When one experiment of a file could not be carried out, the exit code is 3 even if an earlier one failed
 an SLO: the file was not judged as a whole.
 """
@@ -150,14 +151,17 @@ def cmd_lab_logs(args: argparse.Namespace) -> int:
 
 # ---- experiments -----------------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
-    from chaoslab.spec import validate_paths
+    from chaoslab.spec.loader import validate_all
 
-    experiments, problems = validate_paths([Path(p) for p in args.paths])
+    experiments, game_days, problems = validate_all([Path(p) for p in args.paths])
     for problem in problems:
         console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
     for exp in experiments:
         out.print(f"[green]✓[/] {exp.source}: {exp.name} ({len(exp.faults)} fault(s), {len(exp.slos)} SLO(s))",
                   soft_wrap=True)
+    for day in game_days:
+        out.print(f"[green]✓[/] {day.source}: game day {day.name} ({len(day.steps)} step(s): "
+                  f"{', '.join(s.name for s in day.steps)})", soft_wrap=True)
     return EXIT_INVALID if problems else EXIT_OK
 
 
@@ -226,9 +230,50 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gameday_run(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from rich.prompt import Confirm
+
+    from chaoslab.notify import send
+    from chaoslab.run.gameday import run_game_day
+    from chaoslab.spec.gameday import load_game_day
+    from chaoslab.window import parse_now
+
+    day = load_game_day(Path(args.file))
+    try:
+        now = parse_now(args.now) if args.now else dt.datetime.now(dt.UTC)
+    except ValueError:
+        raise SpecError([(f"--now: {args.now!r} is not an ISO time like 2026-05-19T11:00 (the window's time "
+                         "zone) or 2026-05-19T09:00Z")]) from None
+    result = run_game_day(day, target=args.target, runs_root=Path(args.runs_dir), now=now, yes=args.yes,
+                          interactive=sys.stdin.isatty() and console.is_terminal,
+                          ask=lambda q: Confirm.ask(q, console=console, default=False),
+                          live=not args.no_live, console=out)
+    code = result.exit_code
+    for step in result.steps:
+        if step.status == "skipped":
+            console.print(f"[yellow]skipped:[/] {step.name}: {step.reason}", highlight=False, soft_wrap=True)
+    if result.stopped:
+        console.print(f"[red]the day stopped:[/] {result.stopped}", highlight=False, soft_wrap=True)
+    out.print(f"game day report: {result.day_dir}/report.html, summary.md, junit.xml, gameday.json")
+    sent, problems = send(day.notify, result.day_dir, code)
+    for line in sent:
+        out.print(line)
+    for problem in problems:
+        console.print(f"[yellow]warning:[/] {problem}", highlight=False, soft_wrap=True)
+    return code
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from chaoslab.reports import rebuild
 
+    if (Path(args.run_dir) / "gameday.json").exists():
+        from chaoslab.reports.gameday import write_day_reports
+
+        for path in write_day_reports(Path(args.run_dir)):
+            out.print(f"wrote {path}")
+        return EXIT_OK
     for path in rebuild(Path(args.run_dir)):
         out.print(f"wrote {path}")
     return EXIT_OK
@@ -383,7 +428,20 @@ def parser() -> argparse.ArgumentParser:
                     "Pushgateway (one group per experiment)")
     ci.add_argument("--job", default="chaoslab", help="Pushgateway job name (default chaoslab)")
     sp.set_defaults(func=cmd_run)
-    sp = sub.add_parser("validate", help="check experiment files without touching a cluster")
+    gd = sub.add_parser("gameday", help="game days: a planned set of experiments, one report (docs/gamedays.md)")
+    gds = gd.add_subparsers(dest="gameday", required=True)
+    sp = gds.add_parser("run", help="run a game day and write its combined report")
+    sp.add_argument("file", help="game day YAML (kind: GameDay)")
+    sp.add_argument("--target", default=None, help="cluster: lab or lab:NAME (default: the game day's "
+                    "spec.target, else each experiment's, else the running lab)")
+    sp.add_argument("--yes", action="store_true", help="confirm every step that asks (recorded as "
+                    "auto-confirmed); without it and without a terminal such steps are skipped")
+    sp.add_argument("--now", default=None, metavar="TIME", help="check the window at this ISO time instead "
+                    "of now (2026-05-19T11:00 in the window's zone, or with an offset)")
+    sp.add_argument("--runs-dir", default="runs", help="where the day directory goes (default ./runs)")
+    sp.add_argument("--no-live", action="store_true", help="no live view (plain progress lines)")
+    sp.set_defaults(func=cmd_gameday_run)
+    sp = sub.add_parser("validate", help="check experiment and game day files without touching a cluster")
     sp.add_argument("paths", nargs="+", help="files or directories")
     sp.set_defaults(func=cmd_validate)
     sp = sub.add_parser("export", help="write an experiment in another tool's format (Chaos Toolkit)")
@@ -391,7 +449,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("file", help="experiment YAML")
     sp.add_argument("-o", "--output", default=None, help="output file (default: standard output)")
     sp.set_defaults(func=cmd_export)
-    sp = sub.add_parser("report", help="rebuild the reports of a run directory from its timelines")
+    sp = sub.add_parser("report", help="rebuild the reports of a run (or game day) directory from its timelines")
     sp.add_argument("run_dir")
     sp.set_defaults(func=cmd_report)
     sp = sub.add_parser("recover", help="revert faults left pending by a run that was killed")

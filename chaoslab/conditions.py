@@ -142,14 +142,18 @@ def unavailable_seconds(samples: Sequence[Sample], key: str, end: float) -> floa
 
 
 LIVE_METRICS = ("apiserverUnavailable", "apiWriteUnavailable")
-"""The metrics `live_value` knows during a run: the only ones an abort condition can watch."""
+"""Metrics that can be known while a run goes on (abort conditions of experiments and game days)."""
+
+
+def value_until(timeline: Timeline, metric: str, end: float) -> float | None:
+    """A live metric over [0, end] of one timeline; None if the metric is not one of `LIVE_METRICS`."""
+    if metric == "apiserverUnavailable":
+        return unavailable_seconds(timeline.samples_of("apiserver", "lb"), "ready", end)
+    if metric == "apiWriteUnavailable":
+        return unavailable_seconds(timeline.samples_of("canary", "write"), "ok", end)
+    return None
 
 
 def live_value(timeline: Timeline, metric: str) -> float | None:
     """A metric as far as it can be known during the run (for abort conditions); None if not live."""
-    now = timeline.now()
-    if metric == "apiserverUnavailable":
-        return unavailable_seconds(timeline.samples_of("apiserver", "lb"), "ready", now)
-    if metric == "apiWriteUnavailable":
-        return unavailable_seconds(timeline.samples_of("canary", "write"), "ok", now)
-    return None
+    return value_until(timeline, metric, timeline.now())

@@ -73,9 +73,13 @@ def _hosts(timelines: Iterable[Timeline]) -> dict[str, str]:
     return {h: PALETTE[i % len(PALETTE)] for i, h in enumerate(sorted(names))}
 
 
-def _lanes(tl: Timeline, m: Measurements, colours: dict[str, str]) -> list[tuple[str, list[Segment]]]:
+Lane = tuple[str, list[Segment]]
+"""A label and its segments."""
+
+
+def _lanes(tl: Timeline, m: Measurements, colours: dict[str, str]) -> list[Lane]:
     end = m.end
-    lanes: list[tuple[str, list[Segment]]] = []
+    lanes: list[Lane] = []
     if m.phases:
         lanes.append(("recovery phases", [(p.start, p.end, PHASE_COLOURS[i], f"{p.name}: {p.seconds:.2f} s", 1.0)
                                           for i, p in enumerate(m.phases) if p.seconds > 0]))
@@ -83,6 +87,13 @@ def _lanes(tl: Timeline, m: Measurements, colours: dict[str, str]) -> list[tuple
     gaps = [(a, b) for a, b in zip([0.0, *(iv[1] for iv in ok)], [*(iv[0] for iv in ok), end]) if b > a]
     lanes.append(("steady state", sorted([(a, b, READY, "steady state holds", 1.0) for a, b in ok]
                                          + [(a, b, NOT_READY, "steady state does not hold", 1.0) for a, b in gaps])))
+    return lanes + sample_lanes(tl, end, m.renewal_window, colours)
+
+
+def sample_lanes(tl: Timeline, end: float, renewal_window: float, colours: dict[str, str]) -> list[Lane]:
+    """The lanes drawn from probe samples alone: etcd leaders, Lease holders, apiserver readiness, canary
+    writes (the game day report draws them over the whole day)."""
+    lanes: list[Lane] = []
     for member in sorted({s.subject for s in tl.samples_of("etcd")}):
         def etcd_state(s: Sample, member: str = member) -> tuple[str, str]:
             v = s.values
@@ -96,7 +107,7 @@ def _lanes(tl: Timeline, m: Measurements, colours: dict[str, str]) -> list[tuple
         samples = tl.samples_of("lease", lease)
         if not samples:
             continue
-        fresh = condition_intervals(tl, condition, end, m.renewal_window)
+        fresh = condition_intervals(tl, condition, end, renewal_window)
         base = _segments(samples, end, lambda s: (
             (colours.get(str(s.values["holder"]), "#999"), f"held by {s.values.get('identity')}")
             if s.values.get("holder") else (NONE, "not held")))
@@ -106,7 +117,7 @@ def _lanes(tl: Timeline, m: Measurements, colours: dict[str, str]) -> list[tuple
                 segments.append((a, b, fill, tip, 1.0))
                 continue
             # Faded where the holder is not renewing (a killed holder keeps its name until the Lease expires).
-            segments.append((a, b, fill, f"{tip}, not renewed within {m.renewal_window:g} s", 0.3))
+            segments.append((a, b, fill, f"{tip}, not renewed within {renewal_window:g} s", 0.3))
             segments += [(x, y, fill, f"{tip}, renewing", 1.0) for x, y in _overlap(fresh, a, b)]
         lanes.append((f"{lease} holder", segments))
     apiservers = sorted({s.subject for s in tl.samples_of("apiserver")}, key=lambda h: (h != "lb", h))
@@ -129,9 +140,11 @@ def _step(end: float) -> float:
     return next((s for s in (0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600) if end / s <= 12), 1200.0)
 
 
-def chart(tl: Timeline, m: Measurements, colours: dict[str, str], run: int) -> str:
-    lanes = _lanes(tl, m, colours)
-    end = max(m.end, 1.0)
+def frame(lanes: list[Lane], end: float, label: str, windows: list[tuple[float, float, str]],
+          tick: Callable[[float], str] = lambda t: f"{t:g} s") -> tuple[list[str], Callable[[float], float], int]:
+    """The chart without its closing tag: the opening `<svg>`, the shaded fault `windows` (start, stop,
+    tooltip), the time grid over [0, end] and the lanes. Returns the SVG parts, the time → x mapping and
+    the y of the bottom lane's edge, for marks drawn on top."""
     plot = WIDTH - LABEL - RIGHT
     bottom = TOP + len(lanes) * (LANE + GAP)
     height = bottom + AXIS
@@ -140,31 +153,41 @@ def chart(tl: Timeline, m: Measurements, colours: dict[str, str], run: int) -> s
         return LABEL + max(0.0, min(t, end)) / end * plot
 
     svg = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" '
-           f'aria-label="timeline of run {run}">')]
-    if m.inject is not None:
-        stop = m.revert if m.revert is not None else end
-        svg.append(f'<rect x="{x(m.inject):.1f}" y="{TOP - 8}" width="{max(1.0, x(stop) - x(m.inject)):.1f}" '
+           f'aria-label="{escape(label)}">')]
+    for start, stop, tip in windows:
+        svg.append(f'<rect x="{x(start):.1f}" y="{TOP - 8}" width="{max(1.0, x(stop) - x(start)):.1f}" '
                    f'height="{bottom - TOP + 8}" fill="#fdb863" fill-opacity="0.35">'
-                   f'<title>fault window: inject t={m.inject:.2f} s to '
-                   f'{"revert t=" + format(stop, ".2f") + " s" if m.revert is not None else "end"}</title></rect>')
+                   f'<title>{escape(tip)}</title></rect>')
     step = _step(end)
     k = 0
     while k * step <= end + 1e-9:
         t = k * step
         svg.append(f'<line x1="{x(t):.1f}" y1="{TOP - 8}" x2="{x(t):.1f}" y2="{bottom}" stroke="#e4e4e4"/>'
-                   f'<text x="{x(t):.1f}" y="{bottom + 16}" text-anchor="middle">{t:g} s</text>')
+                   f'<text x="{x(t):.1f}" y="{bottom + 16}" text-anchor="middle">{tick(t)}</text>')
         k += 1
-    for i, (label, segments) in enumerate(lanes):
+    for i, (name, segments) in enumerate(lanes):
         y = TOP + i * (LANE + GAP)
-        svg.append(f'<text x="{LABEL - 8}" y="{y + LANE - 5}" text-anchor="end">{escape(label)}</text>')
+        svg.append(f'<text x="{LABEL - 8}" y="{y + LANE - 5}" text-anchor="end">{escape(name)}</text>')
         svg.append(f'<rect x="{LABEL}" y="{y}" width="{plot}" height="{LANE}" fill="none" stroke="#ccc"/>')
         for a, b, fill, tip, opacity in segments:
             w = max(0.8, x(b) - x(a))
             svg.append(f'<rect x="{x(a):.1f}" y="{y}" width="{w:.1f}" height="{LANE}" fill="{fill}"'
                        + (f' fill-opacity="{opacity:g}"' if opacity < 1 else "")
                        + f'><title>{escape(tip)}: t={a:.2f}–{b:.2f} s</title></rect>')
-            if label == "recovery phases" and w > 90:
+            if name in ("recovery phases", "experiment") and w > 90:
                 svg.append(f'<text x="{x(a) + 4:.1f}" y="{y + LANE - 5}">{escape(tip)}</text>')
+    return svg, x, bottom
+
+
+def chart(tl: Timeline, m: Measurements, colours: dict[str, str], run: int) -> str:
+    lanes = _lanes(tl, m, colours)
+    end = max(m.end, 1.0)
+    windows = []
+    if m.inject is not None:
+        stop = m.revert if m.revert is not None else end
+        windows.append((m.inject, stop, (f"fault window: inject t={m.inject:.2f} s to "
+                        f"{'revert t=' + format(stop, '.2f') + ' s' if m.revert is not None else 'end'}")))
+    svg, x, bottom = frame(lanes, end, f"timeline of run {run}", windows)
     if m.inject is not None:
         svg.append(f'<line x1="{x(m.inject):.1f}" y1="{TOP - 8}" x2="{x(m.inject):.1f}" y2="{bottom}" '
                    f'stroke="#e66101" stroke-width="1.5"/>'

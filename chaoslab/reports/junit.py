@@ -53,19 +53,26 @@ def render(experiment: Experiment, verdict: Verdict, measurements: list[Measurem
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def merge(documents: Sequence[str], errors: Sequence[tuple[str, str]] = ()) -> str:
+def merge(documents: Sequence[str], errors: Sequence[tuple[str, str]] = (),
+          skipped: Sequence[tuple[str, str]] = (), name: str = "chaoslab") -> str:
     """One `<testsuites>` from the junit.xml of several experiments, plus one suite with an `<error>` case
-    for each (experiment, message) that could not be carried out (exit code 3)."""
-    root = ET.Element("testsuites", name="chaoslab")
+    for each (experiment, message) that could not be carried out (exit code 3), and one with a `<skipped>`
+    case for each (step, reason) a game day skipped."""
+    root = ET.Element("testsuites", name=name)
     for doc in documents:
         root.extend(ET.fromstring(doc).findall("testsuite"))
-    for name, message in errors:
-        suite = ET.SubElement(root, "testsuite", name=name, tests="1", failures="0", errors="1", skipped="0",
-                              time="0")
-        case = ET.SubElement(suite, "testcase", classname=f"chaoslab.{name}", name="run", time="0")
+    for suite_name, message in errors:
+        suite = ET.SubElement(root, "testsuite", name=suite_name, tests="1", failures="0", errors="1",
+                              skipped="0", time="0")
+        case = ET.SubElement(suite, "testcase", classname=f"chaoslab.{suite_name}", name="run", time="0")
         ET.SubElement(case, "error", message=message, type="RunNotCarriedOut").text = message
+    for suite_name, reason in skipped:
+        suite = ET.SubElement(root, "testsuite", name=suite_name, tests="1", failures="0", errors="0",
+                              skipped="1", time="0")
+        case = ET.SubElement(suite, "testcase", classname=f"chaoslab.{suite_name}", name="run", time="0")
+        ET.SubElement(case, "skipped", message=reason)
     suites = root.findall("testsuite")
-    for key in ("tests", "failures", "errors"):
+    for key in ("tests", "failures", "errors", "skipped"):
         root.set(key, str(sum(int(s.get(key, "0")) for s in suites)))
     root.set("time", f"{sum(float(s.get('time', '0')) for s in suites):.3f}")
     ET.indent(root)

@@ -105,8 +105,12 @@ def _write_json(path: Path, data: Any) -> None:
 
 class Runner:
     def __init__(self, experiment: Experiment, target: Target, run_dir: Path, probes: list[dict[str, Any]],
-                 on_update: Callable[[RunView], None] = lambda _: None) -> None:
+                 on_update: Callable[[RunView], None] = lambda _: None,
+                 abort_check: Callable[[Timeline], str | None] | None = None) -> None:
         self.experiment = experiment
+        self.abort_check = abort_check
+        """An abort condition from outside the experiment (a game day's, over the whole day): a reason
+        to abort now, or None. Checked with the experiment's own while the fault holds."""
         self.target = target
         self.run_dir = run_dir
         self.probes = probes
@@ -175,7 +179,7 @@ class Runner:
             value = live_value(timeline, metric)
             if value is not None and value > threshold:
                 return f"abort condition {metric} > {threshold:g} (now {value:.1f})"
-        return None
+        return self.abort_check(timeline) if self.abort_check else None
 
     # ---- one run ------------------------------------------------------------------------------------
     def run_once(self, index: int) -> Timeline:

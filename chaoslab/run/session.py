@@ -8,7 +8,7 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,12 +150,13 @@ class Outcome:
 
 
 def _execute(experiment: Experiment, target: Target, run_dir: Path, *, live: bool,
-             console: Console) -> list[Timeline]:
+             console: Console, abort_check: Callable[[Timeline], str | None] | None = None) -> list[Timeline]:
     if live and console.is_terminal:
         slos = LiveSlos(experiment, target.renewal_window)
         with Live(render(RunView(), experiment), console=console, refresh_per_second=4) as screen:
             runner = Runner(experiment, target, run_dir, probes_for(experiment),
-                            on_update=lambda v: screen.update(render(v, experiment, slos)))
+                            on_update=lambda v: screen.update(render(v, experiment, slos)),
+                            abort_check=abort_check)
             return runner.run()
     last = [""]
 
@@ -164,13 +165,16 @@ def _execute(experiment: Experiment, target: Target, run_dir: Path, *, live: boo
             console.print(f"  run {view.run}/{view.runs}: {view.phase} (t={view.elapsed:.1f} s)")
             last[0] = view.phase
 
-    return Runner(experiment, target, run_dir, probes_for(experiment), on_update=plain).run()
+    return Runner(experiment, target, run_dir, probes_for(experiment), on_update=plain,
+                  abort_check=abort_check).run()
 
 
 def run_experiment(experiment: Experiment, target: Target, runs_root: Path, *, live: bool,
-                   console: Console, policy: Policy | None = None) -> Outcome:
+                   console: Console, policy: Policy | None = None,
+                   abort_check: Callable[[Timeline], str | None] | None = None) -> Outcome:
     """Run, measure, judge, gate and report one experiment. A ChaoslabError that stops it (aborted, target
-    unreachable, revert failed) comes back as the Outcome's error, with what the run directory kept."""
+    unreachable, revert failed) comes back as the Outcome's error, with what the run directory kept.
+    `abort_check` adds an abort condition from outside the experiment (a game day's)."""
     policy = policy or Policy()
     run_dir = new_run_dir(runs_root, experiment)
     policy.save(run_dir)
@@ -180,7 +184,7 @@ def run_experiment(experiment: Experiment, target: Target, runs_root: Path, *, l
         shutil.copy(experiment.source, run_dir / "experiment.yaml")
     console.print(f"running [bold]{experiment.name}[/] against {target.name} → {run_dir}")
     try:
-        timelines = _execute(experiment, target, run_dir, live=live, console=console)
+        timelines = _execute(experiment, target, run_dir, live=live, console=console, abort_check=abort_check)
     except SpecError:
         raise
     except ChaoslabError as exc:

@@ -17,7 +17,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from importlib.metadata import entry_points
@@ -64,16 +64,27 @@ class Document:
     line: int
     """Line where the document starts."""
     file: str
+    prefix: FieldPath = field(default=(), kw_only=True)
+    """Where `data` sits in the file's document when it is part of one (an experiment written inline in a
+    game day: `("spec", "steps", 2, "experiment")`); places are reported with it."""
 
     def line_of(self, path: FieldPath) -> int:
         # A path into a merged (`<<`) mapping or a missing key has no line of its own: use its parent's.
+        path = self.prefix + path
         while path and path not in self.lines:
             path = path[:-1]
         return self.lines.get(path, self.line)
 
     def at(self, path: FieldPath) -> str:
         """`FILE:LINE field.path`: the place used in problems and in `where`."""
-        return f"{self.file}:{self.line_of(path)} {dotted(path)}".rstrip()
+        return f"{self.file}:{self.line_of(path)} {dotted(self.prefix + path)}".rstrip()
+
+    def part(self, path: FieldPath) -> Document:
+        """The document's value at `path` as a document of its own, with the same lines and places."""
+        data = self.data
+        for key in path:
+            data = data[key]
+        return Document(data, self.lines, self.line_of(path), self.file, prefix=self.prefix + path)
 
     def problem(self, path: FieldPath, message: str) -> str:
         return f"{self.at(path)}: {message}" if path else f"{self.file}:{self.line}: {message}"
@@ -397,10 +408,13 @@ def is_chaostoolkit(data: Any) -> bool:
     return isinstance(data, dict) and "method" in data and "kind" not in data and "apiVersion" not in data
 
 
-def _load(text: str, file: str, source: Path | None,
-          probe_sets_ok: bool) -> tuple[list[Experiment], list[str]]:
+def _load(text: str, file: str, source: Path | None, probe_sets_ok: bool,
+          game_days: list[Any] | None = None) -> tuple[list[Experiment], list[str]]:
+    """The experiments of one file and its problems. With `probe_sets_ok` (validating), probe sets are
+    checked and game days loaded into `game_days`; otherwise both are problems (not experiments)."""
     docs, problems = parse(text, file)
     experiments = []
+    game_days = game_days if game_days is not None else []
     for doc in docs:
         if is_chaostoolkit(doc.data):
             from chaoslab.chaostoolkit.convert import experiment_from_chaostoolkit  # only for such files
@@ -410,12 +424,28 @@ def _load(text: str, file: str, source: Path | None,
             except SpecError as exc:
                 problems += exc.problems
             continue
-        found = check(doc)
         kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+        if kind == "GameDay":
+            from chaoslab.spec.gameday import _plain_dates
+
+            _plain_dates(doc.data)
+        found = check(doc)
         if not found and kind == "ProbeSet":
             if not probe_sets_ok:
                 problems.append(doc.problem(("kind",), "'ProbeSet' is a probe set, not an experiment; "
                                                        "name it in an experiment's spec.probes"))
+            continue
+        if not found and kind == "GameDay":
+            if not probe_sets_ok:
+                problems.append(doc.problem(("kind",), "'GameDay' is a game day, not an experiment; run it "
+                                                       "with `chaoslab gameday run FILE`"))
+            else:
+                from chaoslab.spec.gameday import game_day_from_document  # it imports this module
+
+                try:
+                    game_days.append(game_day_from_document(doc, source))
+                except SpecError as exc:
+                    problems += exc.problems
             continue
         if not found and kind == "Experiment":
             found = _probe_problems(doc) + _fault_problems(doc) + _target_problems(doc)
@@ -472,8 +502,15 @@ def _files(path: Path) -> list[Path]:
 
 def validate_paths(paths: list[Path]) -> tuple[list[Experiment], list[str]]:
     """Check files and directories (recursing into `*.yaml` / `*.yml`): the experiments of every file that
-    loads cleanly, and all problems of all files. Probe sets (kind ProbeSet) are checked too."""
+    loads cleanly, and all problems of all files. Probe sets (kind ProbeSet) and game days are checked too."""
+    experiments, _, problems = validate_all(paths)
+    return experiments, problems
+
+
+def validate_all(paths: list[Path]) -> tuple[list[Experiment], list[Any], list[str]]:
+    """`validate_paths`, with the game days (`chaoslab.spec.gameday.GameDay`) that load cleanly too."""
     experiments: list[Experiment] = []
+    game_days: list[Any] = []
     problems: list[str] = []
     for path in paths:
         if not path.exists():
@@ -483,11 +520,13 @@ def validate_paths(paths: list[Path]) -> tuple[list[Experiment], list[str]]:
         if not files:
             problems.append(f"{path}: no *.yaml or *.yml files in this directory")
         for file in files:
+            days: list[Any] = []
             try:
-                found, wrong = _load(_read(file), str(file), file, True)
+                found, wrong = _load(_read(file), str(file), file, True, days)
             except SpecError as exc:
                 found, wrong = [], exc.problems
             # Like `load`: a file with any problem contributes no experiment.
             experiments += [] if wrong else found
+            game_days += [] if wrong else days
             problems += wrong
-    return experiments, problems
+    return experiments, game_days, problems

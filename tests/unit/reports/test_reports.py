@@ -10,6 +10,7 @@ from chaoslab.measure import measure
 from chaoslab.reports import experiment_from_json, experiment_to_json, rebuild, write_reports
 from chaoslab.run.timeline import Timeline
 from chaoslab.spec import load
+from chaoslab.spec.gameday import load_game_day
 from chaoslab.spec.model import Experiment, FaultSpec, SloSpec
 from chaoslab.verdict import Verdict, judge
 
@@ -154,7 +155,9 @@ def test_experiment_json_round_trips_for_every_shipped_experiment() -> None:
     files = sorted(p for p in (REPO / "experiments").rglob("*.yaml") if "manifests" not in p.parts)
     assert files
     for f in files:
-        for exp in load(f):
+        # A game day's experiments, with its overrides applied, round-trip too.
+        found = ([s.experiment for s in load_game_day(f).steps] if "gamedays" in f.parts else load(f))
+        for exp in found:
             data = json.loads(json.dumps(experiment_to_json(exp)))
             assert experiment_from_json(data) == exp, f
 

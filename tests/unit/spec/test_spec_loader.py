@@ -177,7 +177,7 @@ def test_an_unknown_metric_or_enum_value_gets_a_suggestion() -> None:
     assert any(p.startswith("experiments/kill.yaml:14 spec.slo.recoveryTme: unknown metric; did you mean "
                             "'recoveryTime'?") for p in problems)
     [problem] = problems_of(COMPACT_AS_FULL.replace("kind: Experiment", "kind: Experimnet"), "e.yaml")
-    assert problem == "e.yaml:2 kind: 'Experimnet' is not one of Experiment, ControlPlaneChaos, ProbeSet; " \
+    assert problem == "e.yaml:2 kind: 'Experimnet' is not one of Experiment, ControlPlaneChaos, ProbeSet, GameDay; " \
                       "did you mean 'Experiment'?"
 
 

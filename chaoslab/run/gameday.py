@@ -1,0 +1,230 @@
+"""One `chaoslab gameday run`: check the time window, make the day's directory, then run the steps in order
+— pausing between them, asking for confirmation where a step wants it, skipping the dependents of a step
+that did not pass, stopping the day when its abort conditions are crossed (live, and after every
+experiment) or when an experiment cannot be carried out — and write the combined report. Each experiment
+runs exactly as under `chaoslab run` (`run_experiment`: live view, run directory, reports). Called by the
+CLI; the notifications are sent by the CLI afterwards (`chaoslab.notify`).
+
+Day directory:
+
+    runs/<UTC time>-<game day>/
+      gameday.yaml   the file as written      gameday.json   the record: steps, verdicts, distributions
+      junit.xml      one suite per step       summary.md     report.html (the whole day's timeline)
+      experiments/<UTC time>-<experiment>/   each experiment's own run directory
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+
+from chaoslab.conditions import live_value, value_until
+from chaoslab.errors import ChaoslabError, SpecError
+from chaoslab.gate import Policy
+from chaoslab.run.session import Outcome, run_experiment
+from chaoslab.run.timeline import Timeline
+from chaoslab.spec.gameday import GameDay, Step
+from chaoslab.targets import resolve_target
+from chaoslab.window import local, refusal
+
+Status = Literal["passed", "failed", "error", "skipped"]
+EXIT_OK, EXIT_SLO_VIOLATED, EXIT_COULD_NOT_RUN = 0, 1, 3
+
+
+def check_window(day: GameDay, now: dt.datetime) -> None:
+    """SpecError (exit 2: nothing was run) when the game day's window is closed at `now`."""
+    if day.window is None:
+        return
+    reason = refusal(day.window, now)
+    if reason:
+        raise SpecError([(f"{day.window.where}: {reason}; to run anyway (a test, a rehearsal) pass --now "
+                         "with a time inside the window")])
+
+
+def confirmation(step: Step, *, yes: bool, interactive: bool,
+                 ask: Callable[[str], bool]) -> tuple[bool, str]:
+    """Whether the step may run, and what to record. `--yes` confirms (recorded as such); on a terminal a
+    person is asked; otherwise the step is skipped — never run unconfirmed."""
+    if not step.confirm:
+        return True, ""
+    if yes:
+        return True, "auto-confirmed by --yes"
+    if interactive:
+        ok = ask(step.confirm)
+        return ok, "confirmed at the prompt" if ok else "declined at the prompt"
+    return False, "needs confirmation, but there is no terminal and no --yes"
+
+
+class DayBudget:
+    """The day's abort conditions: totals of live metrics over every run so far, plus the run going on."""
+
+    def __init__(self, limits: Mapping[str, float]) -> None:
+        self.limits = dict(limits)
+        self.spent = {m: 0.0 for m in limits}
+        self._live: dict[int, dict[str, float]] = {}
+
+    def totals(self) -> dict[str, float]:
+        return {m: self.spent[m] + sum(v.get(m, 0.0) for v in self._live.values()) for m in self.limits}
+
+    def reason(self) -> str | None:
+        for m, total in self.totals().items():
+            if total > self.limits[m]:
+                return (f"game day abort condition {m} > {self.limits[m]:g} s over the day "
+                        f"(now {total:.1f} s)")
+        return None
+
+    def check(self, timeline: Timeline) -> str | None:
+        """For `Runner(abort_check=…)`: the running timeline's values count towards the day."""
+        self._live[id(timeline)] = {m: live_value(timeline, m) or 0.0 for m in self.limits}
+        return self.reason()
+
+    def add(self, timelines: Sequence[Timeline]) -> None:
+        """An experiment ended: its runs' final values join the day's totals."""
+        self._live.clear()
+        for tl in timelines:
+            for m in self.limits:
+                self.spent[m] += value_until(tl, m, tl.end) or 0.0
+
+
+@dataclass
+class StepRecord:
+    name: str
+    experiment: str
+    status: Status = "skipped"
+    reason: str = ""
+    """Why it was skipped, or the error that stopped it."""
+    confirmation: str = ""
+    run_dir: str | None = None
+    """Relative to the day directory."""
+    started: float | None = None
+    finished: float | None = None
+    after: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "experiment": self.experiment, "status": self.status, "reason": self.reason,
+                "confirmation": self.confirmation, "runDir": self.run_dir, "started": self.started,
+                "finished": self.finished, "after": self.after}
+
+
+@dataclass
+class DayOutcome:
+    day: GameDay
+    day_dir: Path
+    steps: list[StepRecord]
+    started: float
+    finished: float
+    stopped: str = ""
+    """Why the day stopped early ("" when every step got its turn)."""
+    totals: dict[str, float] = field(default_factory=dict)
+    now: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return day_exit_code([s.status for s in self.steps], self.stopped)
+
+    def record(self, target: str) -> dict[str, Any]:
+        d = self.day
+        return {"name": d.name, "description": d.description, "source": str(d.source) if d.source else None,
+                "target": target, "window": d.window.describe() if d.window else None, "now": self.now,
+                "started": self.started, "finished": self.finished, "stopped": self.stopped or None,
+                "abort": dict(d.abort), "totals": self.totals, "exitCode": self.exit_code,
+                "steps": [s.to_json() for s in self.steps]}
+
+
+def day_exit_code(statuses: Sequence[str], stopped: str) -> int:
+    """As `chaoslab run`: 3 when an experiment could not be carried out or the day was stopped (abort), else
+    1 when one failed an SLO, else 0. Steps skipped for want of confirmation do not change it."""
+    if stopped or "error" in statuses:
+        return EXIT_COULD_NOT_RUN
+    return EXIT_SLO_VIOLATED if "failed" in statuses else EXIT_OK
+
+
+def new_day_dir(root: Path, name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path, n = root / f"{stamp}-{name}", 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{name}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def run_game_day(day: GameDay, *, target: str | None, runs_root: Path, now: dt.datetime, yes: bool,
+                 interactive: bool, ask: Callable[[str], bool], live: bool, console: Console,
+                 policy: Policy | None = None, sleep: Callable[[float], None] = time.sleep) -> DayOutcome:
+    """Run the day (the window must be open at `now`, else SpecError before anything is made) and write
+    its combined report."""
+    from chaoslab.reports.gameday import write_day_reports
+
+    check_window(day, now)
+    day_dir = new_day_dir(runs_root, day.name)
+    if day.source and day.source.exists():
+        shutil.copy(day.source, day_dir / "gameday.yaml")
+    budget = DayBudget(day.abort)
+    records = [StepRecord(s.name, s.experiment.name, after=list(s.after)) for s in day.steps]
+    outcome = DayOutcome(day, day_dir, records, time.time(), 0.0,
+                         now=(local(day.window, now) if day.window else now).isoformat())
+    target_name = target or (f"{day.target.kind}:{day.target.params['name']}" if day.target and
+                             "name" in day.target.params else day.target.kind if day.target else "the running lab")
+    console.print(f"game day [bold]{day.name}[/]: {len(day.steps)} steps against {target_name} → {day_dir}")
+    ran_one = False
+    stopped_at = ""
+    for i, (step, rec) in enumerate(zip(day.steps, records), 1):
+        if outcome.stopped:
+            rec.reason = f"not run: the day stopped at {stopped_at}"
+            continue
+        blocked = [r for r in records if r.name in step.after and r.status != "passed"]
+        if blocked:
+            rec.reason = "skipped: " + "; ".join(f"{r.name} {r.status}" for r in blocked) + \
+                         " (it must pass first: after)"
+            console.print(f"[yellow]step {i}/{len(day.steps)} {step.name}: {rec.reason}[/]", highlight=False)
+            continue
+        if ran_one and step.pause > 0:
+            console.print(f"pausing {step.pause:g} s before {step.name}")
+            sleep(step.pause)
+        ok, rec.confirmation = confirmation(step, yes=yes, interactive=interactive, ask=ask)
+        if not ok:
+            rec.reason = f"skipped: {rec.confirmation} ({step.confirm!r})"
+            console.print(f"[yellow]step {i}/{len(day.steps)} {step.name}: {rec.reason}[/]", highlight=False)
+            continue
+        console.rule(f"step {i}/{len(day.steps)}: {step.name}")
+        rec.started = time.time()
+        exp = step.experiment
+        try:
+            tgt = resolve_target(target, exp.target.kind if exp.target else None,
+                                 exp.target.params if exp.target else None)
+            result = run_experiment(exp, tgt, day_dir / "experiments", live=live, console=console, policy=policy,
+                                    abort_check=budget.check if budget.limits else None)
+        except SpecError:
+            raise
+        except ChaoslabError as exc:
+            result = Outcome(exp, finished=time.time(), error=f"{type(exc).__name__}: {exc}")
+        ran_one = True
+        outcome.outcomes.append(result)
+        rec.finished = time.time()
+        rec.run_dir = str(result.run_dir.relative_to(day_dir)) if result.run_dir else None
+        budget.add(result.timelines)
+        if result.error:
+            rec.status, rec.reason = "error", result.error
+            outcome.stopped = f"{step.name} could not be carried out: {result.error}"
+            stopped_at = step.name
+            console.print(f"[red]error:[/] {step.name}: {result.error}", highlight=False, soft_wrap=True)
+        else:
+            rec.status = "passed" if result.gate is not None and result.gate.passed else "failed"
+        if not outcome.stopped and (reason := budget.reason()):
+            outcome.stopped, stopped_at = reason, step.name
+            console.print(f"[red]the day stops:[/] {reason}", highlight=False)
+    outcome.finished = time.time()
+    outcome.totals = {m: round(v, 3) for m, v in budget.totals().items()}
+    (day_dir / "gameday.json").write_text(json.dumps(outcome.record(target_name), indent=1))
+    write_day_reports(day_dir)
+    return outcome
