@@ -33,6 +33,7 @@ from chaoslab.errors import SpecError, TargetError
 from chaoslab.etcd import EtcdMember, RpcError, Tls
 from chaoslab.kubeapi import SERVICE_ACCOUNT_DIR, ApiError, KubeApi
 from chaoslab.netrules import Command, Endpoint, Wrap
+from chaoslab.targets import kubeadm
 from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, node_for_host
 
 IN_CLUSTER = "in-cluster"
@@ -102,6 +103,30 @@ class EtcdAccess:
                 "key": str(self.tls.key)}
 
 
+def discovered_etcd(api: KubeApi, raw: Mapping[str, Any], exists: Any = Path.exists) -> EtcdAccess:
+    """`etcd: {discover: kubeadm}`: endpoints and file paths from the kube-apiserver static pod's flags;
+    `endpoints`, `ca`, `cert`, `key` given beside it win (e.g. local copies of the host's files). The files
+    must exist where chaoslab runs: the flags name paths on the control-plane host."""
+    if raw.get("discover") != "kubeadm":
+        raise SpecError([f"spec.target.etcd.discover: {raw.get('discover')!r} is not kubeadm"])
+    unknown = sorted(set(raw) - {"discover", "endpoints", "ca", "cert", "key"})
+    if unknown:
+        raise SpecError([f"spec.target.etcd: unknown field(s) {', '.join(unknown)}"])
+    found = kubeadm.discover(api)
+    params = {"endpoints": list(found.endpoints), "ca": found.ca, "cert": found.cert, "key": found.key,
+              **{k: raw[k] for k in ("endpoints", "ca", "cert", "key") if raw.get(k)}}
+    access = EtcdAccess.from_params(params)
+    assert access is not None
+    missing = [f"{k} {getattr(access.tls, k)}" for k in ("ca", "cert", "key") if not exists(getattr(access.tls, k))]
+    if missing:
+        where = ", ".join(found.nodes) or "the control-plane hosts"
+        raise TargetError(f"etcd discovered from the kube-apiserver pod's flags ({', '.join(access.endpoints)}), "
+                          f"but its client files are on {where}, not here: {'; '.join(missing)} not found. "
+                          f"Copy them from a control-plane host and name the copies in spec.target.etcd.ca/cert/"
+                          f"key (or run chaoslab on that host, or use an ssh target)")
+    return access
+
+
 def state_home() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "chaoslab"
 
@@ -131,15 +156,20 @@ class KubeconfigTarget:
              service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeconfigTarget:
         """From a kubeconfig (`kubeconfig` path, else $KUBECONFIG, else ~/.kube/config; `context`, else its
         current context) or, `in_cluster`, from the pod's service account. `helper_pod`: spec.target.helperPod."""
-        access = EtcdAccess.from_params(etcd)
+        discover = isinstance(etcd, Mapping) and etcd.get("discover") is not None
+        access = None if discover else EtcdAccess.from_params(etcd)
         helper = HelperPodSettings.from_params(helper_pod)
         if in_cluster:
-            return cls(KubeApi.in_cluster(service_account_dir, timeout=5.0), context=IN_CLUSTER, in_cluster=True,
-                       etcd=access, helper=helper)
-        path = Path(kubeconfig).expanduser() if kubeconfig else None
-        name = context or current_context(path)
-        return cls(KubeApi.from_kubeconfig(path, name, timeout=5.0), context=name, kubeconfig=path, etcd=access,
-                   helper=helper)
+            api = KubeApi.in_cluster(service_account_dir, timeout=5.0)
+            name, path = IN_CLUSTER, None
+        else:
+            path = Path(kubeconfig).expanduser() if kubeconfig else None
+            name = context or current_context(path)
+            api = KubeApi.from_kubeconfig(path, name, timeout=5.0)
+        if discover:
+            assert isinstance(etcd, Mapping)
+            access = discovered_etcd(api, etcd)
+        return cls(api, context=name, kubeconfig=path, in_cluster=in_cluster, etcd=access, helper=helper)
 
     # ---- what the guard rails ask ------------------------------------------------------------------
     @property
