@@ -140,8 +140,9 @@ def capability_problems(experiment: Experiment, target: Target, probes: Sequence
     problems = []
     refuse_node = getattr(target, "node_level_refusal", None)
     for i, f in enumerate(experiment.faults):
-        if callable(refuse_node) and fault_level(f.kind) == "node":
-            problems.append(f"{f.where or f'spec.faults[{i}]'}: {refuse_node(f.kind)}")
+        reason = refuse_node(f.kind) if callable(refuse_node) and fault_level(f.kind) == "node" else None
+        if reason:
+            problems.append(f"{f.where or f'spec.faults[{i}]'}: {reason}")
     refuse_etcd = getattr(target, "etcd_refusal", None)
     reason = refuse_etcd() if callable(refuse_etcd) else None
     if reason:

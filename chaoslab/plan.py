@@ -43,10 +43,7 @@ from chaoslab.netrules import (
 )
 from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target, describe
-from chaoslab.targets.helperpod import HelperPodSettings, helper_pod, kill_commands, node_for_host
-
-PROCESS_NAMES = {"etcd": "etcd", "kube-apiserver": "kube-apiserver", "kube-scheduler": "kube-scheduler",
-                 "kube-controller-manager": "kube-controller-manager"}
+from chaoslab.targets.helperpod import HelperPodSettings, kill_script, node_for_host, pod_manifest
 
 
 @dataclass
@@ -85,6 +82,13 @@ def _sh(argv: Sequence[str]) -> str:
 
 def _actions(fault: Any, target: Target, inj: Injection, duration: float) -> tuple[list[str], list[str]]:
     """(inject lines, undo lines) for a resolved injection, as the fault will carry them out."""
+    if isinstance(fault, KillProcess) and inj.undo and inj.undo[0].action == "delete-pod":
+        pods = [u.params for u in inj.undo]
+        return ([f"create privileged pod {p['namespace']}/{p['name']} on node {p['node']}: SIG"
+                 f"{fault.params.signal} to {t}, pid before and after on its log" for p, t in zip(pods, inj.targets)],
+                [f"delete pod {p['namespace']}/{p['name']}" + (" (its script sends SIGCONT on TERM)"
+                                                               if fault.params.signal == "STOP" else "")
+                 for p in pods])
     if isinstance(fault, KillProcess):
         return ([f"send SIG{fault.params.signal} to {t}" for t in inj.targets],
                 [f"send SIGCONT to {t}" for t in inj.targets] if fault.params.signal == "STOP" else [])
@@ -132,9 +136,9 @@ def _helper_pods(fault: KillProcess, target: Target, index: int, duration: float
     """The helper pods a kill-process would run through the API (generated, not created)."""
     _, hosts = fault.choose(target)
     nodes = target.api().get("/api/v1/nodes")["items"]
-    apply, undo = kill_commands(PROCESS_NAMES[fault.params.component], fault.params.signal)
-    return [helper_pod(f"chaoslab-{fault.kind}-{index}-{i}", node_for_host(h, nodes), [apply], undo, duration,
-                       settings) for i, h in enumerate(hosts)]
+    program = kill_script(fault.params.component, fault.params.signal, duration)
+    return [pod_manifest(f"chaoslab-kill-{index}-{i}", node_for_host(h, nodes), program, duration, settings)
+            for i, h in enumerate(hosts)]
 
 
 def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[str, Any]], *, settings: Settings,
@@ -150,7 +154,7 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
         plans.append(fp)
         fault = build(spec.kind, spec.params, spec.where, experiment.duration)
         try:
-            if callable(refuse_node) and fp.level == "node":
+            if callable(refuse_node) and fp.level == "node" and refuse_node(spec.kind):
                 fp.error = "refused: this target cannot reach hosts"
                 if isinstance(fault, KillProcess) and not getattr(target, "provider", lambda: None)():
                     fp.helper_pods = _helper_pods(fault, target, i, experiment.duration, helper)
@@ -159,6 +163,8 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             injections.append(inj)
             fp.injection = inj.to_json()
             fp.actions, fp.undo = _actions(fault, target, inj, experiment.duration)
+            if isinstance(fault, KillProcess) and inj.undo and inj.undo[0].action == "delete-pod":
+                fp.helper_pods = [fault.helper_manifest(target, u.params) for u in inj.undo]
         except ChaoslabError as exc:
             fp.error = (fp.error + "; " if fp.error else "") + str(exc)
             if not fp.error.startswith("refused"):

@@ -39,7 +39,8 @@ class Undo:
     `tag` on `hosts` and the qdisc of `devices` (host → interface, if any), stop the delayers on
     `delayers` (hosts), and disarm the dead-man's switch `marker`; `uncordon`: make the Nodes `nodes`
     schedulable again; `resume-heartbeat`: restore the heartbeat of the worker nodes `nodes` (after
-    `node-failure`)."""
+    `node-failure`); `delete-pod`: delete the helper pod `namespace`/`name` (its own script undoes the
+    fault on TERM) and wait until it is gone."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -97,6 +98,8 @@ def apply_undo(target: Target, undo: Undo) -> None:
                 except ApiError as exc:
                     if exc.status != 404:  # a node deleted meanwhile needs nothing
                         raise
+        elif undo.action == "delete-pod":
+            delete_pod(target, p["namespace"], p["name"])
         elif undo.action == "resume-heartbeat":
             for node in p["nodes"]:
                 target.stop_heartbeat(node, stopped=False)
@@ -109,6 +112,21 @@ def apply_undo(target: Target, undo: Undo) -> None:
 
 DELAYER_EXIT = 5.0
 """Seconds a delayer gets to let its held packets go and exit after SIGTERM."""
+
+
+def delete_pod(target: Target, namespace: str, name: str, timeout: float = 45.0, poll: float = 1.0) -> None:
+    """Delete a helper pod and wait until the API no longer has it: its script has then run its undo (the
+    kubelet ends it with TERM, SIGKILL only after terminationGracePeriodSeconds, 30)."""
+    path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+    api = target.api()
+    api.delete(path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if api.request("GET", path).status_code == 404:
+            return
+        time.sleep(poll)
+    raise TargetError(f"helper pod {namespace}/{name} still exists {timeout:g} s after its deletion; check "
+                      f"`kubectl -n {namespace} describe pod {name}` (is the node's kubelet up?)")
 
 
 def heal_network(target: Target, params: Mapping[str, Any]) -> None:

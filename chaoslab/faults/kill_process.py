@@ -9,20 +9,29 @@ takeover), kube-controller-manager does not (takeover only after the lease expir
 A kill is confirmed, not assumed: after KILL or TERM the target is asked for the component's pid until it
 is no longer the one signalled (`process-gone` on the timeline, with the replacement if one already runs),
 and, for the fault's duration, until a new one runs (`process-restarted`). On kubeadm hosts this is what
-tells a real kill from a trap such as deleting a static pod's mirror pod, which kills nothing."""
+tells a real kill from a trap such as deleting a static pod's mirror pod, which kills nothing.
+
+Through a kubeconfig target with helper pods allowed (`spec.target.helperPod`), the signal is sent by a
+short-lived privileged pod pinned to the host's node (`chaoslab.targets.helperpod.kill_script`): its undo is
+`delete-pod` (written before the pod exists), its log says which pid it signalled, when that pid was gone
+and which pid the kubelet started in its place; those become the same timeline events. A STOP is resumed by
+the pod itself on deletion or after the fault's duration, even when chaoslab is gone."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults.base import Injection, Record, Undo, ignore_events
 from chaoslab.leaders import etcd_leader, holder_host, lease_holder
 from chaoslab.targets import Target
+from chaoslab.targets.helperpod import HelperPods, kill_script, pod_manifest
 
 SIGNALS = ("KILL", "TERM", "STOP")
 CONFIRM_SECONDS = 30.0
@@ -95,12 +104,35 @@ class KillProcess:
     def resolve(self, target: Target, index: int) -> Injection:
         p = self.params
         role, hosts = self.choose(target)
+        runner = helper_runner(target)
+        if runner is not None:
+            # Names fixed now, so the undo on disk names the pods before they exist.
+            run = uuid.uuid4().hex[:6]
+            node_of = getattr(target, "node_of", None)
+            if not callable(node_of):
+                raise InjectionError(f"kill-process: {target.name} runs helper pods but cannot map hosts to nodes")
+            undo = tuple(Undo("delete-pod", {"namespace": runner.settings.namespace,
+                                             "name": f"chaoslab-kill-{index}-{i}-{run}", "node": node_of(h),
+                                             "host": h}) for i, h in enumerate(hosts))
+            return Injection(self.kind, index, p.component, role, tuple(f"{p.component}@{h}" for h in hosts), undo)
         undo = tuple(Undo("signal", {"component": p.component, "host": h, "signal": "CONT"})
                      for h in hosts) if p.signal == "STOP" else ()
         return Injection(self.kind, index, p.component, role, tuple(f"{p.component}@{h}" for h in hosts), undo)
 
+    def helper_manifest(self, target: Target, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The helper pod that signals the component on one host (`params`: a `delete-pod` undo's)."""
+        runner = helper_runner(target)
+        if runner is None:
+            raise InjectionError(f"kill-process: {target.name} does not run helper pods")
+        program = kill_script(self.params.component, self.params.signal, self.duration)
+        return pod_manifest(params["name"], params["node"], program, self.duration, runner.settings)
+
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         sig = self.params.signal
+        if injection.undo and injection.undo[0].action == "delete-pod":
+            for t, undo in zip(injection.targets, injection.undo, strict=True):
+                self._inject_by_pod(target, t, undo.params, record)
+            return
         for t in injection.targets:
             component, host = t.split("@", 1)
             pid = target.signal(component, host, sig)
@@ -135,3 +167,61 @@ class KillProcess:
                 record("process-restarted", target=t, pid=now, old_pid=old,
                        after=round(time.monotonic() - start, 3))
                 return
+
+    def _inject_by_pod(self, target: Target, t: str, params: Mapping[str, Any], record: Record) -> None:
+        runner = helper_runner(target)
+        assert runner is not None
+        ns, name, sig = params["namespace"], params["name"], self.params.signal
+        runner.create(self.helper_manifest(target, params))
+        start = time.monotonic()
+        record("helper-pod-created", target=t, pod=f"{ns}/{name}", node=params["node"])
+        lines = runner.wait_for(name, lambda ls: any(x.startswith("signalled") for x in ls),
+                                runner.settings.start_timeout, ns)
+        errors = [x for x in lines if x.startswith("error")]
+        if errors:
+            raise InjectionError(f"kill-process: helper pod {ns}/{name} on node {params['node']}: {errors[0]}; "
+                                 f"is {self.params.component} a process on that host (static pod, systemd)?")
+        old = _pid_after("old-pid", lines)
+        record("process-signalled", target=t, signal=sig, pid=old, via=f"pod {ns}/{name}")
+        if sig == "STOP":
+            state = next((x.split(" ", 1)[1] for x in lines if x.startswith("state ")), None)
+            if state is None:
+                lines = runner.wait_for(name, lambda ls: any(x.startswith("state ") for x in ls), 10.0, ns)
+                state = next((x.split(" ", 1)[1] for x in lines if x.startswith("state ")), "")
+            record("process-state", target=t, pid=old, state=state)
+            return
+        lines = runner.wait_for(name, lambda ls: any(x.startswith("gone ") for x in ls), CONFIRM_SECONDS, ns)
+        if not any(x.startswith("gone ") for x in lines):
+            raise InjectionError(f"kill-process: {self.params.component} on {t} (pid {old}) still runs "
+                                 f"{CONFIRM_SECONDS:g} s after SIG{sig} (helper pod {ns}/{name})")
+        record("process-gone", target=t, pid=old, replacement=None, after=round(time.monotonic() - start, 3))
+        if self.duration > 0:
+            threading.Thread(target=self._watch_pod_restart, args=(runner, t, ns, name, old, record, start),
+                             name=f"restart-{t}", daemon=True).start()
+
+    def _watch_pod_restart(self, runner: HelperPods, t: str, ns: str, name: str, old: int | None, record: Record,
+                           start: float) -> None:
+        """Record the new pid the helper pod reports (the kubelet restarted the static pod's process)."""
+        try:
+            lines = runner.wait_for(name, lambda ls: any(x.startswith("new-pid ") for x in ls), self.duration, ns)
+        except (InjectionError, TargetError):
+            return  # the pod deleted at revert, or the API away: no restart was seen by the pod
+        new = _pid_after("new-pid", lines)
+        if new is not None:
+            record("process-restarted", target=t, pid=new, old_pid=old, after=round(time.monotonic() - start, 3))
+
+
+def helper_runner(target: Target) -> HelperPods | None:
+    """The target's helper-pod runner when it runs node-level faults through helper pods."""
+    make = getattr(target, "helper_pods", None)
+    runner = make() if callable(make) else None
+    return runner if isinstance(runner, HelperPods) else None
+
+
+def _pid_after(word: str, lines: list[str]) -> int | None:
+    """The pid on the helper's `WORD N` line (None for `none` or no such line)."""
+    for line in lines:
+        parts = line.split()
+        if parts[:1] == [word] and len(parts) > 1 and parts[1].isdigit():
+            return int(parts[1])
+    return None

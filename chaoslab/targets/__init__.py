@@ -76,7 +76,7 @@ class Target(Protocol):
         """A file whose lock marks the one run allowed against this target at a time."""
 
 
-TARGET_PARAMS = {"lab": {"name", "state_root"}, "kubeconfig": {"context", "kubeconfig", "inCluster", "etcd"}}
+TARGET_PARAMS = {"lab": {"name", "state_root"}, "kubeconfig": {"context", "kubeconfig", "inCluster", "etcd", "helperPod"}}
 
 
 def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: Mapping[str, object] | None = None,
@@ -116,7 +116,8 @@ def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: M
 
         return KubeconfigTarget.load(str(params["context"]) if params.get("context") else None,
                                      str(params["kubeconfig"]) if params.get("kubeconfig") else None,
-                                     in_cluster=bool(params.get("inCluster")), etcd=params.get("etcd"))
+                                     in_cluster=bool(params.get("inCluster")), etcd=params.get("etcd"),
+                                     helper_pod=params.get("helperPod"))
     root = state_root or (Path(str(params["state_root"])) if params.get("state_root") else None)
     return LabTarget.running(str(params.get("name") or "lab"), root)
 
@@ -145,7 +146,7 @@ def target_from_description(info: Mapping[str, object]) -> Target:
         params = info.get("params")
         return resolve_target(None, "ssh", params if isinstance(params, Mapping) else {})
     if info.get("kind") == "kubeconfig":
-        params = {k: info[k] for k in ("context", "kubeconfig", "inCluster", "etcd") if info.get(k) is not None}
+        params = {k: info[k] for k in ("context", "kubeconfig", "inCluster", "etcd", "helperPod") if info.get(k) is not None}
         if params.get("inCluster"):
             params.pop("context", None)
         return resolve_target(None, "kubeconfig", params)

@@ -1,6 +1,7 @@
-"""The privileged helper pod: how a node-level fault would run on a control-plane node through the API
-alone (a kubeconfig target with no SSH). Generated and validated, not run yet: `chaoslab run --dry-run`
-shows it, and the integration tests have the real apiserver validate it (server-side dry run).
+"""The privileged helper pod: how a node-level fault runs on a control-plane node through the API alone
+(a kubeconfig target with no SSH). Opt-in (`spec.target.helperPod: {image, namespace}`), because it needs
+the right to create privileged pods; without it the kubeconfig target refuses node-level faults and
+`chaoslab run --dry-run` only shows the pod it would create.
 
 The pod is pinned to the node (`nodeName`, so no scheduler is involved — it may be the fault's victim),
 tolerates the control-plane taints, shares the host's PID and network namespaces and is privileged, so
@@ -16,6 +17,10 @@ node, but a node's name may be its FQDN while the hostname is short. `node_for_h
 node name, then the `kubernetes.io/hostname` label, then the node name's first DNS label; anything else —
 no match, or two nodes matching — is an error, never a guess.
 
+`HelperPods` creates the pod, follows its log for the script's `chaoslab:` marker lines (what was
+signalled, the old and new pid) and deletes it; `kill-process` records those lines on the timeline. The
+undo written before injection is `delete-pod` (namespace, name), so `chaoslab recover` deletes it too.
+
     >>> pod = helper_pod("chaoslab-kill-0", "cp-1", [("kill", "-STOP", "1234")], [("kill", "-CONT", "1234")],
     ...                  duration=30)
     >>> pod["spec"]["nodeName"], pod["spec"]["hostPID"]
@@ -24,18 +29,24 @@ no match, or two nodes matching — is an error, never a guess.
 
 from __future__ import annotations
 
+import re
 import shlex
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaoslab.errors import TargetError
+from chaoslab.errors import InjectionError, SpecError, TargetError
 from chaoslab.leaders import holder_host
 
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
 """A public image with iptables, tc (iproute2) and procps (pkill, pgrep)."""
 CONTROL_PLANE_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 LABEL = "chaoslab.io/helper"
+MARK = "chaoslab:"
+"""Prefix of the lines the helper's script writes to its log for chaoslab to read."""
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,35 @@ class HelperPodSettings:
     """Where helper pods are created (default chaoslab; kube-system needs no extra PodSecurity label)."""
     margin: int = 60
     """Seconds after the fault's duration at which the kubelet ends the pod anyway (its undo runs then)."""
+    start_timeout: float = 120.0
+    """Seconds a helper pod may take to be scheduled, pull its image and apply the fault (default 120)."""
+
+    @classmethod
+    def from_params(cls, raw: object, where: str = "spec.target.helperPod") -> HelperPodSettings | None:
+        """From `spec.target.helperPod` ({image, namespace, startTimeout}); None when not given (node-level
+        faults are then refused). `true` takes the defaults."""
+        if raw is None or raw is False:
+            return None
+        if raw is True:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise SpecError([f"{where}: give true or a mapping {{image, namespace, startTimeout}}"])
+        problems = [f"{where}.{k}: unknown field; known: image, namespace, startTimeout"
+                    for k in sorted(set(raw) - {"image", "namespace", "startTimeout"})]
+        image, namespace = raw.get("image", DEFAULT_IMAGE), raw.get("namespace", "chaoslab")
+        timeout = raw.get("startTimeout", 120)
+        if not isinstance(image, str) or not _IMAGE.match(image):
+            problems.append(f"{where}.image: {image!r} is not an image reference")
+        if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+            problems.append(f"{where}.namespace: {namespace!r} is not a namespace name")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+            problems.append(f"{where}.startTimeout: {timeout!r} is not a number of seconds (above 0, at most 3600)")
+        if problems:
+            raise SpecError(problems)
+        return cls(image=str(image), namespace=str(namespace), start_timeout=float(timeout))
+
+    def describe(self) -> dict[str, object]:
+        return {"image": self.image, "namespace": self.namespace, "startTimeout": self.start_timeout}
 
 
 def script(commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]], duration: float) -> str:
@@ -62,19 +102,27 @@ def script(commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]], dur
         f"undo() {{\n  [ \"$undone\" = 1 ] && return\n  undone=1\n{lines(undo)}\n}}\n"
         "p=\n"
         # The sleep goes too: a deleted pod leaves no process behind.
-        "trap '[ -n \"$p\" ] && kill $p 2>/dev/null; undo; exit $rc' TERM INT\n"
+        f"trap '[ -n \"$p\" ] && kill $p 2>/dev/null; undo; echo \"{MARK} undone rc=$rc on TERM\"; exit $rc' TERM INT\n"
         f"apply() {{\n{lines(commands)}\n}}\n"
         "apply || true\n"
+        f"echo \"{MARK} applied rc=$rc\"\n"
         f"sleep {max(0, int(duration))} &\n"
         "p=$!\n"
         "wait $p\n"
         "undo\n"
+        f"echo \"{MARK} undone rc=$rc\"\n"
         "exit $rc\n")
 
 
 def helper_pod(name: str, node: str, commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]],
                duration: float, settings: HelperPodSettings | None = None) -> dict[str, Any]:
     """The Pod manifest that runs `commands` on `node` for `duration` seconds, then `undo`."""
+    return pod_manifest(name, node, script(commands, undo, duration), duration, settings)
+
+
+def pod_manifest(name: str, node: str, program: str, duration: float,
+                 settings: HelperPodSettings | None = None) -> dict[str, Any]:
+    """The Pod manifest that runs the shell `program` (from `script` or `kill_script`) on `node`."""
     settings = settings or HelperPodSettings()
     return {
         "apiVersion": "v1", "kind": "Pod",
@@ -94,7 +142,7 @@ def helper_pod(name: str, node: str, commands: Sequence[Sequence[str]], undo: Se
             "containers": [{
                 "name": "fault",
                 "image": settings.image,
-                "command": ["/bin/sh", "-c", script(commands, undo, duration)],
+                "command": ["/bin/sh", "-c", program],
                 "securityContext": {"privileged": True},
                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
                               "limits": {"cpu": "200m", "memory": "64Mi"}},
@@ -137,8 +185,138 @@ def node_for_member(member: str, nodes: Sequence[Mapping[str, Any]]) -> str:
     return node_for_host(member, nodes)
 
 
-def kill_commands(process: str, signal: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-    """(apply, undo) argv for signalling the oldest process named `process` on the host (hostPID)."""
-    apply = ("pkill", f"-{signal}", "-o", "-x", process)
-    undo = (("pkill", "-CONT", "-x", process),) if signal == "STOP" else ()
-    return apply, undo
+
+PROCESS_PATTERNS = {c: f"^([^ ]*/)?{c}( |$)" for c in
+                    ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")}
+"""`pgrep -f` patterns for each component (the program first, with or without a directory; anchored, so
+the helper's own `/bin/sh -c …` never matches). `pkill -x NAME` would not do: process names stop at 15
+characters, and kube-controller-manager has 23."""
+
+# Fixed shell function: the pattern is a quoted assignment, never spliced into other syntax. Keeps the
+# processes in the script's own network namespace: on a node that is the host's (hostNetwork, where the
+# static pods run too); on hosts sharing one kernel (the lab) it keeps exactly that host's process.
+_FIND = ('find() {\n  me=$(readlink /proc/self/ns/net)\n  for q in $(pgrep -f -- "$pattern"); do\n'
+         '    [ "$q" != "$$" ] && [ "$(readlink /proc/$q/ns/net 2>/dev/null)" = "$me" ] && echo "$q"\n'
+         '  done\n  true\n}\n')
+
+
+def kill_script(component: str, signal: str, duration: float, *, pattern: str | None = None) -> str:
+    """The helper's program for `kill-process`: find the one `component` process of this host, signal it and
+    report on the log — `chaoslab: old-pid N`, `signalled`, then for KILL/TERM `gone N after S` and
+    `new-pid M` once the kubelet (or a supervisor) started it again, for STOP the process `state`. A STOP
+    is resumed with CONT after `duration` seconds or on TERM (the pod deleted). Exit 3: no single process.
+
+        >>> "kill -s STOP" in kill_script("kube-scheduler", "STOP", 30)
+        True
+    """
+    if signal not in ("KILL", "TERM", "STOP"):
+        raise ValueError(f"signal {signal!r} is not one of KILL, TERM, STOP")
+    pattern = pattern or PROCESS_PATTERNS[component]
+    wait = max(0, int(duration))
+    resume = f'  kill -s CONT "$old" || rc=1\n  echo "{MARK} resumed $old rc=$rc"\n' if signal == "STOP" else "  :\n"
+    watch = (
+        # In the background, so the pod's TERM still ends the wait at once.
+        "( s=0\n"
+        '  while kill -0 "$old" 2>/dev/null; do sleep 0.2; s=$((s+1)); done\n'
+        f'  echo "{MARK} gone $old after $((s/5))"\n'
+        "  i=0\n"
+        f"  while [ $i -lt {wait * 2} ]; do\n"
+        '    n=$(find)\n'
+        f'    case "$n" in ""|"$old") ;; *) echo "{MARK} new-pid $n"; exit 0;; esac\n'
+        "    sleep 0.5; i=$((i+1))\n"
+        "  done\n"
+        f'  echo "{MARK} new-pid none" ) &\n'
+        "w=$!\n") if signal in ("KILL", "TERM") else (
+        f'echo "{MARK} state $(sed -n \'s/^State:[[:space:]]*//p\' /proc/$old/status)"\n'
+        "w=\n")
+    return (
+        f"pattern={shlex.quote(pattern)}\n"
+        + _FIND
+        + "rc=0\nundone=0\np=\nw=\n"
+        + "old=$(find)\n"
+        + "set -- $old\n"
+        + f'if [ "$#" -ne 1 ]; then echo "{MARK} error want one {component} process, found: ${{old:-none}}"; exit 3; fi\n'
+        + f'echo "{MARK} old-pid $old"\n'
+        + f"undo() {{\n  [ \"$undone\" = 1 ] && return\n  undone=1\n{resume}}}\n"
+        + f"trap '[ -n \"$p\" ] && kill $p 2>/dev/null; [ -n \"$w\" ] && kill $w 2>/dev/null; undo; "
+          f"echo \"{MARK} undone rc=$rc on TERM\"; exit $rc' TERM INT\n"
+        + f'kill -s {signal} "$old" || {{ echo "{MARK} error kill -s {signal} $old failed"; exit 4; }}\n'
+        + f'echo "{MARK} signalled {signal} $old"\n'
+        + watch
+        + f"sleep {wait} &\n"
+        + "p=$!\n"
+        + "wait $p\n"
+        + '[ -n "$w" ] && kill $w 2>/dev/null\n'
+        + "undo\n"
+        + f'echo "{MARK} undone rc=$rc"\n'
+        + "exit $rc\n")
+
+
+def markers(log: str) -> list[str]:
+    """The `chaoslab:` lines of a helper pod's log, without the prefix."""
+    return [line.split(MARK, 1)[1].strip() for line in log.splitlines() if line.startswith(MARK)]
+
+
+class HelperPods:
+    """Creates, follows and deletes helper pods through the API (one owner: the fault that injects).
+
+    `sleep` and `clock` are injectable so unit tests run the create/wait/delete flow against a fake API
+    without waiting."""
+
+    def __init__(self, api: Any, settings: HelperPodSettings, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic, poll: float = 0.5) -> None:
+        self.api = api
+        self.settings = settings
+        self.sleep, self.clock, self.poll = sleep, clock, poll
+
+    def path(self, name: str, namespace: str | None = None) -> str:
+        return f"/api/v1/namespaces/{namespace or self.settings.namespace}/pods/{name}"
+
+    def create(self, manifest: Mapping[str, Any]) -> None:
+        ns = manifest["metadata"]["namespace"]
+        try:
+            self.api.create(f"/api/v1/namespaces/{ns}/pods", manifest)
+        except TargetError as exc:
+            raise InjectionError(f"helper pod {ns}/{manifest['metadata']['name']} could not be created ({exc}); "
+                                 f"the kubeconfig needs `create pods` in {ns} and privileged pods must be "
+                                 f"allowed there (PodSecurity: privileged)") from exc
+
+    def log(self, name: str, namespace: str | None = None) -> str:
+        resp = self.api.request("GET", self.path(name, namespace) + "/log")
+        return str(resp.text) if resp.status_code == 200 else ""
+
+    def wait_for(self, name: str, done: Callable[[list[str]], bool], timeout: float,
+                 namespace: str | None = None) -> list[str]:
+        """The pod's marker lines once `done(lines)` holds; `InjectionError` when the pod ends first, fails
+        to start, or `timeout` seconds pass (the pod's phase and waiting reason in the message)."""
+        start = self.clock()
+        lines: list[str] = []
+        while True:
+            lines = markers(self.log(name, namespace))
+            if done(lines) or any(line.startswith("error") for line in lines):
+                return lines
+            pod = self.api.get(self.path(name, namespace))
+            phase = pod.get("status", {}).get("phase", "Pending")
+            if phase in ("Succeeded", "Failed"):
+                lines = markers(self.log(name, namespace))
+                if done(lines):
+                    return lines
+                raise InjectionError(f"helper pod {name} ended ({phase}) before it reported; its log: "
+                                     f"{lines or 'empty'}")
+            if self.clock() - start > timeout:
+                raise InjectionError(f"helper pod {name} did not report within {timeout:g} s (phase {phase}"
+                                     f"{waiting_reason(pod)}); is the image {self.settings.image} pullable on "
+                                     f"that node? (spec.target.helperPod.image)")
+            self.sleep(self.poll)
+
+    def delete(self, name: str, namespace: str | None = None) -> None:
+        """Delete the pod (TERM: its script undoes); gone already is fine."""
+        self.api.delete(self.path(name, namespace))
+
+
+def waiting_reason(pod: Mapping[str, Any]) -> str:
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting:
+            return f", {waiting.get('reason')}: {waiting.get('message', '')}".rstrip(": ")
+    return ""

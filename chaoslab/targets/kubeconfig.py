@@ -3,9 +3,11 @@
 It talks to the API only. API-level faults (`drain-node`, `evict-pods`) and the API probes (lease,
 apiserver, canary, kube-sequence, workloads) run through it; the etcd probes run when etcd endpoints and
 client TLS are given (`etcd: {endpoints, ca, cert, key}`); node-level faults (kill a process, partition,
-degrade the network, stop a node's heartbeat) need a way onto the hosts, which this target does not have:
-it refuses them with what to use instead (`node_level_refusal`). On managed control planes (EKS, GKE, AKS,
-`managed_provider`) there is no host to reach at all, and the refusal says so.
+degrade the network, stop a node's heartbeat) need a way onto the hosts. With `helperPod: {image,
+namespace}` set (opt-in: it creates privileged pods), `kill-process` runs through a short-lived privileged
+helper pod pinned to the node (`chaoslab.targets.helperpod`); without it, and for the other node-level
+faults, the target refuses with what to use instead (`node_level_refusal`). On managed control planes (EKS,
+GKE, AKS, `managed_provider`) there is no host to reach at all, and the refusal says so.
 
     >>> target = KubeconfigTarget.load(context="staging")                        # doctest: +SKIP
     >>> target = KubeconfigTarget.load(in_cluster=True)                          # doctest: +SKIP
@@ -31,6 +33,8 @@ from chaoslab.errors import SpecError, TargetError
 from chaoslab.etcd import EtcdMember, RpcError, Tls
 from chaoslab.kubeapi import SERVICE_ACCOUNT_DIR, ApiError, KubeApi
 from chaoslab.netrules import Command, Endpoint, Wrap
+from chaoslab.targets import kubeadm
+from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, node_for_host
 
 IN_CLUSTER = "in-cluster"
 """The context name shown for a pod's service-account config."""
@@ -41,6 +45,10 @@ MANAGED_LABELS = {"eks.amazonaws.com/nodegroup": "EKS", "eks.amazonaws.com/compu
                   "kubernetes.azure.com/cluster": "AKS", "kubernetes.azure.com/role": "AKS"}
 #: gitVersion suffixes of managed apiservers: v1.27.4-eks-2d98532, v1.27.3-gke.100.
 MANAGED_VERSIONS = ((re.compile(r"-eks-"), "EKS"), (re.compile(r"-gke\."), "GKE"))
+
+
+HELPER_POD_FAULTS = ("kill-process",)
+"""Node-level faults the helper pod carries out (partition and network-degrade still need ssh)."""
 
 
 def managed_provider(git_version: str, node_labels: Sequence[Mapping[str, str]] = ()) -> str | None:
@@ -95,6 +103,30 @@ class EtcdAccess:
                 "key": str(self.tls.key)}
 
 
+def discovered_etcd(api: KubeApi, raw: Mapping[str, Any], exists: Any = Path.exists) -> EtcdAccess:
+    """`etcd: {discover: kubeadm}`: endpoints and file paths from the kube-apiserver static pod's flags;
+    `endpoints`, `ca`, `cert`, `key` given beside it win (e.g. local copies of the host's files). The files
+    must exist where chaoslab runs: the flags name paths on the control-plane host."""
+    if raw.get("discover") != "kubeadm":
+        raise SpecError([f"spec.target.etcd.discover: {raw.get('discover')!r} is not kubeadm"])
+    unknown = sorted(set(raw) - {"discover", "endpoints", "ca", "cert", "key"})
+    if unknown:
+        raise SpecError([f"spec.target.etcd: unknown field(s) {', '.join(unknown)}"])
+    found = kubeadm.discover(api)
+    params = {"endpoints": list(found.endpoints), "ca": found.ca, "cert": found.cert, "key": found.key,
+              **{k: raw[k] for k in ("endpoints", "ca", "cert", "key") if raw.get(k)}}
+    access = EtcdAccess.from_params(params)
+    assert access is not None
+    missing = [f"{k} {getattr(access.tls, k)}" for k in ("ca", "cert", "key") if not exists(getattr(access.tls, k))]
+    if missing:
+        where = ", ".join(found.nodes) or "the control-plane hosts"
+        raise TargetError(f"etcd discovered from the kube-apiserver pod's flags ({', '.join(access.endpoints)}), "
+                          f"but its client files are on {where}, not here: {'; '.join(missing)} not found. "
+                          f"Copy them from a control-plane host and name the copies in spec.target.etcd.ca/cert/"
+                          f"key (or run chaoslab on that host, or use an ssh target)")
+    return access
+
+
 def state_home() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "chaoslab"
 
@@ -106,8 +138,10 @@ class KubeconfigTarget:
     """client-go's default retry period is 2 s: two missed renewals and a second of slack."""
 
     def __init__(self, api: KubeApi, *, context: str, kubeconfig: Path | None = None, in_cluster: bool = False,
-                 etcd: EtcdAccess | None = None) -> None:
+                 etcd: EtcdAccess | None = None, helper: HelperPodSettings | None = None) -> None:
         self._api = api
+        self.helper = helper
+        """Helper-pod settings when node-level faults may run through privileged pods (opt-in)."""
         self.context = context
         self.kubeconfig = kubeconfig
         self.in_cluster = in_cluster
@@ -118,16 +152,24 @@ class KubeconfigTarget:
 
     @classmethod
     def load(cls, context: str | None = None, kubeconfig: Path | str | None = None, *, in_cluster: bool = False,
-             etcd: object = None, service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeconfigTarget:
+             etcd: object = None, helper_pod: object = None,
+             service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeconfigTarget:
         """From a kubeconfig (`kubeconfig` path, else $KUBECONFIG, else ~/.kube/config; `context`, else its
-        current context) or, `in_cluster`, from the pod's service account."""
-        access = EtcdAccess.from_params(etcd)
+        current context) or, `in_cluster`, from the pod's service account. `helper_pod`: spec.target.helperPod."""
+        discover = isinstance(etcd, Mapping) and etcd.get("discover") is not None
+        access = None if discover else EtcdAccess.from_params(etcd)
+        helper = HelperPodSettings.from_params(helper_pod)
         if in_cluster:
-            return cls(KubeApi.in_cluster(service_account_dir, timeout=5.0), context=IN_CLUSTER, in_cluster=True,
-                       etcd=access)
-        path = Path(kubeconfig).expanduser() if kubeconfig else None
-        name = context or current_context(path)
-        return cls(KubeApi.from_kubeconfig(path, name, timeout=5.0), context=name, kubeconfig=path, etcd=access)
+            api = KubeApi.in_cluster(service_account_dir, timeout=5.0)
+            name, path = IN_CLUSTER, None
+        else:
+            path = Path(kubeconfig).expanduser() if kubeconfig else None
+            name = context or current_context(path)
+            api = KubeApi.from_kubeconfig(path, name, timeout=5.0)
+        if discover:
+            assert isinstance(etcd, Mapping)
+            access = discovered_etcd(api, etcd)
+        return cls(api, context=name, kubeconfig=path, in_cluster=in_cluster, etcd=access, helper=helper)
 
     # ---- what the guard rails ask ------------------------------------------------------------------
     def python(self, host: str) -> tuple[str, ...]:
@@ -143,7 +185,8 @@ class KubeconfigTarget:
         """Enough to reach the same cluster again; names and paths only, never credentials."""
         return {"kind": "kubeconfig", "name": self.name, "context": self.context, "inCluster": self.in_cluster,
                 "kubeconfig": str(self.kubeconfig) if self.kubeconfig else None, "server": self.server,
-                "etcd": self.etcd.describe() if self.etcd else None, "renewal_window": self.renewal_window}
+                "etcd": self.etcd.describe() if self.etcd else None,
+                "helperPod": self.helper.describe() if self.helper else None, "renewal_window": self.renewal_window}
 
     def provider(self) -> str | None:
         """EKS, GKE or AKS when the control plane is managed (asked once: /version, then node labels)."""
@@ -159,16 +202,32 @@ class KubeconfigTarget:
             self._provider = (managed_provider(version, labels),)
         return self._provider[0]
 
-    def node_level_refusal(self, kind: str) -> str:
-        """Why the node-level fault `kind` cannot run through this target, and what to do instead."""
+    def node_level_refusal(self, kind: str) -> str | None:
+        """Why the node-level fault `kind` cannot run through this target, and what to do instead; None when
+        it can (kill-process with helper pods enabled, on a control plane that is not managed)."""
         provider = self.provider()
         if provider:
             return (f"{kind} is a node-level control-plane fault, and {self.name} is a managed {provider} control "
                     f"plane: its hosts are run by {provider} and cannot be reached, so it is refused. "
                     f"API-level faults (drain-node, evict-pods) and the API probes still work")
+        if kind in HELPER_POD_FAULTS and self.helper is not None:
+            return None
+        if kind in HELPER_POD_FAULTS:
+            return (f"{kind} acts on the hosts themselves, and {self.name} only reaches the API; either allow "
+                    f"privileged helper pods (spec.target.helperPod: {{image, namespace}}; `chaoslab run "
+                    f"--dry-run` shows the pod) or use an ssh target (spec.target kind: ssh). API-level faults "
+                    f"(drain-node, evict-pods) run here")
         return (f"{kind} acts on the hosts themselves, and {self.name} only reaches the API; use an ssh target "
-                f"(spec.target kind: ssh) for self-managed control planes. `chaoslab run --dry-run` shows the "
-                f"privileged helper pod that would do it. API-level faults (drain-node, evict-pods) run here")
+                f"(spec.target kind: ssh) for self-managed control planes (helper pods run kill-process only). "
+                f"API-level faults (drain-node, evict-pods) run here")
+
+    def helper_pods(self) -> HelperPods | None:
+        """The helper-pod runner, when helper pods are allowed (`spec.target.helperPod`)."""
+        return HelperPods(self._api, self.helper) if self.helper is not None else None
+
+    def node_of(self, host: str) -> str:
+        """The Node that `host` (a Lease holder's hostname, an etcd member name) is (`node_for_host`)."""
+        return node_for_host(host, self._api.get("/api/v1/nodes")["items"])
 
     def etcd_refusal(self) -> str | None:
         if self.etcd is not None:

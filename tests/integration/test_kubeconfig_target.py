@@ -22,7 +22,7 @@ from chaoslab.errors import InjectionError
 from chaoslab.faults import build
 from chaoslab.kubeapi import ApiError, KubeApi
 from chaoslab.lab.config import LabLayout
-from chaoslab.targets.helperpod import helper_pod, kill_commands
+from chaoslab.targets.helperpod import kill_script, pod_manifest
 from chaoslab.targets.kubeconfig import KubeconfigTarget
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
@@ -218,8 +218,11 @@ def test_guard_rails_refuse_on_the_real_cluster(api: KubeApi, account: tuple[Pat
 def test_the_helper_pod_spec_passes_the_apiservers_validation(api: KubeApi, account: tuple[Path, str],
                                                               lab: LabLayout) -> None:
     node = api.get("/api/v1/nodes")["items"][0]["metadata"]["name"]
-    apply_, undo = kill_commands("kube-scheduler", "STOP")
-    pod = helper_pod("chaoslab-kill-process-0-0", node, [apply_], undo, duration=30)
+    pod = pod_manifest("chaoslab-kill-process-0-0", node, kill_script("kube-controller-manager", "STOP", 30), 30)
+    # Admission needs the namespace's default ServiceAccount, which its controller creates a moment after
+    # the namespace (run alone, this test comes right after the account fixture made it).
+    eventually(lambda: api.request("GET", "/api/v1/namespaces/chaoslab/serviceaccounts/default").status_code == 200
+               or None, 30, "the default ServiceAccount of namespace chaoslab")
     resp = api.request("POST", "/api/v1/namespaces/chaoslab/pods", params={"dryRun": "All"}, body=pod)
     assert resp.status_code == 201, resp.text
     accepted = resp.json()
