@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from chaoslab.run.timeline import Sample, Timeline
 
@@ -121,19 +121,33 @@ def failing_conditions(timeline: Timeline | Samples, conditions: Sequence[str], 
     return [c for c in conditions if not holds(index, c, t, renewal_window)]
 
 
-def false_intervals(samples: Sequence[Sample], key: str, end: float) -> list[tuple[float, float]]:
-    """Where one subject's `key` was false: from each sample saying so to that subject's next sample (or
-    `end`), merged. The one definition of "unavailable" for measurements and live abort conditions."""
-    out: list[tuple[float, float]] = []
-    for s, nxt in zip(samples, [*samples[1:], None]):
-        stop = nxt.t if nxt else end
-        if s.values.get(key) or stop <= s.t:
+Interval = tuple[float, float]
+"""[start, end) in seconds of a timeline."""
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sorted, with empty intervals dropped and overlapping or touching ones joined."""
+    out: list[Interval] = []
+    for a, b in sorted(intervals):
+        if b <= a:
             continue
-        if out and out[-1][1] >= s.t:
-            out[-1] = (out[-1][0], stop)
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
-            out.append((s.t, stop))
+            out.append((a, b))
     return out
+
+
+def spans(samples: Sequence[Sample], end: float, bad: Callable[[Sample], bool]) -> list[Interval]:
+    """Where `bad(sample)` holds for one subject's samples, each sample standing until the next one (the
+    last until `end`), merged."""
+    return merge((s.t, nxt.t if nxt else end) for s, nxt in zip(samples, [*samples[1:], None]) if bad(s))
+
+
+def false_intervals(samples: Sequence[Sample], key: str, end: float) -> list[Interval]:
+    """Where one subject's `key` was false: from each sample saying so to that subject's next sample (or
+    `end`). The one definition of "unavailable" for measurements and live abort conditions."""
+    return spans(samples, end, lambda s: not s.values.get(key))
 
 
 def unavailable_seconds(samples: Sequence[Sample], key: str, end: float) -> float:

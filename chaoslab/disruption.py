@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaoslab.conditions import Interval, merge, spans
 from chaoslab.run.timeline import Event, Sample, Timeline
 
 PROBE = "workloads"
@@ -32,7 +33,6 @@ TOLERANCE = 0.5
 """Seconds a replacement may be first seen before its predecessor's eviction event was recorded: the
 fault records the event after the API's answer, and the probe may see the new pod in between."""
 
-Interval = tuple[float, float]
 
 
 def _ts(t: float) -> str:
@@ -92,23 +92,6 @@ def pod_healthy(pod: Mapping[str, Any]) -> bool:
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
-def _merge(intervals: list[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    for a, b in sorted(intervals):
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-def _spans(samples: Sequence[Sample], end: float, bad: Any) -> list[Interval]:
-    """Where `bad(sample)` holds, each sample standing until the next one (the last until `end`)."""
-    return _merge([(s.t, nxt.t if nxt else end) for s, nxt in zip(samples, [*samples[1:], None]) if bad(s)])
-
-
 def percentile(values: Sequence[float], p: float) -> float:
     """Linear interpolation between closest ranks (as `chaoslab.verdict.percentile`)."""
     xs = sorted(values)
@@ -254,11 +237,11 @@ def unavailable(tl: Timeline, start: float, end: float) -> tuple[float | None, s
         return None, "not measured: no workloads samples (add the workloads probe)"
     short: dict[str, list[Interval]] = {}
     for name, samples in per.items():
-        spans = [(max(a, start), min(b, end)) for a, b in
-                 _spans(samples, end, lambda s: int(s.values.get("ready") or 0) < int(s.values.get("desired") or 0))]
-        if spans := [(a, b) for a, b in spans if b > a]:
-            short[name] = spans
-    union = _merge([iv for ivs in short.values() for iv in ivs])
+        below = [(max(a, start), min(b, end)) for a, b in
+                 spans(samples, end, lambda s: int(s.values.get("ready") or 0) < int(s.values.get("desired") or 0))]
+        if below := [(a, b) for a, b in below if b > a]:
+            short[name] = below
+    union = merge([iv for ivs in short.values() for iv in ivs])
     total = round(sum(b - a for a, b in union), 4)
     if not short:
         return total, f"all {len(per)} workloads had every desired replica ready from {_ts(start)} to {_ts(end)}"
@@ -284,7 +267,7 @@ def pdb_violations(tl: Timeline, start: float, end: float) -> tuple[float | None
     already: list[str] = []
     count = 0
     for name, samples in sorted(judged.items()):
-        for a, b in _spans(samples, end, lambda s: int(s.values["healthy"]) < int(s.values["required"])):
+        for a, b in spans(samples, end, lambda s: int(s.values["healthy"]) < int(s.values["required"])):
             worst = min((s for s in samples if a <= s.t < b), key=lambda s: int(s.values["healthy"]))
             what = (f"{name} {worst.values['healthy']} healthy < {worst.values['required']} required "
                     f"at {_ts(worst.t)} ({_ts(a)}–{b:.2f} s)")

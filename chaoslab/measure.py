@@ -19,11 +19,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chaoslab import consistency, disruption
-from chaoslab.conditions import RENEWAL_WINDOW, Samples, etcd_reachable, false_intervals, holds_until
+from chaoslab.conditions import (
+    RENEWAL_WINDOW,
+    Interval,
+    Samples,
+    etcd_reachable,
+    false_intervals,
+    holds_until,
+    merge,
+)
 from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS
-
-Interval = tuple[float, float]
 
 #: The milestone each phase ends with; phase i runs from milestone i-1 (phase 0: the injection) to it.
 PHASES = ("leader lost", "new leader elected", "API writable again", "steady state restored")
@@ -72,18 +78,6 @@ def _ts(t: float) -> str:
     return f"t={t:.2f} s"
 
 
-def _merge(intervals: list[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    for a, b in sorted(intervals):
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
 def _intersect(xs: list[Interval], ys: list[Interval]) -> list[Interval]:
     out: list[Interval] = []
     i = j = 0
@@ -115,7 +109,7 @@ def intervals(index: Samples, end: float, until: Callable[[float], float]) -> li
     for t, nxt in zip(instants, [*instants[1:], end]):
         if (stop := min(nxt, until(t))) > t:
             out.append((t, stop))
-    return _merge(out)
+    return merge(out)
 
 
 def condition_intervals(timeline: Timeline | Samples, condition: str, end: float,

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from html import escape
 
-from chaoslab.conditions import LEASE_OF
+from chaoslab.conditions import LEASE_OF, Interval
 from chaoslab.disruption import drains
 from chaoslab.gate import Gate, Policy, evaluate
-from chaoslab.measure import Interval, Measurements, condition_intervals
+from chaoslab.measure import Measurements, condition_intervals
 from chaoslab.reports.markdown import drain_counts, drain_reasons, headline, result, started
 from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS, Experiment

@@ -5,12 +5,11 @@ where Debian's `chromium` is not installed."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from measure.synthetic import scheduler_kill
-from reports.test_html_screenshot import CHROMIUM, HEIGHT, WIDTH, count, decode_png
+from reports.chromium import CHROMIUM, HEIGHT, WIDTH, count, screenshot
 from reports.test_reports import experiment, run_dir
 
 from chaoslab.reports.gameday import write_day_reports
@@ -66,12 +65,7 @@ def test_the_day_report_has_one_suite_per_step_and_distributions(tmp_path: Path)
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)")
 def test_the_day_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     d = day_dir(tmp_path)
-    shot = tmp_path / "day.png"
-    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WIDTH},{HEIGHT}",
-                    f"--screenshot={shot}", (d / "report.html").as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    width, height, rows = decode_png(shot.read_bytes())
+    width, height, rows = screenshot(d / "report.html", tmp_path)
     assert (width, height) == (WIDTH, HEIGHT)
     assert count(rows, READY) > 2000, "no green lanes: the day chart did not render"
     assert count(rows, NOT_READY) > 200, "no red stretches: the day chart shows no disruption"
