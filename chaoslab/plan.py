@@ -19,7 +19,7 @@ from typing import Any
 from chaoslab.drain import classify
 from chaoslab.errors import ChaoslabError
 from chaoslab.faults import build
-from chaoslab.faults.base import Injection
+from chaoslab.faults.base import Injection, switch_commands
 from chaoslab.faults.degrade import NetworkDegrade
 from chaoslab.faults.drain_node import DrainNode, daemonsets, node_pods
 from chaoslab.faults.evict_pods import EvictPods
@@ -34,8 +34,8 @@ from chaoslab.guard import (
     radius_problems,
 )
 from chaoslab.netrules import (
-    dead_mans_switch,
     degrade_commands,
+    heal_degrade,
     heal_partition,
     loss_commands,
     partition_commands,
@@ -95,8 +95,11 @@ def _actions(fault: Any, target: Target, inj: Injection, duration: float) -> tup
     if isinstance(fault, (PartitionFault, NetworkDegrade)):
         p = inj.undo[0].params
         tag, out = p["tag"], []
-        heal = [c for h in p["hosts"] for c in wrap(heal_partition(tag), target.host_wrap(h))]
-        out.append("arm: " + _sh(dead_mans_switch(heal, int(duration) + fault.params.deadman, p["marker"])))
+        heal = {h: list(heal_partition(tag)) for h in p["hosts"]}
+        for h, dev in p.get("devices", {}).items():
+            heal.setdefault(h, []).extend(heal_degrade(dev))
+        out += ["arm: " + _sh(c.argv) for c in
+                switch_commands(target, heal, int(duration) + fault.params.deadman, p["marker"])]
         if isinstance(fault, PartitionFault):
             for host, commands in partition_commands(tag, recorded_partition(target, p["flows"])).items():
                 out += [f"{host}: {_sh(c.argv)}" for c in wrap(commands, target.host_wrap(host))]

@@ -160,17 +160,22 @@ def heal_network(target: Target, params: Mapping[str, Any]) -> None:
         raise RevertError(f"network fault {tag}: left after heal: {left}")
 
 
-def arm_switch(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int, marker: str) -> None:
-    """Arm the dead-man's switch that runs `heal` (host → its heal commands, unwrapped) after `deadline_s`.
-    Where it runs is the target's choice: on chaoslab's machine, reaching each host with its wrap (the lab),
-    or on every host itself (`remote_switch`, e.g. over ssh), so a host cut off from chaoslab still heals."""
+def switch_commands(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int,
+                    marker: str) -> list[Command]:
+    """The command(s) that arm the dead-man's switch running `heal` (host → its heal commands, unwrapped)
+    after `deadline_s`. Where it runs is the target's choice: on chaoslab's machine, reaching each host with
+    its wrap (the lab), or on every host itself (`remote_switch`, e.g. over ssh), so a host cut off from
+    chaoslab still heals."""
     if getattr(target, "remote_switch", False):
-        for host, commands in heal.items():
-            switch = Command(dead_mans_switch(commands, deadline_s, marker))
-            target.run_commands(wrap([switch], target.host_wrap(host)))
-    else:
-        wrapped = [c for host, commands in heal.items() for c in wrap(commands, target.host_wrap(host))]
-        target.run_commands([Command(dead_mans_switch(wrapped, deadline_s, marker))])
+        return [c for host, commands in heal.items()
+                for c in wrap([Command(dead_mans_switch(commands, deadline_s, marker))], target.host_wrap(host))]
+    wrapped = [c for host, commands in heal.items() for c in wrap(commands, target.host_wrap(host))]
+    return [Command(dead_mans_switch(wrapped, deadline_s, marker))]
+
+
+def arm_switch(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int, marker: str) -> None:
+    """Arm the dead-man's switch of `switch_commands`."""
+    target.run_commands(switch_commands(target, heal, deadline_s, marker))
 
 
 def disarm_switch(target: Target, hosts: Sequence[str], marker: str) -> None:

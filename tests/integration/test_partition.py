@@ -94,8 +94,17 @@ def reachable(target: LabTarget, host: str) -> dict[str, bool]:
 
 
 def wait_for_rules(target: LabTarget, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Until every host has its rules hooked in (the hooks go in last, after a host's DROP rules): both
+    callers isolate one host, which puts rules on every host."""
     deadline = time.monotonic() + 60
-    while not any(chains(target).values()):
+
+    def hooked(rules: list[str]) -> bool:
+        return any(r.startswith("-A INPUT -j CHAOSLAB") for r in rules) and any(
+            r.startswith("-A OUTPUT -j CHAOSLAB") for r in rules)
+
+    while True:
+        if all(hooked(rules) for rules in chains(target).values()):
+            return
         assert time.monotonic() < deadline and proc.poll() is None, "the partition was never installed"
         time.sleep(0.1)
 

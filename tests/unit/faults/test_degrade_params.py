@@ -143,3 +143,21 @@ def test_the_dry_run_plan_shows_both_delay_mechanisms_and_their_undo() -> None:
     assert any("NFQUEUE" in a and "cp2, cp3" in a for a in actions)
     assert "cp2: stop the delayer" in undo and "cp1: remove the netem qdisc of eth0" in undo
     assert target.ran == []  # planning runs nothing
+
+
+def test_a_target_arming_the_switch_on_each_host_gets_one_switch_per_host_in_the_plan() -> None:
+    import shlex
+
+    from chaoslab.plan import _actions
+
+    class OverSsh(FakeTarget):
+        remote_switch = True
+
+        def host_wrap(self, host: str) -> Wrap:
+            return lambda argv: ("ssh", host, "--", shlex.join(argv))  # one quoted string, as ssh sends it
+
+    fault = NetworkDegrade(DegradeParams(delay="1500ms"), duration=8)
+    target = OverSsh(netem=True)
+    actions, _ = _actions(fault, target, fault.resolve(target, 0), 8)  # type: ignore[arg-type]
+    arms = [a for a in actions if a.startswith("arm: ")]
+    assert [a.split()[2] for a in arms] == ["cp1", "cp2", "cp3"]
