@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from waiting import eventually
 
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build
@@ -21,19 +22,6 @@ from chaoslab.faults.base import apply_undo
 from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
 from chaoslab.targets.lab import LabTarget
-
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.25)
 
 
 @pytest.fixture

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from waiting import eventually
 
 from chaoslab.errors import LabError
 from chaoslab.kubeapi import KubeApi
@@ -19,19 +18,6 @@ from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import up
 from chaoslab.lab.status import LEADER_LEASES, collect
 from chaoslab.leaders import holder_host
-
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.25)
 
 
 def processes(lab: LabLayout) -> dict[str, Any]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import eventually
 
 from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
@@ -22,13 +22,6 @@ from chaoslab.lab.config import LabLayout
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def eventually(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.25)
-    return value
 
 
 @pytest.fixture
