@@ -32,7 +32,7 @@ from chaoslab.gate import Policy
 from chaoslab.run.session import Outcome, run_experiment
 from chaoslab.run.timeline import Timeline
 from chaoslab.spec.gameday import GameDay, Step
-from chaoslab.targets import resolve_target
+from chaoslab.targets import close_target, resolve_target
 from chaoslab.window import local, refusal
 
 Status = Literal["passed", "failed", "error", "skipped"]
@@ -202,8 +202,11 @@ def run_game_day(day: GameDay, *, target: str | None, runs_root: Path, now: dt.d
         try:
             tgt = resolve_target(target, exp.target.kind if exp.target else None,
                                  exp.target.params if exp.target else None)
-            result = run_experiment(exp, tgt, day_dir / "experiments", live=live, console=console, policy=policy,
-                                    abort_check=budget.check if budget.limits else None)
+            try:
+                result = run_experiment(exp, tgt, day_dir / "experiments", live=live, console=console,
+                                        policy=policy, abort_check=budget.check if budget.limits else None)
+            finally:
+                close_target(tgt)
         except SpecError:
             raise
         except ChaoslabError as exc:

@@ -29,7 +29,7 @@ from chaoslab.run.timeline import Timeline
 from chaoslab.spec import load
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.spec.probesets import SINGLE_PROBES, find_probe_set, load_probe_set
-from chaoslab.targets import Target, describe, resolve_target, target_from_description
+from chaoslab.targets import Target, close_target, describe, resolve_target, target_from_description
 from chaoslab.verdict import Verdict, format_value, judge
 
 #: The default probe set, for an installed chaoslab run outside a checkout that has probes/.
@@ -226,17 +226,21 @@ def run_file(path: Path, *, target: str | None, runs_root: Path, runs: int | Non
         except ChaoslabError as exc:
             outcomes.append(Outcome(exp, finished=time.time(), error=f"{type(exc).__name__}: {exc}"))
             break
-        plan = make_plan(exp, tgt, probes_for(exp), settings=settings, yes=yes or dry_run)
-        if dry_run:
-            console.print(f"# dry run: nothing is changed. Plan of {exp.name} against {tgt.name}:")
-            console.print(yaml.safe_dump(plan.to_json(), sort_keys=False, width=120), markup=False,
-                          highlight=False, soft_wrap=True)
+        try:
+            plan = make_plan(exp, tgt, probes_for(exp), settings=settings, yes=yes or dry_run)
+            if dry_run:
+                console.print(f"# dry run: nothing is changed. Plan of {exp.name} against {tgt.name}:")
+                console.print(yaml.safe_dump(plan.to_json(), sort_keys=False, width=120), markup=False,
+                              highlight=False, soft_wrap=True)
+                if plan.refusals:
+                    raise SpecError(plan.refusals)
+                continue
             if plan.refusals:
-                raise SpecError(plan.refusals)
-            continue
-        if plan.refusals:
-            raise SpecError([*plan.refusals, "nothing was changed; `chaoslab run --dry-run` shows the whole plan"])
-        outcomes.append(run_experiment(exp, tgt, runs_root, live=live, console=console, policy=policy))
+                raise SpecError([*plan.refusals,
+                                 "nothing was changed; `chaoslab run --dry-run` shows the whole plan"])
+            outcomes.append(run_experiment(exp, tgt, runs_root, live=live, console=console, policy=policy))
+        finally:
+            close_target(tgt)
         if outcomes[-1].error:
             break
     return outcomes
@@ -317,5 +321,8 @@ def recover_runs(run_dir: Path | None, runs_root: Path) -> list[str]:
     for d in dirs:
         info = json.loads((d / "target.json").read_text())
         target = target_from_description(info)
-        done += [f"{d.name}: {line}" for line in recover(d, target)]
+        try:
+            done += [f"{d.name}: {line}" for line in recover(d, target)]
+        finally:
+            close_target(target)
     return done

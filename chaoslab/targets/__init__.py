@@ -122,6 +122,14 @@ def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: M
     return LabTarget.running(str(params.get("name") or "lab"), root)
 
 
+def close_target(target: Target) -> None:
+    """Let go of what a target holds open between commands (the ssh target's shared connections); a no-op
+    for targets that hold nothing."""
+    close = getattr(target, "close", None)
+    if callable(close):
+        close()
+
+
 def describe(target: Target) -> dict[str, object]:
     """Enough to reach the same target again (written to the run directory for `chaoslab recover`):
     names and paths only, never credentials."""

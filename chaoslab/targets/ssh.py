@@ -32,6 +32,13 @@ kernel (the lab) it keeps exactly the host's own process. `runtime: crictl` asks
 instead (`crictl ps --name`, then the container's pid from `crictl inspect`). Deleting a static pod's
 mirror pod through the API would kill nothing, which is why this target signals the process itself.
 
+Connections are shared (`shared`): the first command to a host opens an OpenSSH master connection
+(`ControlMaster=auto`, socket in a private 0700 directory of the target, `ControlPersist` seconds of idle
+life, spec.target.controlPersist, default 10), the next commands run as sessions over it — a few
+milliseconds instead of a new key exchange each (half a second to a second on a loaded machine). Only
+ssh's own options change; the remote command is built exactly as without sharing. `close` ends the
+masters (`ssh -O exit`) and removes the directory; the runner calls it when a run ends, and at exit.
+
 `hold` (keep a component down) is refused: on a real host the kubelet or systemd restarts it, and moving
 static pod manifests away is too invasive for an experiment. The dead-man's switch of network faults runs
 on the remote host (`remote_switch`), so a partition heals itself even when the host is cut off from
@@ -40,11 +47,15 @@ chaoslab.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +67,8 @@ from chaoslab.etcd import EtcdMember, Tls
 from chaoslab.kubeapi import KubeApi
 from chaoslab.netrules import Argv, Command, Endpoint, Wrap
 
-__all__ = ["PROCESS_PATTERNS", "SshHost", "SshSettings", "SshTarget", "config_problems", "ssh_argv"]
+__all__ = ["PROCESS_PATTERNS", "SshHost", "SshSettings", "SshTarget", "config_problems", "exit_argv", "shared",
+           "ssh_argv"]
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 PROCESS_PATTERNS = {c: f"^([^ ]*/)?{c}( |$)" for c in COMPONENTS}
@@ -136,6 +148,9 @@ class SshSettings:
     """The hosts' interface toward their peers, for netem delays."""
     renewal_window: float = 5.0
     """Seconds without a Lease renewal after which a leader counts as gone (default 5: 2 × 2 s + 1)."""
+    control_persist: int = 10
+    """Seconds an idle shared connection to a host stays open (`ControlPersist`, default 10); 0 gives every
+    command its own connection."""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -169,7 +184,7 @@ def _path(dotted: str) -> tuple[str | int, ...]:
 
 _KNOWN = {"kind", "name", "kubeconfig", "context", "hosts", "user", "port", "key", "sudo", "knownHosts",
           "strictHostKeyChecking", "connectTimeout", "commandTimeout", "sshCommand", "components", "processes",
-          "runtime", "apiservers", "etcd", "clientsAddress", "interface", "renewalWindow"}
+          "runtime", "apiservers", "etcd", "clientsAddress", "interface", "renewalWindow", "controlPersist"}
 _HOST_KNOWN = {"name", "address", "peerAddress", "user", "port", "key", "sudo"}
 
 
@@ -269,6 +284,10 @@ def _parse(params: Mapping[str, Any]) -> tuple[SshSettings | None, list[tuple[st
             bad(field_name, f"{value!r} is not a number of seconds (above 0, at most 3600)")
             value = default
         timeouts[field_name] = value
+    persist = params.get("controlPersist", 10)
+    if isinstance(persist, bool) or not isinstance(persist, int) or not 0 <= persist <= 600:
+        bad("controlPersist", f"{persist!r} is not a whole number of seconds (0 to 600; 0: no shared connection)")
+        persist = 10
     ssh_command = params.get("sshCommand", ["ssh"])
     if (not isinstance(ssh_command, list) or not ssh_command
             or not all(isinstance(t, str) and t and not _UNSAFE.search(t) for t in ssh_command)):
@@ -342,7 +361,7 @@ def _parse(params: Mapping[str, Any]) -> tuple[SshSettings | None, list[tuple[st
         connect_timeout=int(timeouts["connectTimeout"]), command_timeout=float(timeouts["commandTimeout"]),
         ssh_command=tuple(ssh_command), components=components, processes=processes, runtime=runtime,
         apiservers=apiservers, etcd=etcd, clients_address=clients, interface=interface,
-        renewal_window=float(timeouts["renewalWindow"]), raw=dict(params)), []
+        renewal_window=float(timeouts["renewalWindow"]), control_persist=persist, raw=dict(params)), []
 
 
 # ---- command building (pure) ---------------------------------------------------------------------------
@@ -378,6 +397,34 @@ def ssh_argv(settings: SshSettings, host: SshHost, argv: Sequence[str]) -> Argv:
     return (*settings.ssh_command, *options, "--", host.address, remote_command(host, argv))
 
 
+def shared(settings: SshSettings, argv: Sequence[str], control: Path) -> Argv:
+    """An `ssh_argv` line that shares one connection per host (OpenSSH multiplexing): the first command to a
+    host starts a master in the background, the next ones run as sessions over it, and the master ends
+    after `control_persist` idle seconds (or at `exit_argv`). The sockets live in `control`, a private
+    directory of the target (0700); `%C` is OpenSSH's hash of host, port and user. The remote command is
+    untouched: only ssh's own options are added, right after the client's argv prefix.
+
+        >>> s = SshSettings(hosts=(SshHost("cp1", "10.0.0.11", "10.0.0.11"),), kubeconfig=Path("kc"))
+        >>> shared(s, ssh_argv(s, s.hosts[0], ["true"]), Path("/tmp/c"))[1:7]
+        ('-o', 'ControlMaster=auto', '-o', 'ControlPath=/tmp/c/%C', '-o', 'ControlPersist=10')
+    """
+    n = len(settings.ssh_command)
+    if settings.control_persist <= 0 or tuple(argv[:n]) != settings.ssh_command or "--" not in argv[n:]:
+        return tuple(argv)
+    return (*argv[:n], *control_options(control, settings.control_persist), *argv[n:])
+
+
+def control_options(control: Path, persist: int) -> list[str]:
+    return ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C", "-o", f"ControlPersist={persist}"]
+
+
+def exit_argv(settings: SshSettings, host: SshHost, control: Path) -> Argv:
+    """The line that ends `host`'s master connection (`ssh -O exit`); same user, port and destination, so
+    `%C` names the same socket."""
+    return (*settings.ssh_command, "-o", f"ControlPath={control}/%C", "-o", "LogLevel=ERROR", "-p", str(host.port),
+            "-l", host.user, "-O", "exit", "--", host.address)
+
+
 def find_pid_argv(pattern: str) -> Argv:
     """The remote command listing the pids that match `pattern` in the session's network namespace."""
     return ("sh", "-c", _FIND, "chaoslab-find", pattern)
@@ -407,6 +454,8 @@ class SshTarget:
         self.name = f"ssh {settings.name!r}"
         self.renewal_window = settings.renewal_window
         self._api: KubeApi | None = None
+        self._control: Path | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SshTarget:
@@ -467,8 +516,36 @@ class SshTarget:
     def run_commands(self, commands: Sequence[Command]) -> list[str]:
         return [self._run(c.argv, check=not c.may_fail) for c in commands]
 
+    def control_dir(self) -> Path:
+        """The private directory of this target's shared-connection sockets, made on first use (0700, so no
+        other user can reach a master through it); `close` removes it."""
+        with self._lock:
+            if self._control is None:
+                self._control = Path(tempfile.mkdtemp(prefix="chaoslab-ssh-"))
+                atexit.register(self.close)
+            return self._control
+
+    def close(self) -> None:
+        """End every shared connection (`ssh -O exit` to each host that has one) and remove the socket
+        directory. Idempotent; also run at interpreter exit. Masters end by themselves `controlPersist`
+        seconds after their last command anyway."""
+        with self._lock:
+            control, self._control = self._control, None
+        if control is None:
+            return
+        if any(control.iterdir()):
+            for host in self.settings.hosts:
+                try:
+                    subprocess.run(list(exit_argv(self.settings, host, control)), capture_output=True,
+                                   stdin=subprocess.DEVNULL, timeout=self.settings.connect_timeout + 5, check=False)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass  # no master for this host, or the client is gone: the master times out by itself
+        shutil.rmtree(control, ignore_errors=True)
+
     def _run(self, argv: Sequence[str], *, check: bool = True) -> str:
         where = _destination(argv)
+        if self.settings.control_persist > 0:
+            argv = shared(self.settings, argv, self.control_dir())
         try:
             proc = subprocess.run(list(argv), capture_output=True, text=True, check=False,
                                   stdin=subprocess.DEVNULL, timeout=self.settings.command_timeout)

@@ -4,6 +4,8 @@ and the remote dead-man's switch wiring, with a fake command runner."""
 from __future__ import annotations
 
 import shlex
+import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,10 @@ from chaoslab.targets.ssh import (
     SshHost,
     SshSettings,
     SshTarget,
+    exit_argv,
     find_pid_argv,
     remote_command,
+    shared,
     ssh_argv,
 )
 
@@ -185,3 +189,63 @@ def test_the_lab_keeps_its_switch_on_the_local_machine() -> None:
     arm_switch(local, {"cp1": heal_partition("t2")}, 70, "chaoslab-t2")  # type: ignore[arg-type]
     [switch] = local.ran
     assert switch.argv[:2] == ("setsid", "-f") and "ip netns exec ns-cp1 iptables" in switch.argv[4]
+
+
+def test_shared_connections_add_only_sshs_own_options_after_the_client_prefix() -> None:
+    s = settings(sshCommand=["ip", "netns", "exec", "mgmt", "ssh"], controlPersist=7)
+    argv = ["sh", "-c", "echo $HOME; `id`", "x y"]
+    plain = ssh_argv(s, s.hosts[1], argv)
+    line = shared(s, plain, Path("/run/c"))
+    assert line[:5] == ("ip", "netns", "exec", "mgmt", "ssh")
+    assert line[5:11] == ("-o", "ControlMaster=auto", "-o", "ControlPath=/run/c/%C", "-o", "ControlPersist=7")
+    assert line[11:] == plain[5:]  # the rest, remote command included, is exactly the unshared line
+    assert shlex.split(line[-1]) == ["sudo", "-n", "--", *argv]
+
+
+def test_no_sharing_with_control_persist_0_or_for_lines_that_are_not_ssh() -> None:
+    off = settings(controlPersist=0)
+    plain = ssh_argv(off, off.hosts[0], ["true"])
+    assert shared(off, plain, Path("/run/c")) == plain
+    on = settings()
+    assert shared(on, ("iptables", "-w", "-S"), Path("/run/c")) == ("iptables", "-w", "-S")
+
+
+def test_the_exit_line_names_the_same_socket_user_port_and_destination() -> None:
+    s = settings()
+    line = exit_argv(s, s.hosts[1], Path("/run/c"))
+    assert line[0] == "ssh" and "ControlPath=/run/c/%C" in line
+    assert line[line.index("-O"):] == ("-O", "exit", "--", "cp2.example.org")
+    assert ("-p", "2222", "-l", "admin") == line[line.index("-p"):line.index("-p") + 4]
+
+
+@pytest.mark.parametrize("value", [-1, 601, 1.5, True, "10"])
+def test_control_persist_is_checked(value: Any) -> None:
+    with pytest.raises(SpecError, match="spec.target.controlPersist"):
+        settings(controlPersist=value)
+
+
+def test_commands_share_a_private_socket_directory_that_close_removes(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[list[str]] = []
+
+    def fake_run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        ran.append(argv)
+        if "-O" in argv:
+            (control / "socket").unlink(missing_ok=True)
+        else:
+            (control / "socket").touch()  # what the first master would leave
+        return subprocess.CompletedProcess(argv, 0, "4242\n", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    target = SshTarget(settings())
+    control = target.control_dir()
+    assert stat.S_IMODE(control.stat().st_mode) == 0o700
+    assert target.pid("etcd", "cp1") == 4242 and target.pid("etcd", "cp2") == 4242
+    assert all(f"ControlPath={control}/%C" in line for line in ran) and len(ran) == 2
+    ran.clear()
+    target.close()
+    assert [line[line.index("--") + 1] for line in ran] == ["10.0.0.11", "cp2.example.org"]
+    assert all(line[line.index("-O") + 1] == "exit" for line in ran)
+    assert not control.exists()
+    ran.clear()
+    target.close()  # idempotent, and nothing to end
+    assert ran == []
