@@ -18,7 +18,7 @@ from typing import Any
 
 from chaoslab.drain import classify
 from chaoslab.errors import ChaoslabError
-from chaoslab.faults import build
+from chaoslab.faults import build, netpods
 from chaoslab.faults.base import Injection, switch_commands
 from chaoslab.faults.degrade import NetworkDegrade
 from chaoslab.faults.drain_node import DrainNode, daemonsets, node_pods
@@ -43,7 +43,13 @@ from chaoslab.netrules import (
 )
 from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target, describe
-from chaoslab.targets.helperpod import HelperPodSettings, kill_script, node_for_host, pod_manifest
+from chaoslab.targets.helperpod import (
+    HelperPodSettings,
+    helper_runner,
+    kill_script,
+    node_for_host,
+    pod_manifest,
+)
 
 
 @dataclass
@@ -89,6 +95,17 @@ def _actions(fault: Any, target: Target, inj: Injection, duration: float) -> tup
                 [f"delete pod {p['namespace']}/{p['name']}" + (" (its script sends SIGCONT on TERM)"
                                                                if fault.params.signal == "STOP" else "")
                  for p in pods])
+    if isinstance(fault, (PartitionFault, NetworkDegrade)) and inj.undo and inj.undo[0].action == "delete-pod":
+        commands_of = fault.host_commands(target, inj)
+        lines, undone = [], []
+        for u in inj.undo:
+            pod, host = f"{u.params['namespace']}/{u.params['name']}", u.params["host"]
+            apply, cure = commands_of(host)
+            lines.append(f"create privileged pod {pod} on node {u.params['node']} ({host}), holding "
+                         f"{duration:g} s then healing:")
+            lines += [f"  {host}: {_sh(c.argv)}" for c in apply]
+            undone.append(f"delete pod {pod} (on TERM its script runs: {'; '.join(_sh(c.argv) for c in cure)})")
+        return lines, undone
     if isinstance(fault, KillProcess):
         return ([f"send SIG{fault.params.signal} to {t}" for t in inj.targets],
                 [f"send SIGCONT to {t}" for t in inj.targets] if fault.params.signal == "STOP" else [])
@@ -168,6 +185,12 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             fp.actions, fp.undo = _actions(fault, target, inj, experiment.duration)
             if isinstance(fault, KillProcess) and inj.undo and inj.undo[0].action == "delete-pod":
                 fp.helper_pods = [fault.helper_manifest(target, u.params) for u in inj.undo]
+            elif isinstance(fault, (PartitionFault, NetworkDegrade)) and inj.undo and \
+                    inj.undo[0].action == "delete-pod":
+                runner = helper_runner(target)
+                assert runner is not None
+                fp.helper_pods = netpods.manifests(target, inj.undo, fault.host_commands(target, inj),
+                                                   experiment.duration, runner.settings)
         except ChaoslabError as exc:
             fp.error = (fp.error + "; " if fp.error else "") + str(exc)
             if not fp.error.startswith("refused"):

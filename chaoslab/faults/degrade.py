@@ -9,6 +9,11 @@
   iptables NFQUEUE rule (`chaoslab.netrules.nfqueue_commands`) hands what arrives from the selected host
   to a `chaoslab.delayer` started in that host's namespace. The `degrade` event says which mechanism ran.
 
+Through a kubeconfig target with helper pods (`spec.target.helperPod`; `interface` set for delays), one
+privileged pod on the degraded host's node runs the loss rules and the netem qdisc, holds for the
+duration and heals on deletion (undo `delete-pod`) or by itself afterwards. The NFQUEUE delayer needs
+chaoslab's Python on the host, so there a kernel without netem fails the injection instead.
+
 Crossing etcd's election timeout (1 s by default) with `delay` makes followers campaign; a few percent of
 `loss` stretches heartbeats into sporadic elections; both show up as `etcdLeaderElections`.
 """
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from chaoslab.errors import InjectionError, SpecError, TargetError
+from chaoslab.faults import netpods
 from chaoslab.faults.base import Injection, Record, Undo, arm_switch, heal_network, ignore_events
 from chaoslab.faults.partition import HEAL_MARGIN, TRAFFIC, select_etcd_host
 from chaoslab.netrules import (
@@ -37,6 +43,7 @@ from chaoslab.netrules import (
 )
 from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
+from chaoslab.targets.helperpod import helper_runner
 
 
 @dataclass(frozen=True)
@@ -100,16 +107,53 @@ class NetworkDegrade:
             device = target.endpoint(host).device
             if device is None:
                 raise InjectionError(f"network-degrade: {target.name} does not say which interface {host} "
-                                     f"uses; delay and jitter need it")
+                                     f"uses; delay and jitter need it (spec.target.interface, or helperPod.interface "
+                                     f"through helper pods)")
             # Both mechanisms are undone whichever runs (each undo step is harmless where nothing is):
             # netem on the host's device; NFQUEUE chains and delayers on the peers.
             params.update(devices={host: device}, hosts=[host, *peers], delayers=peers,
                           queue=QUEUE_BASE + index * 1000 + int(tag[-8:], 16) % 1000)
+        runner = helper_runner(target)
+        if runner is not None:
+            # One pod, on the degraded host: loss rules and netem both act there (no delayer on the peers).
+            extra = {"tag": tag, "peers": peers, "device": params["devices"].get(host)}
+            undo_pods = netpods.pod_undo(target, runner, "degrade", index, [host], extra)
+            return Injection(self.kind, index, "etcd", role, (f"etcd@{host}",), undo_pods)
         undo = Undo("heal-network", params)
         return Injection(self.kind, index, "etcd", role, (f"etcd@{host}",), (undo,))
 
+    def host_commands(self, target: Target, injection: Injection) -> netpods.HostCommands:
+        """Through a helper pod: the degraded host's loss rules and netem qdisc, and their heal."""
+        p, params = self.params, injection.undo[0].params
+        tag, device = params["tag"], params.get("device")
+        me = target.endpoint(params["host"])
+        peers = [target.endpoint(h) for h in params["peers"]]
+        apply: list[Command] = []
+        heal: list[Command] = []
+        if p.loss:
+            apply += loss_commands(tag, me, peers, p.loss, TRAFFIC[p.traffic])
+            heal += heal_partition(tag)
+        if p.netem is not None:
+            if not isinstance(device, str):
+                raise InjectionError(f"network-degrade: no interface for {params['host']}; set "
+                                     f"spec.target.helperPod.interface")
+            apply += degrade_commands(device, netem=p.netem, toward=peers)
+            heal += heal_degrade(device)
+        return lambda host: (apply, heal)
+
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         p, params = self.params, injection.undo[0].params
+        if injection.undo[0].action == "delete-pod":
+            runner = helper_runner(target)
+            if runner is None:
+                raise InjectionError(f"network-degrade: {target.name} does not run helper pods")
+            netpods.inject(target, runner, self.kind, injection.undo, self.host_commands(target, injection),
+                           self.duration, record)
+            if p.netem is not None:
+                record("degrade", fault=self.kind, index=injection.index, host=params["host"], mechanism="netem",
+                       delay_ms=p.netem.delay_ms, jitter_ms=p.netem.jitter_ms, on=[params["host"]],
+                       via=f"pod {params['namespace']}/{params['name']}")
+            return
         tag, host = params["tag"], params["hosts"][0]
         heal: dict[str, list[Command]] = {}
         for h in params["hosts"]:

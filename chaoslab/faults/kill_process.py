@@ -31,7 +31,7 @@ from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults.base import Injection, Record, Undo, ignore_events
 from chaoslab.leaders import etcd_leader, holder_host, lease_holder
 from chaoslab.targets import Target
-from chaoslab.targets.helperpod import HelperPods, kill_script, pod_manifest
+from chaoslab.targets.helperpod import HelperPods, helper_runner, kill_script, pod_manifest
 
 SIGNALS = ("KILL", "TERM", "STOP")
 CONFIRM_SECONDS = 30.0
@@ -209,13 +209,6 @@ class KillProcess:
         new = _pid_after("new-pid", lines)
         if new is not None:
             record("process-restarted", target=t, pid=new, old_pid=old, after=round(time.monotonic() - start, 3))
-
-
-def helper_runner(target: Target) -> HelperPods | None:
-    """The target's helper-pod runner when it runs node-level faults through helper pods."""
-    make = getattr(target, "helper_pods", None)
-    runner = make() if callable(make) else None
-    return runner if isinstance(runner, HelperPods) else None
 
 
 def _pid_after(word: str, lines: list[str]) -> int | None:

@@ -21,6 +21,11 @@ host's namespace, a real host's load balancer or client network.
 The rules come from `chaoslab.netrules` (a chain per fault on every host involved). Before injecting, a
 dead-man's switch is armed that heals the partition `duration + deadman` (60) seconds later even if chaoslab
 is killed; a normal revert heals, disarms it and checks that no rule is left.
+
+Through a kubeconfig target with helper pods (`spec.target.helperPod`), each host with rules gets its own
+privileged pod on its node running the same commands (`chaoslab.faults.netpods`): it applies them, holds
+for the duration and heals — on deletion (the undo, `delete-pod`, one per pod) or by itself when the
+duration is over, which is its dead-man's switch.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ import uuid
 from dataclasses import dataclass
 from typing import ClassVar
 
-from chaoslab.errors import InjectionError, RevertError
-from chaoslab.faults.base import Injection, Undo, arm_switch, heal_network
+from chaoslab.errors import InjectionError, RevertError, TargetError
+from chaoslab.faults import netpods
+from chaoslab.faults.base import Injection, Record, Undo, arm_switch, heal_network, ignore_events
 from chaoslab.leaders import etcd_leader
 from chaoslab.netrules import (
     Endpoint,
@@ -46,6 +52,7 @@ from chaoslab.netrules import (
     wrap,
 )
 from chaoslab.targets import Target
+from chaoslab.targets.helperpod import helper_runner
 
 TRAFFIC: dict[str, tuple[int, ...] | None] = {"all": None, "peer": (2380,), "client": (2379,)}
 HEAL_MARGIN = 60
@@ -145,11 +152,30 @@ class PartitionFault:
         hosts = ruled_hosts(partition)
         flows = sorted(f"{f.src.host}->{f.dst.host}" + (f":{','.join(map(str, f.ports))}" if f.ports else "")
                        for f in partition)
+        runner = helper_runner(target)
+        if runner is not None:
+            # One pod per host with rules, named now: the undo on disk names the pods before they exist.
+            undo_pods = netpods.pod_undo(target, runner, "partition", index, hosts, {"tag": tag, "flows": flows})
+            return Injection(self.kind, index, "etcd", role, tuple(f"etcd@{h}" for h in side), undo_pods)
         undo = Undo("heal-network", {"tag": tag, "hosts": hosts, "marker": f"chaoslab-{tag}", "flows": flows})
         return Injection(self.kind, index, "etcd", role, tuple(f"etcd@{h}" for h in side), (undo,))
 
-    def inject(self, target: Target, injection: Injection) -> None:
+    def host_commands(self, target: Target, injection: Injection) -> netpods.HostCommands:
+        """Through helper pods: host → (its rules, its heal), from the flows recorded in the undo."""
         params = injection.undo[0].params
+        tag = params["tag"]
+        rules = partition_commands(tag, recorded_partition(target, params["flows"]))
+        return lambda host: (rules[host], heal_partition(tag))
+
+    def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
+        params = injection.undo[0].params
+        if injection.undo[0].action == "delete-pod":
+            runner = helper_runner(target)
+            if runner is None:
+                raise InjectionError(f"partition: {target.name} does not run helper pods")
+            netpods.inject(target, runner, self.kind, injection.undo, self.host_commands(target, injection),
+                           self.duration, record)
+            return
         tag, marker = params["tag"], params["marker"]
         partition = recorded_partition(target, params["flows"])
         # Armed first: from here on the partition is undone even if chaoslab dies.
@@ -167,7 +193,12 @@ class PartitionFault:
 def select_etcd_host(target: Target, select: str, rng: random.Random, fault: str) -> tuple[str, str, str | None]:
     """(role, host, etcd leader) for `select` (leader, follower, random or host:NAME), resolved now."""
     hosts = target.hosts("etcd")
-    members = target.etcd_members()
+    try:
+        members = target.etcd_members()
+    except TargetError:
+        if select in ("leader", "follower"):
+            raise
+        members = {}  # a host chosen by name or at random needs no leader (a kubeconfig target without etcd)
     try:
         leader = etcd_leader(members)
     finally:

@@ -47,6 +47,7 @@ MARK = "chaoslab:"
 """Prefix of the lines the helper's script writes to its log for chaoslab to read."""
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class HelperPodSettings:
     """Seconds after the fault's duration at which the kubelet ends the pod anyway (its undo runs then)."""
     start_timeout: float = 120.0
     """Seconds a helper pod may take to be scheduled, pull its image and apply the fault (default 120)."""
+    interface: str | None = None
+    """The nodes' interface toward their peers (e.g. eth0), for the delay of network-degrade (netem);
+    default: none, and delays are refused (loss needs no interface)."""
 
     @classmethod
     def from_params(cls, raw: object, where: str = "spec.target.helperPod") -> HelperPodSettings | None:
@@ -70,10 +74,12 @@ class HelperPodSettings:
             return cls()
         if not isinstance(raw, Mapping):
             raise SpecError([f"{where}: give true or a mapping {{image, namespace, startTimeout}}"])
-        problems = [f"{where}.{k}: unknown field; known: image, namespace, startTimeout"
-                    for k in sorted(set(raw) - {"image", "namespace", "startTimeout"})]
+        problems = [f"{where}.{k}: unknown field; known: image, interface, namespace, startTimeout"
+                    for k in sorted(set(raw) - {"image", "interface", "namespace", "startTimeout"})]
         image, namespace = raw.get("image", DEFAULT_IMAGE), raw.get("namespace", "chaoslab")
-        timeout = raw.get("startTimeout", 120)
+        timeout, interface = raw.get("startTimeout", 120), raw.get("interface")
+        if interface is not None and (not isinstance(interface, str) or not _IFNAME.match(interface)):
+            problems.append(f"{where}.interface: {interface!r} is not an interface name")
         if not isinstance(image, str) or not _IMAGE.match(image):
             problems.append(f"{where}.image: {image!r} is not an image reference")
         if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
@@ -82,10 +88,12 @@ class HelperPodSettings:
             problems.append(f"{where}.startTimeout: {timeout!r} is not a number of seconds (above 0, at most 3600)")
         if problems:
             raise SpecError(problems)
-        return cls(image=str(image), namespace=str(namespace), start_timeout=float(timeout))
+        return cls(image=str(image), namespace=str(namespace), start_timeout=float(timeout),
+                   interface=interface)
 
     def describe(self) -> dict[str, object]:
-        return {"image": self.image, "namespace": self.namespace, "startTimeout": self.start_timeout}
+        return {"image": self.image, "namespace": self.namespace, "startTimeout": self.start_timeout,
+                **({"interface": self.interface} if self.interface else {})}
 
 
 def script(commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]], duration: float) -> str:
@@ -312,6 +320,13 @@ class HelperPods:
     def delete(self, name: str, namespace: str | None = None) -> None:
         """Delete the pod (TERM: its script undoes); gone already is fine."""
         self.api.delete(self.path(name, namespace))
+
+
+def helper_runner(target: object) -> HelperPods | None:
+    """The target's helper-pod runner when it runs node-level faults through helper pods."""
+    make = getattr(target, "helper_pods", None)
+    runner = make() if callable(make) else None
+    return runner if isinstance(runner, HelperPods) else None
 
 
 def waiting_reason(pod: Mapping[str, Any]) -> str:

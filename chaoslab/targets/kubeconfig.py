@@ -4,9 +4,10 @@ It talks to the API only. API-level faults (`drain-node`, `evict-pods`) and the 
 apiserver, canary, kube-sequence, workloads) run through it; the etcd probes run when etcd endpoints and
 client TLS are given (`etcd: {endpoints, ca, cert, key}`); node-level faults (kill a process, partition,
 degrade the network, stop a node's heartbeat) need a way onto the hosts. With `helperPod: {image,
-namespace}` set (opt-in: it creates privileged pods), `kill-process` runs through a short-lived privileged
-helper pod pinned to the node (`chaoslab.targets.helperpod`); without it, and for the other node-level
-faults, the target refuses with what to use instead (`node_level_refusal`). On managed control planes (EKS,
+namespace}` set (opt-in: it creates privileged pods), `kill-process`, `partition` and `network-degrade` run
+through short-lived privileged helper pods pinned to the nodes (`chaoslab.targets.helperpod`,
+`chaoslab.faults.netpods`; hosts are the nodes, reached by their InternalIP); without it, and for
+`node-failure`, the target refuses with what to use instead (`node_level_refusal`). On managed control planes (EKS,
 GKE, AKS, `managed_provider`) there is no host to reach at all, and the refusal says so.
 
     >>> target = KubeconfigTarget.load(context="staging")                        # doctest: +SKIP
@@ -47,8 +48,8 @@ MANAGED_LABELS = {"eks.amazonaws.com/nodegroup": "EKS", "eks.amazonaws.com/compu
 MANAGED_VERSIONS = ((re.compile(r"-eks-"), "EKS"), (re.compile(r"-gke\."), "GKE"))
 
 
-HELPER_POD_FAULTS = ("kill-process",)
-"""Node-level faults the helper pod carries out (partition and network-degrade still need ssh)."""
+HELPER_POD_FAULTS = ("kill-process", "partition", "network-degrade")
+"""Node-level faults the helper pod carries out (`node-failure` stops a kubelet: no pod can do that)."""
 
 
 def managed_provider(git_version: str, node_labels: Sequence[Mapping[str, str]] = ()) -> str | None:
@@ -218,8 +219,8 @@ class KubeconfigTarget:
                     f"--dry-run` shows the pod) or use an ssh target (spec.target kind: ssh). API-level faults "
                     f"(drain-node, evict-pods) run here")
         return (f"{kind} acts on the hosts themselves, and {self.name} only reaches the API; use an ssh target "
-                f"(spec.target kind: ssh) for self-managed control planes (helper pods run kill-process only). "
-                f"API-level faults (drain-node, evict-pods) run here")
+                f"(spec.target kind: ssh) for self-managed control planes (helper pods run "
+                f"{', '.join(HELPER_POD_FAULTS)} only). API-level faults (drain-node, evict-pods) run here")
 
     def helper_pods(self) -> HelperPods | None:
         """The helper-pod runner, when helper pods are allowed (`spec.target.helperPod`)."""
@@ -296,10 +297,25 @@ class KubeconfigTarget:
         raise self._unreachable(f"hold {component} on {host} down")
 
     def endpoint(self, host: str) -> Endpoint:
-        raise self._unreachable(f"put packet filters on {host}")
+        """With helper pods: the host's node by its InternalIP (IPv4; what its peers reach it on), and
+        spec.target.helperPod.interface as the device for delays."""
+        if self.helper is None:
+            raise self._unreachable(f"put packet filters on {host}")
+        nodes = self._api.get("/api/v1/nodes")["items"]
+        node = node_for_host(host, nodes)
+        status = next(n.get("status") or {} for n in nodes if n["metadata"]["name"] == node)
+        addresses = [a.get("address", "") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"]
+        for address in addresses:
+            try:
+                return Endpoint(host, address, device=self.helper.interface)
+            except ValueError:
+                continue  # an IPv6 InternalIP: iptables rules are IPv4
+        raise TargetError(f"node {node} ({host}) has no IPv4 InternalIP ({addresses or 'none'}); partitions need "
+                          f"the address its peers reach it on")
 
     def clients(self, host: str) -> Endpoint:
-        raise self._unreachable(f"cut {host} from its clients")
+        raise TargetError(f"{self.name}: where clients reach {host} from is not known through the API, so "
+                          f"`clients: true` is not supported here; use an ssh target with clientsAddress")
 
     def host_wrap(self, host: str) -> Wrap:
         raise self._unreachable(f"run commands on {host}")

@@ -145,7 +145,7 @@ def test_a_helper_pod_that_never_reports_fails_with_its_phase() -> None:
         runner.wait_for("h", lambda lines: False, 30)
 
 
-def test_without_helper_pods_node_level_faults_are_refused_and_with_them_kill_process_is_not() -> None:
+def test_without_helper_pods_node_level_faults_are_refused_and_with_them_only_node_failure_is() -> None:
     api = FakeApi([])
 
     @dataclass
@@ -155,11 +155,12 @@ def test_without_helper_pods_node_level_faults_are_refused_and_with_them_kill_pr
 
     @dataclass
     class Exp:
-        faults: tuple[F, ...] = (F("kill-process", "x.yaml:3"), F("partition", "x.yaml:7"))
+        faults: tuple[F, ...] = (F("kill-process", "x.yaml:3"), F("partition", "x.yaml:5"),
+                                 F("node-failure", "x.yaml:7"))
         steady_state: tuple[str, ...] = ()
 
     refused = capability_problems(Exp(), target(api, helper=None), [])  # type: ignore[arg-type]
-    assert len(refused) == 2 and "spec.target.helperPod" in refused[0]
+    assert len(refused) == 3 and "spec.target.helperPod" in refused[0] and "spec.target.helperPod" in refused[1]
     allowed = capability_problems(Exp(), target(api), [])  # type: ignore[arg-type]
     assert len(allowed) == 1 and allowed[0].startswith("x.yaml:7") and "use an ssh target" in allowed[0]
 
