@@ -66,6 +66,7 @@ from chaoslab.errors import InjectionError, SpecError, TargetError
 from chaoslab.etcd import EtcdMember, Tls
 from chaoslab.kubeapi import KubeApi
 from chaoslab.netrules import Argv, Command, Endpoint, Wrap
+from chaoslab.targets import kubeadm
 
 __all__ = ["PROCESS_PATTERNS", "SshHost", "SshSettings", "SshTarget", "config_problems", "exit_argv", "shared",
            "ssh_argv"]
@@ -118,6 +119,17 @@ class EtcdSettings:
 
 
 @dataclass(frozen=True)
+class EtcdDiscovery:
+    """`etcd: {discover: kubeadm}`: endpoints and TLS from the kube-apiserver static pod's flags, the files
+    fetched over ssh; what is given beside `discover` wins."""
+
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    """Member name → client URL; default: the flags' URLs, named by the host whose address they name."""
+    tls: Tls | None = None
+    """Local copies of the CA, client certificate and key; default: fetched from a control-plane host."""
+
+
+@dataclass(frozen=True)
 class SshSettings:
     """`spec.target` of kind ssh, validated (`from_params`)."""
 
@@ -142,6 +154,8 @@ class SshSettings:
     apiservers: Mapping[str, str] = field(default_factory=dict)
     """Host → that apiserver's URL, for per-apiserver probes."""
     etcd: EtcdSettings | None = None
+    etcd_discovery: EtcdDiscovery | None = None
+    """Set when `etcd.discover: kubeadm` (then `etcd` is None until the target discovers it)."""
     clients_address: str | None = None
     """IPv4 address clients (load balancer, users, chaoslab) reach the hosts from, for `clients: true`."""
     interface: str | None = None
@@ -324,10 +338,13 @@ def _parse(params: Mapping[str, Any]) -> tuple[SshSettings | None, list[tuple[st
             bad(f"apiservers.{h}", f"{url!r} is not an https:// URL")
 
     etcd = None
+    discovery = None
     raw_etcd = params.get("etcd")
-    if raw_etcd is not None:
+    if isinstance(raw_etcd, Mapping) and "discover" in raw_etcd:
+        discovery = _discovery(raw_etcd, bad, path_of)
+    elif raw_etcd is not None:
         if not isinstance(raw_etcd, Mapping):
-            bad("etcd", "give endpoints, ca, cert and key")
+            bad("etcd", "give endpoints, ca, cert and key, or discover: kubeadm")
         else:
             endpoints = raw_etcd.get("endpoints")
             if not isinstance(endpoints, Mapping) or not endpoints:
@@ -360,8 +377,38 @@ def _parse(params: Mapping[str, Any]) -> tuple[SshSettings | None, list[tuple[st
         known_hosts=path_of(params.get("knownHosts"), "knownHosts"), strict_host_key_checking=strict,
         connect_timeout=int(timeouts["connectTimeout"]), command_timeout=float(timeouts["commandTimeout"]),
         ssh_command=tuple(ssh_command), components=components, processes=processes, runtime=runtime,
-        apiservers=apiservers, etcd=etcd, clients_address=clients, interface=interface,
+        apiservers=apiservers, etcd=etcd, etcd_discovery=discovery, clients_address=clients, interface=interface,
         renewal_window=float(timeouts["renewalWindow"]), control_persist=persist, raw=dict(params)), []
+
+
+def _discovery(raw: Mapping[str, Any], bad: Any, path_of: Any) -> EtcdDiscovery | None:
+    """`etcd: {discover: kubeadm, endpoints?, ca?, cert?, key?}`, checked field by field."""
+    ok = True
+    if raw.get("discover") != "kubeadm":
+        bad("etcd.discover", f"{raw.get('discover')!r} is not kubeadm")
+        ok = False
+    for k in sorted(set(raw) - {"discover", "endpoints", "ca", "cert", "key"}):
+        bad(f"etcd.{k}", "unknown field; with discover: kubeadm give endpoints, ca, cert, key (all optional)")
+        ok = False
+    endpoints = raw.get("endpoints") or {}
+    if not isinstance(endpoints, Mapping):
+        bad("etcd.endpoints", "give member name → https://HOST:2379")
+        endpoints, ok = {}, False
+    for member, url in endpoints.items():
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme != "https" or not parts.hostname or not parts.port:
+            bad(f"etcd.endpoints.{member}", f"{url!r} is not an https://HOST:PORT URL")
+            ok = False
+    files = {k: path_of(raw.get(k), f"etcd.{k}") for k in ("ca", "cert", "key")}
+    given = [k for k, v in files.items() if v is not None]
+    if given and len(given) != 3:
+        bad("etcd", f"{', '.join(given)} given without {', '.join(k for k in files if k not in given)}: give all "
+                    f"three local copies, or none to fetch them from a control-plane host over ssh")
+        ok = False
+    if not ok:
+        return None
+    tls = Tls(files["ca"], files["cert"], files["key"]) if len(given) == 3 else None
+    return EtcdDiscovery(dict(endpoints), tls)
 
 
 # ---- command building (pure) ---------------------------------------------------------------------------
@@ -455,6 +502,9 @@ class SshTarget:
         self.renewal_window = settings.renewal_window
         self._api: KubeApi | None = None
         self._control: Path | None = None
+        self._private: Path | None = None
+        """Fetched etcd client files (`etcd: {discover: kubeadm}`), removed by `close`."""
+        self._etcd: EtcdSettings | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -486,14 +536,66 @@ class SshTarget:
         return {"lb": self.api().server, **self.settings.apiservers}
 
     def etcd_members(self, timeout: float = 1.0) -> dict[str, EtcdMember]:
-        etcd = self.settings.etcd
+        etcd = self.settings.etcd or self._discovered_etcd()
         if etcd is None:
-            raise TargetError(f"{self.name}: no etcd endpoints; set spec.target.etcd (endpoints, ca, cert, key)")
+            raise TargetError(f"{self.name}: no etcd endpoints; set spec.target.etcd (endpoints, ca, cert, key, "
+                              f"or discover: kubeadm)")
         out = {}
         for name, url in etcd.endpoints.items():
             parts = urlsplit(url)
             out[name] = EtcdMember(name, parts.hostname or "", parts.port or 2379, etcd.tls, timeout)
         return out
+
+    def _discovered_etcd(self) -> EtcdSettings | None:
+        """`etcd: {discover: kubeadm}`: found once, on first use. The endpoints come from the kube-apiserver
+        mirror pods' `--etcd-servers` (loopback turned into each pod's host IP) and are named after the host
+        whose address or peerAddress they name; the CA, client certificate and key named by the flags are
+        copied (`kubeadm.fetch_tls`: `cat` over ssh, sudo as the host says) from a host that runs an
+        apiserver into a private directory (0700, files 0600) that `close` removes."""
+        found = self.settings.etcd_discovery
+        if found is None:
+            return None
+        with self._lock:
+            if self._etcd is not None:
+                return self._etcd
+        flags = kubeadm.discover(self.api())
+        endpoints = dict(found.endpoints) or self._name_endpoints(flags.endpoints)
+        tls = found.tls
+        if tls is None:
+            source = self._tls_source(flags.nodes)
+            paths = kubeadm.fetch_tls(self, source, flags, self._private_dir() / "etcd")
+            tls = Tls(paths["ca"], paths["cert"], paths["key"])
+        with self._lock:
+            self._etcd = EtcdSettings(endpoints, tls)
+            return self._etcd
+
+    def _name_endpoints(self, urls: Sequence[str]) -> dict[str, str]:
+        by_address = {a: h.name for h in self.settings.hosts for a in (h.address, h.peer_address)}
+        out: dict[str, str] = {}
+        for url in urls:
+            name = by_address.get(urlsplit(url).hostname or "")
+            if name is None:
+                raise TargetError(f"{self.name}: etcd endpoint {url} (from the kube-apiserver pods' --etcd-servers) "
+                                  f"names no host's address or peerAddress; name the members in "
+                                  f"spec.target.etcd.endpoints")
+            out[name] = url
+        return out
+
+    def _tls_source(self, nodes: Sequence[str]) -> str:
+        """The host to copy the etcd client files from: one whose apiserver pod was read, else the first."""
+        names = [h.name for h in self.settings.hosts]
+        for node in nodes:
+            for candidate in (node, node.split(".", 1)[0]):
+                if candidate in names:
+                    return candidate
+        return names[0]
+
+    def _private_dir(self) -> Path:
+        with self._lock:
+            if self._private is None:
+                self._private = Path(tempfile.mkdtemp(prefix="chaoslab-etcd-"))
+                atexit.register(self.close)
+            return self._private
 
     # ---- hosts ---------------------------------------------------------------------------------------
     def hosts(self, component: str) -> list[str]:
@@ -527,10 +629,13 @@ class SshTarget:
 
     def close(self) -> None:
         """End every shared connection (`ssh -O exit` to each host that has one) and remove the socket
-        directory. Idempotent; also run at interpreter exit. Masters end by themselves `controlPersist`
+        directory, and the etcd client files it fetched. Idempotent; also run at interpreter exit. Masters end by themselves `controlPersist`
         seconds after their last command anyway."""
         with self._lock:
             control, self._control = self._control, None
+            private, self._private, self._etcd = self._private, None, None
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
         if control is None:
             return
         if any(control.iterdir()):
