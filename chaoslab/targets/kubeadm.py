@@ -16,7 +16,7 @@ them (`fetch_tls`: `cat` over ssh, with sudo when the host has it) into a privat
 target can use them only when chaoslab runs on that host, or from copies the user names in
 spec.target.etcd.ca/cert/key (`KubeconfigTarget.load` says which file is missing and where it lives).
 
-Called by `KubeconfigTarget.load` (`etcd: {discover: kubeadm}`); pure apart from `discover`, which reads
+Called by `KubeconfigTarget.load` and `SshTarget` (`etcd: {discover: kubeadm}`); pure apart from `discover`, which reads
 one list of pods, and `fetch_tls`, which runs `cat` on one host.
 
     >>> pod = {"spec": {"containers": [{"name": "kube-apiserver", "command": ["kube-apiserver",
