@@ -20,11 +20,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from chaoslab.faults import netpods
+from chaoslab.faults.partition import PartitionFault, PartitionParams
 from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
 from chaoslab.leaders import holder_host, lease_holder
 from chaoslab.netrules import heal_partition, isolate, leftovers, partition_commands
-from chaoslab.targets.helperpod import MARK, kill_script, markers, pod_manifest, script
+from chaoslab.targets.helperpod import MARK, HelperPodSettings, kill_script, markers, pod_manifest, script
 from chaoslab.targets.lab import LabTarget
 
 
@@ -179,3 +181,35 @@ def test_the_helper_script_reports_the_new_pid_after_a_kill(lab: LabLayout, api:
     helper.proc.send_signal(signal.SIGTERM)
     code, lines = helper.finish(timeout=10)
     assert code == 0 and lines[-1] == "undone rc=0 on TERM", lines
+
+
+def test_a_partition_fault_runs_one_pod_program_per_host_and_each_heals_on_term(lab: LabLayout, api: KubeApi,
+                                                                                helpers: list[Helper]) -> None:
+    """The pods `partition` creates through a kubeconfig target with helperPod, one per host with rules, as
+    `chaoslab.faults.netpods` builds them from the fault's own commands: each host's program installs that
+    host's part of the cut, and the kubelet's TERM heals it."""
+    target = LabTarget(lab)
+    follower = scheduler_follower(lab, api)  # any host but the etcd leader would do; keep the leader's cut short
+    fault = PartitionFault(PartitionParams(shape="isolate", select=f"host:{follower}", traffic="peer"), duration=300)
+    inj = fault.resolve(target, 0)
+    tag, hosts = inj.undo[0].params["tag"], inj.undo[0].params["hosts"]
+    commands_of = fault.host_commands(target, inj)
+    try:
+        for h in hosts:
+            pod = netpods.manifest({"name": f"chaoslab-partition-0-{h}", "node": h}, *commands_of(h), 300,
+                                   HelperPodSettings())
+            helper = Helper(lab.host(h).netns, program_of(pod))
+            helpers.append(helper)
+        for h, helper in zip(hosts, helpers):
+            assert helper.until("applied")[-1] == "applied rc=0"
+            assert leftovers(tag, rules(lab.host(h).netns)), h
+        for helper in helpers:
+            helper.proc.send_signal(signal.SIGTERM)
+        for h, helper in zip(hosts, helpers):
+            code, lines = helper.finish(timeout=15)
+            assert code == 0 and lines[-1] == "undone rc=0 on TERM", (h, lines)
+            assert not leftovers(tag, rules(lab.host(h).netns)), h
+    finally:
+        for h in hosts:
+            for c in heal_partition(tag):
+                subprocess.run(["ip", "netns", "exec", lab.host(h).netns, *c.argv], capture_output=True, check=False)

@@ -24,6 +24,7 @@ from chaoslab.targets.ssh import SshTarget
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ssh_lab import SshLab
+from waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,8 +40,21 @@ def ssh_lab(lab: LabLayout) -> Iterator[SshLab]:
 
 
 @pytest.fixture
-def target(ssh_lab: SshLab) -> SshTarget:
-    return SshTarget.from_params(ssh_lab.target_params())
+def target(ssh_lab: SshLab) -> Iterator[SshTarget]:
+    target = SshTarget.from_params(ssh_lab.target_params())
+    yield target
+    control = target._control
+    target.close()
+    assert control is None or not control.exists(), "the shared connections' directory is left"
+    eventually(lambda: not masters(control), 5, "the shared ssh connections ended by close()")
+
+
+def masters(control: Path | None) -> list[str]:
+    """ssh master processes of a target's socket directory still running."""
+    if control is None:
+        return []
+    return subprocess.run(["pgrep", "-af", f"{control}/"], capture_output=True, text=True,
+                          check=False).stdout.splitlines()
 
 
 def experiment(tmp_path: Path, ssh_lab: SshLab, name: str, body: str) -> Path:
