@@ -623,7 +623,9 @@ class SshTarget:
         other user can reach a master through it); `close` removes it."""
         with self._lock:
             if self._control is None:
-                self._control = Path(tempfile.mkdtemp(prefix="chaoslab-ssh-"))
+                # A socket path has at most 107 bytes: a long $TMPDIR would leave no room for the 40-byte %C.
+                base = tempfile.gettempdir()
+                self._control = Path(tempfile.mkdtemp(prefix="chaoslab-ssh-", dir=base if len(base) <= 40 else "/tmp"))
                 atexit.register(self.close)
             return self._control
 
