@@ -19,10 +19,11 @@ from test_drain import deployment, eventually, ready_pods
 
 from chaoslab.cli import main
 from chaoslab.errors import InjectionError
-from chaoslab.faults import build
+from chaoslab.faults import build, netpods
 from chaoslab.kubeapi import ApiError, KubeApi
 from chaoslab.lab.config import LabLayout
-from chaoslab.targets.helperpod import kill_script, pod_manifest
+from chaoslab.netrules import Command, heal_partition
+from chaoslab.targets.helperpod import HelperPodSettings, kill_script, pod_manifest
 from chaoslab.targets.kubeconfig import KubeconfigTarget
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
@@ -230,3 +231,10 @@ def test_the_helper_pod_spec_passes_the_apiservers_validation(api: KubeApi, acco
     assert accepted["spec"]["containers"][0]["securityContext"]["privileged"] is True
     # A dry run creates nothing.
     assert api.request("GET", "/api/v1/namespaces/chaoslab/pods/chaoslab-kill-process-0-0").status_code == 404
+    # The pod of a partition (one per host): the same spec around the host's iptables commands.
+    rules = [Command(("iptables", "-w", "-N", "CHAOSLAB-t")), Command(("iptables", "-w", "-I", "INPUT", "-j", "CHAOSLAB-t"))]
+    net = netpods.manifest({"name": "chaoslab-partition-0-0-abc123", "node": node}, rules, heal_partition("t"), 30,
+                           HelperPodSettings())
+    resp = api.request("POST", "/api/v1/namespaces/chaoslab/pods", params={"dryRun": "All"}, body=net)
+    assert resp.status_code == 201, resp.text
+    assert "iptables -w -X CHAOSLAB-t" in resp.json()["spec"]["containers"][0]["command"][2]
