@@ -110,7 +110,9 @@ def script(commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]], dur
         f"undo() {{\n  [ \"$undone\" = 1 ] && return\n  undone=1\n{lines(undo)}\n}}\n"
         "p=\n"
         # The sleep goes too: a deleted pod leaves no process behind.
-        f"trap '[ -n \"$p\" ] && kill $p 2>/dev/null; undo; echo \"{MARK} undone rc=$rc on TERM\"; exit $rc' TERM INT\n"
+        # pkill -P: a TERM between `sleep &` and `p=$!` finds $p empty; the children go all the same.
+        f"trap '[ -n \"$p\" ] && kill $p 2>/dev/null; pkill -P $$ 2>/dev/null; undo; "
+        f"echo \"{MARK} undone rc=$rc on TERM\"; exit $rc' TERM INT\n"
         f"apply() {{\n{lines(commands)}\n}}\n"
         "apply || true\n"
         f"echo \"{MARK} applied rc=$rc\"\n"
@@ -246,7 +248,8 @@ def kill_script(component: str, signal: str, duration: float, *, pattern: str | 
         + f'if [ "$#" -ne 1 ]; then echo "{MARK} error want one {component} process, found: ${{old:-none}}"; exit 3; fi\n'
         + f'echo "{MARK} old-pid $old"\n'
         + f"undo() {{\n  [ \"$undone\" = 1 ] && return\n  undone=1\n{resume}}}\n"
-        + f"trap '[ -n \"$p\" ] && kill $p 2>/dev/null; [ -n \"$w\" ] && kill $w 2>/dev/null; undo; "
+        + f"trap '[ -n \"$p\" ] && kill $p 2>/dev/null; [ -n \"$w\" ] && kill $w 2>/dev/null; "
+          f"pkill -P $$ 2>/dev/null; undo; "
           f"echo \"{MARK} undone rc=$rc on TERM\"; exit $rc' TERM INT\n"
         + f'kill -s {signal} "$old" || {{ echo "{MARK} error kill -s {signal} $old failed"; exit 4; }}\n'
         + f'echo "{MARK} signalled {signal} $old"\n'
