@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from chaoslab.etcd import EtcdMember, RpcError
 from chaoslab.kubeapi import KubeApi
+
+if TYPE_CHECKING:
+    from chaoslab.targets import Target
 
 #: The Lease each leader-elected component holds in kube-system.
 LEASES = {"kube-scheduler": "kube-scheduler", "kube-controller-manager": "kube-controller-manager"}
@@ -29,6 +33,16 @@ def etcd_leader(members: Mapping[str, EtcdMember]) -> str | None:
         if status.leader_name:
             named[status.leader_name] += 1
     return named.most_common(1)[0][0] if named else None
+
+
+def current_etcd_leader(target: Target) -> str | None:
+    """`etcd_leader` of the target's members, opened for the question and closed after it."""
+    members = target.etcd_members()
+    try:
+        return etcd_leader(members)
+    finally:
+        for m in members.values():
+            m.close()
 
 
 def lease_holder(api: KubeApi, component: str) -> str | None:

@@ -16,8 +16,7 @@ from typing import List  # noqa: UP035 (see the module docstring)
 
 from chaoslab.conditions import LEASE_OF, failing_conditions
 from chaoslab.errors import SpecError
-from chaoslab.leaders import etcd_leader as _etcd_leader
-from chaoslab.leaders import holder_host
+from chaoslab.leaders import current_etcd_leader, holder_host
 from chaoslab.leaders import lease_holder as _lease_holder
 from chaoslab.probes import ProbeGroup
 from chaoslab.run.timeline import Timeline
@@ -38,12 +37,7 @@ HOLD = 1.0
 
 def etcd_leader(target: str = "lab") -> str:
     """The etcd member most reachable members name as leader (e.g. `cp2`); an empty string when none does."""
-    members = resolve_target(target).etcd_members()
-    try:
-        return _etcd_leader(members) or ""
-    finally:
-        for m in members.values():
-            m.close()
+    return current_etcd_leader(resolve_target(target)) or ""
 
 
 def lease_holder(lease: str = "kube-scheduler", target: str = "lab") -> str:

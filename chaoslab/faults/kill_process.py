@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults.base import Injection, Record, Undo, ignore_events
-from chaoslab.leaders import etcd_leader, holder_host, lease_holder
+from chaoslab.leaders import current_etcd_leader, holder_host, lease_holder
 from chaoslab.targets import Target
 from chaoslab.targets.helperpod import HelperPods, helper_runner, kill_script, pod_manifest
 
@@ -65,12 +65,7 @@ class KillProcess:
     def _leader(self, target: Target) -> str | None:
         component = self.params.component
         if component == "etcd":
-            members = target.etcd_members()
-            try:
-                return etcd_leader(members)
-            finally:
-                for m in members.values():
-                    m.close()
+            return current_etcd_leader(target)
         if component == "kube-apiserver":
             raise InjectionError("kill-process: kube-apiserver has no leader; use select: random, all or "
                                  "host:NAME")

@@ -38,7 +38,7 @@ from typing import ClassVar
 from chaoslab.errors import InjectionError, RevertError, TargetError
 from chaoslab.faults import netpods
 from chaoslab.faults.base import Injection, Record, Undo, arm_switch, heal_network, ignore_events
-from chaoslab.leaders import etcd_leader
+from chaoslab.leaders import current_etcd_leader
 from chaoslab.netrules import (
     Endpoint,
     Flow,
@@ -194,16 +194,11 @@ def select_etcd_host(target: Target, select: str, rng: random.Random, fault: str
     """(role, host, etcd leader) for `select` (leader, follower, random or host:NAME), resolved now."""
     hosts = target.hosts("etcd")
     try:
-        members = target.etcd_members()
+        leader = current_etcd_leader(target)
     except TargetError:
         if select in ("leader", "follower"):
             raise
-        members = {}  # a host chosen by name or at random needs no leader (a kubeconfig target without etcd)
-    try:
-        leader = etcd_leader(members)
-    finally:
-        for m in members.values():
-            m.close()
+        leader = None  # a host chosen by name or at random needs no leader (a kubeconfig target without etcd)
     if select.startswith("host:"):
         host = select.split(":", 1)[1]
         if host not in hosts:

@@ -21,7 +21,7 @@ import pytest
 from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up
-from chaoslab.leaders import etcd_leader
+from chaoslab.leaders import current_etcd_leader
 from chaoslab.netrules import Command, wrap
 from chaoslab.targets.lab import LabTarget
 
@@ -48,12 +48,7 @@ def five() -> Iterator[LabLayout]:
 
 
 def leader(target: LabTarget) -> str | None:
-    members = target.etcd_members()
-    try:
-        return etcd_leader(members)
-    finally:
-        for m in members.values():
-            m.close()
+    return current_etcd_leader(target)
 
 
 def run_shipped(five: LabLayout, name: str, tmp_path: Path) -> tuple[int, str, dict[str, Any], list[str]]:

@@ -77,7 +77,7 @@ class FakeTarget:
 
 @pytest.fixture(autouse=True)
 def leader(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(partition_module, "etcd_leader", lambda members: "cp1")
+    monkeypatch.setattr(partition_module, "current_etcd_leader", lambda target: "cp1")
 
 
 def injected(target: FakeTarget, **params: Any) -> Injection:

@@ -53,7 +53,7 @@ class FakeTarget:
 
 @pytest.fixture(autouse=True)
 def leader(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(partition_module, "etcd_leader", lambda members: LEADER)
+    monkeypatch.setattr(partition_module, "current_etcd_leader", lambda target: LEADER)
 
 
 def fault(**params: Any) -> PartitionFault:
