@@ -6,8 +6,8 @@ the measurements (when did it come back?). Pure functions over a `Timeline`.
 - all-apiservers-ready: every per-host apiserver did.
 - etcd-leader: every reachable member names the same leader.
 - etcd-quorum: a majority of the members ever seen are reachable, and they agree on one leader.
-- scheduler-leader / controller-manager-leader: the Lease has a holder, and a renewal (a new `renew`
-  value, or the first observation) was seen within the renewal window before t. A live holder renews
+- scheduler-leader / controller-manager-leader: the Lease has a holder, and a renewal (a `renew` value
+  that changed since the previous sample) was seen within the renewal window before t. A live holder renews
   every retry period (2 s by default); the window is two missed renewals (2 × retry + 1 s = 5 s). A
   hard-killed holder keeps its name in the Lease until it expires, but stops renewing at once, so the
   condition goes false within the window, not after the whole lease duration.
@@ -64,13 +64,10 @@ class Samples:
 
 
 def renewal_times(samples: Sequence[Sample]) -> list[float]:
-    """When renewals were observed: the first sample, and every sample whose `renew` value is new."""
-    out, previous = [], object()
-    for s in samples:
-        if s.values.get("renew") != previous:
-            out.append(s.t)
-        previous = s.values.get("renew")
-    return out
+    """When renewals were observed: every sample whose `renew` value differs from the one before it.
+    The first sample is not one: a Lease whose holder has just died still names it, with a renewTime
+    that will never move again, until it expires."""
+    return [b.t for a, b in zip(samples, samples[1:], strict=False) if b.values.get("renew") != a.values.get("renew")]
 
 
 def etcd_reachable(index: Samples, t: float) -> tuple[int, list[Sample]]:

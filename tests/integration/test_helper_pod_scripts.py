@@ -19,12 +19,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from waiting import renewing_holder
 
 from chaoslab.faults import netpods
 from chaoslab.faults.partition import PartitionFault, PartitionParams
 from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
-from chaoslab.leaders import holder_host, lease_holder
+from chaoslab.leaders import holder_host
 from chaoslab.netrules import heal_partition, isolate, leftovers, partition_commands
 from chaoslab.targets.helperpod import MARK, HelperPodSettings, kill_script, markers, pod_manifest, script
 from chaoslab.targets.lab import LabTarget
@@ -121,7 +122,7 @@ def test_the_helper_script_installs_a_partition_and_removes_it(lab: LabLayout, h
 def scheduler_follower(lab: LabLayout, api: KubeApi) -> str:
     target = LabTarget(lab)
     hosts = target.hosts("kube-scheduler")
-    leader = holder_host(lease_holder(api, "kube-scheduler"))
+    leader = holder_host(renewing_holder(api, "kube-scheduler"))
     followers = [h for h in hosts if h != leader]
     if not followers:
         pytest.skip(f"no kube-scheduler follower (hosts {hosts}, leader {leader})")

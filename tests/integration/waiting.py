@@ -6,6 +6,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from chaoslab.kubeapi import KubeApi
+from chaoslab.leaders import LEASES
+
 T = TypeVar("T")
 
 
@@ -17,3 +20,26 @@ def eventually(check: Callable[[], T], timeout: float, what: str) -> T:
             raise AssertionError(f"{what}: not within {timeout:.0f} s")
         time.sleep(0.25)
     return value
+
+
+def renewing_holder(api: KubeApi, component: str, timeout: float = 60) -> str:
+    """The holder of a component's Lease once it has been seen renewing it.
+
+    A Lease can name a holder that is already gone (killed by an earlier test, its Lease not yet
+    expired): a failover test that picks that holder would time a takeover that was under way
+    before its fault. Two reads of the same holder with a later renewTime prove it alive."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{LEASES[component]}"
+
+    def read() -> tuple[str | None, str | None]:
+        spec = api.get(path).get("spec", {})
+        return spec.get("holderIdentity"), spec.get("renewTime")
+
+    def renewed() -> str | None:
+        holder, renew = read()
+        if holder and holder == first[0] and renew != first[1]:
+            return holder
+        first[:] = [holder, renew]
+        return None
+
+    first = list(read())
+    return eventually(renewed, timeout, f"the {component} Lease renewed by one holder")

@@ -41,15 +41,23 @@ def test_scheduler_leader_kill_takes_17_s_to_a_new_holder() -> None:
 
 
 def test_a_killed_holder_that_stops_renewing_breaks_the_steady_state_after_the_renewal_window() -> None:
-    # Last renewal at t=8.2; with a 5 s window the condition fails at 13.2, long before the Lease expires.
+    # First renewal seen at t=2.2 (the first sample is only a sighting), the last at 8.2; with a 5 s window
+    # the condition fails at 13.2, long before the Lease expires.
     tl = scheduler_kill()
     held = condition_intervals(tl, "scheduler-leader", tl.end, renewal_window=5.0)
-    assert held[0] == pytest.approx((0.2, 13.2))
+    assert held[0] == pytest.approx((2.2, 13.2))
     assert held[1] == pytest.approx((27.0, 60.0))
     m = measure(tl, CONTROL_PLANE, settle=5.0)
     assert m.values["recoveryTime"] == 17.0
     assert "broken at t=13.20 s (scheduler-leader)" in m.evidence["recoveryTime"]
     assert m.values["recoveryAfterRevert"] == 0.0  # recovered at 27, before the revert at 40
+
+
+def test_a_lease_whose_renew_time_never_moves_is_not_a_leader_even_when_first_seen() -> None:
+    # The holder died just before the run started: its Lease still names it until it expires.
+    tl = build([lease(t, "kube-scheduler", "cp1_sched-uuid-1", "renew-before-the-run") for t in (0.2, 2.2, 4.2)])
+    assert failing_conditions(tl, ["scheduler-leader"], 4.2) == ["scheduler-leader"]
+    assert not condition_intervals(tl, "scheduler-leader", tl.end)
 
 
 def test_scheduler_kill_phases_put_the_time_in_the_election() -> None:
