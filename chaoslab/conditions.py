@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
 
 from chaoslab.run.timeline import Sample, Timeline
 
@@ -67,7 +68,7 @@ def renewal_times(samples: Sequence[Sample]) -> list[float]:
     """When renewals were observed: every sample whose `renew` value differs from the one before it.
     The first sample is not one: a Lease whose holder has just died still names it, with a renewTime
     that will never move again, until it expires."""
-    return [b.t for a, b in zip(samples, samples[1:], strict=False) if b.values.get("renew") != a.values.get("renew")]
+    return [b.t for a, b in pairwise(samples) if b.values.get("renew") != a.values.get("renew")]
 
 
 def etcd_reachable(index: Samples, t: float) -> tuple[int, list[Sample]]:

@@ -10,21 +10,13 @@ refusal. Making a plan changes nothing: fault `resolve` only reads (Nodes, Pods,
 
 from __future__ import annotations
 
-import shlex
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaoslab.drain import classify
 from chaoslab.errors import ChaoslabError
-from chaoslab.faults import build, netpods
-from chaoslab.faults.base import Injection, switch_commands
-from chaoslab.faults.degrade import NetworkDegrade
-from chaoslab.faults.drain_node import DrainNode, daemonsets, node_pods
-from chaoslab.faults.evict_pods import EvictPods
+from chaoslab.faults import build
 from chaoslab.faults.kill_process import KillProcess
-from chaoslab.faults.partition import TRAFFIC, PartitionFault, recorded_partition
 from chaoslab.guard import (
     Settings,
     abort_problems,
@@ -33,19 +25,10 @@ from chaoslab.guard import (
     fault_level,
     radius_problems,
 )
-from chaoslab.netrules import (
-    degrade_commands,
-    heal_degrade,
-    heal_partition,
-    loss_commands,
-    partition_commands,
-    wrap,
-)
 from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target, describe
 from chaoslab.targets.helperpod import (
     HelperPodSettings,
-    helper_runner,
     kill_script,
     node_for_host,
     pod_manifest,
@@ -82,75 +65,6 @@ class Plan:
                            for f in self.faults]}
 
 
-def _sh(argv: Sequence[str]) -> str:
-    return shlex.join(argv)
-
-
-def _actions(fault: Any, target: Target, inj: Injection, duration: float) -> tuple[list[str], list[str]]:
-    """(inject lines, undo lines) for a resolved injection, as the fault will carry them out."""
-    if isinstance(fault, KillProcess) and inj.undo and inj.undo[0].action == "delete-pod":
-        pods = [u.params for u in inj.undo]
-        return ([f"create privileged pod {p['namespace']}/{p['name']} on node {p['node']}: SIG"
-                 f"{fault.params.signal} to {t}, pid before and after on its log" for p, t in zip(pods, inj.targets)],
-                [f"delete pod {p['namespace']}/{p['name']}" + (" (its script sends SIGCONT on TERM)"
-                                                               if fault.params.signal == "STOP" else "")
-                 for p in pods])
-    if isinstance(fault, (PartitionFault, NetworkDegrade)) and inj.undo and inj.undo[0].action == "delete-pod":
-        commands_of = fault.host_commands(target, inj)
-        lines, undone = [], []
-        for u in inj.undo:
-            pod, host = f"{u.params['namespace']}/{u.params['name']}", u.params["host"]
-            apply, cure = commands_of(host)
-            lines.append(f"create privileged pod {pod} on node {u.params['node']} ({host}), holding "
-                         f"{duration:g} s then healing:")
-            lines += [f"  {host}: {_sh(c.argv)}" for c in apply]
-            undone.append(f"delete pod {pod} (on TERM its script runs: {'; '.join(_sh(c.argv) for c in cure)})")
-        return lines, undone
-    if isinstance(fault, KillProcess):
-        return ([f"send SIG{fault.params.signal} to {t}" for t in inj.targets],
-                [f"send SIGCONT to {t}" for t in inj.targets] if fault.params.signal == "STOP" else [])
-    if isinstance(fault, (PartitionFault, NetworkDegrade)):
-        p = inj.undo[0].params
-        tag, out = p["tag"], []
-        heal = {h: list(heal_partition(tag)) for h in p["hosts"]}
-        for h, dev in p.get("devices", {}).items():
-            heal.setdefault(h, []).extend(heal_degrade(dev))
-        out += ["arm: " + _sh(c.argv) for c in
-                switch_commands(target, heal, int(duration) + fault.params.deadman, p["marker"])]
-        if isinstance(fault, PartitionFault):
-            for host, commands in partition_commands(tag, recorded_partition(target, p["flows"])).items():
-                out += [f"{host}: {_sh(c.argv)}" for c in wrap(commands, target.host_wrap(host))]
-        else:
-            host = p["hosts"][0]  # the degraded host; the others carry the NFQUEUE fallback
-            me, peers = target.endpoint(host), [target.endpoint(h) for h in p["peers"]]
-            if fault.params.loss:
-                cmds = loss_commands(tag, me, peers, fault.params.loss, TRAFFIC[fault.params.traffic])
-                out += [f"{host}: {_sh(c.argv)}" for c in wrap(cmds, target.host_wrap(host))]
-            if fault.params.netem is not None:
-                cmds = degrade_commands(p["devices"][host], fault.params.netem, peers)
-                out += [f"{host}: {_sh(c.argv)}" for c in wrap(cmds, target.host_wrap(host))]
-                out.append(f"without netem in the kernel: a chaoslab.delayer on NFQUEUE {p['queue']} on each of "
-                           f"{', '.join(p['peers'])}, holding packets from {host}")
-        undo = [f"{h}: remove chain {tag}" for h in p["hosts"]] + [
-            f"{h}: remove the netem qdisc of {d}" for h, d in p.get("devices", {}).items()] + [
-            f"{h}: stop the delayer" for h in p.get("delayers", [])] + [
-            f"disarm the dead-man's switch {p['marker']}"]
-        return out, undo
-    if isinstance(fault, DrainNode):
-        api, sets, out = target.api(), daemonsets(target.api()), []
-        for node in (t.split("@", 1)[1] for t in inj.targets):
-            ds = classify(node_pods(api, node), fault.params.options, sets, time.time())
-            out.append(f"cordon node {node}")
-            out += [f"  {d.action} pod {d.namespace}/{d.name}" + (f" ({d.reason})" if d.reason else "") for d in ds]
-        nodes = inj.undo[0].params["nodes"] if inj.undo else []
-        return out, [f"uncordon node {n}" for n in nodes]
-    if isinstance(fault, EvictPods):
-        verb = "delete" if fault.params.bypassPdb else "evict"
-        return [f"{verb} {t}" for t in inj.targets], ["none: the pods' controllers recreate them"]
-    return ([f"{inj.fault} on {t}" for t in inj.targets],
-            [f"{u.action} {dict(u.params)}" for u in inj.undo])
-
-
 def _helper_pods(fault: KillProcess, target: Target, index: int, duration: float,
                  settings: HelperPodSettings) -> list[dict[str, Any]]:
     """The helper pods a kill-process would run through the API (generated, not created)."""
@@ -182,15 +96,9 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             inj = fault.resolve(target, i)
             injections.append(inj)
             fp.injection = inj.to_json()
-            fp.actions, fp.undo = _actions(fault, target, inj, experiment.duration)
-            if isinstance(fault, KillProcess) and inj.undo and inj.undo[0].action == "delete-pod":
-                fp.helper_pods = [fault.helper_manifest(target, u.params) for u in inj.undo]
-            elif isinstance(fault, (PartitionFault, NetworkDegrade)) and inj.undo and \
-                    inj.undo[0].action == "delete-pod":
-                runner = helper_runner(target)
-                assert runner is not None
-                fp.helper_pods = netpods.manifests(target, inj.undo, fault.host_commands(target, inj),
-                                                   experiment.duration, runner.settings)
+            fp.actions, fp.undo = fault.describe(target, inj)
+            if inj.undo and inj.undo[0].action == "delete-pod":
+                fp.helper_pods = fault.helper_pods(target, inj)  # type: ignore[attr-defined]
         except ChaoslabError as exc:
             fp.error = (fp.error + "; " if fp.error else "") + str(exc)
             if not fp.error.startswith("refused"):

@@ -4,6 +4,7 @@ and injects. Undo steps are a small closed vocabulary applied by `apply_undo`, n
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -78,6 +79,11 @@ class Fault(Protocol):
     def resolve(self, target: Target, index: int) -> Injection: ...
 
     def inject(self, target: Target, injection: Injection) -> None: ...
+
+    def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
+        """(what `inject` will do, what the undo will do), a line each: commands exactly as they will run.
+        Read-only; `chaoslab run --dry-run` prints it."""
+        ...
 
 
 def apply_undo(target: Target, undo: Undo) -> None:
@@ -171,6 +177,23 @@ def switch_commands(target: Target, heal: Mapping[str, Sequence[Command]], deadl
                 for c in wrap([Command(dead_mans_switch(commands, deadline_s, marker))], target.host_wrap(host))]
     wrapped = [c for host, commands in heal.items() for c in wrap(commands, target.host_wrap(host))]
     return [Command(dead_mans_switch(wrapped, deadline_s, marker))]
+
+
+def network_lines(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int, marker: str,
+                  rules: Mapping[str, Sequence[Command]]) -> list[str]:
+    """A network fault's inject as `describe` lines: the switch it arms, then each host's rules, wrapped as
+    they will run."""
+    return ["arm: " + shlex.join(c.argv) for c in switch_commands(target, heal, deadline_s, marker)] + [
+        f"{host}: {shlex.join(c.argv)}" for host, commands in rules.items()
+        for c in wrap(commands, target.host_wrap(host))]
+
+
+def heal_lines(params: Mapping[str, Any]) -> list[str]:
+    """`heal_network` of these undo params, a line per step."""
+    return ([f"{h}: remove chain {params['tag']}" for h in params["hosts"]]
+            + [f"{h}: remove the netem qdisc of {d}" for h, d in params.get("devices", {}).items()]
+            + [f"{h}: stop the delayer" for h in params.get("delayers", [])]
+            + [f"disarm the dead-man's switch {params['marker']}"])
 
 
 def arm_switch(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int, marker: str) -> None:

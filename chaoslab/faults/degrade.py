@@ -23,12 +23,21 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from chaoslab.errors import InjectionError, SpecError, TargetError
 from chaoslab.faults import netpods
-from chaoslab.faults.base import Injection, Record, Undo, arm_switch, heal_network, ignore_events
+from chaoslab.faults.base import (
+    Injection,
+    Record,
+    Undo,
+    arm_switch,
+    heal_network,
+    ignore_events,
+)
+from chaoslab.faults.network import NetworkFault
 from chaoslab.faults.partition import HEAL_MARGIN, TRAFFIC, select_etcd_host
 from chaoslab.netrules import (
     Command,
@@ -84,7 +93,8 @@ QUEUE_BASE = 10000
 never share a queue, and a delayer a crashed run left behind is unlikely to hold the next run's."""
 
 
-class NetworkDegrade:
+class NetworkDegrade(NetworkFault):
+    params: DegradeParams
     kind: ClassVar[str] = "network-degrade"
     params_type: ClassVar[type] = DegradeParams
     level: ClassVar[str] = "node"
@@ -124,52 +134,33 @@ class NetworkDegrade:
 
     def host_commands(self, target: Target, injection: Injection) -> netpods.HostCommands:
         """Through a helper pod: the degraded host's loss rules and netem qdisc, and their heal."""
-        p, params = self.params, injection.undo[0].params
-        tag, device = params["tag"], params.get("device")
-        me = target.endpoint(params["host"])
-        peers = [target.endpoint(h) for h in params["peers"]]
-        apply: list[Command] = []
-        heal: list[Command] = []
-        if p.loss:
-            apply += loss_commands(tag, me, peers, p.loss, TRAFFIC[p.traffic])
-            heal += heal_partition(tag)
-        if p.netem is not None:
-            if not isinstance(device, str):
-                raise InjectionError(f"network-degrade: no interface for {params['host']}; set "
-                                     f"spec.target.helperPod.interface")
-            apply += degrade_commands(device, netem=p.netem, toward=peers)
-            heal += heal_degrade(device)
-        return lambda host: (apply, heal)
+        params = injection.undo[0].params
+        host, device = params["host"], params.get("device")
+        if self.params.netem is not None and not isinstance(device, str):
+            raise InjectionError(f"network-degrade: no interface for {host}; set spec.target.helperPod.interface")
+        apply = [*self._loss(target, params["tag"], host, params["peers"]),
+                 *self._netem(target, device, params["peers"])]
+        heal = [*(heal_partition(params["tag"]) if self.params.loss else ()),
+                *(heal_degrade(device) if self.params.netem is not None and device else ())]
+        return lambda _host: (apply, heal)
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         p, params = self.params, injection.undo[0].params
-        if injection.undo[0].action == "delete-pod":
-            runner = helper_runner(target)
-            if runner is None:
-                raise InjectionError(f"network-degrade: {target.name} does not run helper pods")
-            netpods.inject(target, runner, self.kind, injection.undo, self.host_commands(target, injection),
-                           self.duration, record)
+        if self.by_pods(injection):
+            self.inject_by_pods(target, injection, record)
             if p.netem is not None:
                 record("degrade", fault=self.kind, index=injection.index, host=params["host"], mechanism="netem",
                        delay_ms=p.netem.delay_ms, jitter_ms=p.netem.jitter_ms, on=[params["host"]],
                        via=f"pod {params['namespace']}/{params['name']}")
             return
-        tag, host = params["tag"], params["hosts"][0]
-        heal: dict[str, list[Command]] = {}
-        for h in params["hosts"]:
-            heal.setdefault(h, []).extend(heal_partition(tag))
-        for h, dev in params["devices"].items():
-            heal.setdefault(h, []).extend(heal_degrade(dev))
-        deadline = int(self.duration) + p.deadman
+        host = params["hosts"][0]
         # The switch cannot match a delayer's command line safely (see `dead_mans_switch`), so delayers end
         # by themselves at the switch's deadline instead; with the rules gone they would idle till then.
-        until = int(time.time()) + deadline
-        arm_switch(target, heal, deadline, params["marker"])
-        how, me = target.host_wrap(host), target.endpoint(host)
-        peers = [target.endpoint(h) for h in params["peers"]]
+        until = int(time.time()) + self.deadline()
+        arm_switch(target, self.heal(params), self.deadline(), params["marker"])
         try:
-            if p.loss:
-                target.run_commands(wrap(loss_commands(tag, me, peers, p.loss, TRAFFIC[p.traffic]), how))
+            target.run_commands(wrap(self._loss(target, params["tag"], host, params["peers"]),
+                                     target.host_wrap(host)))
             if p.netem is not None:
                 mechanism = self._delay(target, params, p.netem, until)
                 record("degrade", fault=self.kind, index=injection.index, host=host, mechanism=mechanism,
@@ -179,20 +170,50 @@ class NetworkDegrade:
             heal_network(target, params)
             raise InjectionError(f"network-degrade: could not degrade {host} ({exc}); healed again") from exc
 
-    def _delay(self, target: Target, params: dict[str, Any] | Any, netem: Netem, until: int) -> str:
+    def rules(self, target: Target, params: Mapping[str, Any]) -> dict[str, list[Command]]:
+        host = params["hosts"][0]
+        return {host: [*self._loss(target, params["tag"], host, params["peers"]),
+                       *self._netem(target, params["devices"].get(host), params["peers"])]}
+
+    def heal(self, params: Mapping[str, Any]) -> dict[str, list[Command]]:
+        """Every host's chain, and the qdisc of every device."""
+        heal: dict[str, list[Command]] = {h: list(heal_partition(params["tag"])) for h in params["hosts"]}
+        for h, dev in params["devices"].items():
+            heal[h] += heal_degrade(dev)
+        return heal
+
+    def notes(self, params: Mapping[str, Any]) -> list[str]:
+        if self.params.netem is None:
+            return []
+        return [(f"without netem in the kernel: a chaoslab.delayer on NFQUEUE {params['queue']} on each of "
+                 f"{', '.join(params['peers'])}, holding packets from {params['hosts'][0]}")]
+
+    def _loss(self, target: Target, tag: str, host: str, peers: Sequence[str]) -> list[Command]:
+        """The loss rules on the degraded host (none without loss)."""
+        if not self.params.loss:
+            return []
+        return list(loss_commands(tag, target.endpoint(host), [target.endpoint(h) for h in peers], self.params.loss,
+                                  TRAFFIC[self.params.traffic]))
+
+    def _netem(self, target: Target, device: str | None, peers: Sequence[str]) -> list[Command]:
+        """The netem qdisc on the degraded host's device toward its peers (none without delay)."""
+        if self.params.netem is None or device is None:
+            return []
+        return list(degrade_commands(device, self.params.netem, [target.endpoint(h) for h in peers]))
+
+    def _delay(self, target: Target, params: Mapping[str, Any], netem: Netem, until: int) -> str:
         """Delay packets from the host to its peers: netem on the host where the kernel has it, else the
         NFQUEUE delayer on each peer. Returns the mechanism: `netem` or `nfqueue`."""
         host, tag = params["hosts"][0], params["tag"]
         how, me = target.host_wrap(host), target.endpoint(host)
-        peers = [target.endpoint(h) for h in params["peers"]]
         try:
-            target.run_commands(wrap(degrade_commands(params["devices"][host], netem, peers), how))
+            target.run_commands(wrap(self._netem(target, params["devices"][host], params["peers"]), how))
             return "netem"
         except TargetError as exc:
             if "qdisc kind is unknown" not in str(exc):
                 raise
         target.run_commands(wrap(heal_degrade(params["devices"][host]), how))  # a half-built prio qdisc
-        for peer in peers:
+        for peer in (target.endpoint(h) for h in params["peers"]):
             at = target.host_wrap(peer.host)
             # The delayer first: it returns once bound, so the rules never queue to nobody (they would
             # not drop anyway: --queue-bypass).

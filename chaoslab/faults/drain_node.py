@@ -135,6 +135,16 @@ class DrainNode:
                                                     else "random")
         return Injection(self.kind, index, "node", role, tuple(f"node@{n}" for n in chosen), (undo,))
 
+    def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
+        api, out = target.api(), []
+        sets = daemonsets(api)
+        for node in (t.split("@", 1)[1] for t in injection.targets):
+            out.append(f"cordon node {node}")
+            out += [f"  {d.action} pod {d.namespace}/{d.name}" + (f" ({d.reason})" if d.reason else "")
+                    for d in classify(node_pods(api, node), self.params.options, sets, time.time())]
+        nodes = injection.undo[0].params["nodes"] if injection.undo else []
+        return out, [f"uncordon node {n}" for n in nodes]
+
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         api, p = target.api(), self.params
         nodes = [t.split("@", 1)[1] for t in injection.targets]

@@ -156,6 +156,10 @@ class EvictPods:
         if self.evictor is not None:
             self.evictor.stop.set()
 
+    def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
+        verb = "delete" if self.params.bypassPdb else "evict"
+        return [f"{verb} {t}" for t in injection.targets], ["none: the pods' controllers recreate them"]
+
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         api, p = target.api(), self.params
         if injection.index not in self.chosen:  # resolved elsewhere: choose again, within the same limits

@@ -114,6 +114,21 @@ class KillProcess:
                      for h in hosts) if p.signal == "STOP" else ()
         return Injection(self.kind, index, p.component, role, tuple(f"{p.component}@{h}" for h in hosts), undo)
 
+    def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
+        sig = self.params.signal
+        if injection.undo and injection.undo[0].action == "delete-pod":
+            pods = [u.params for u in injection.undo]
+            return ([f"create privileged pod {p['namespace']}/{p['name']} on node {p['node']}: SIG{sig} to {t}, "
+                     f"pid before and after on its log" for p, t in zip(pods, injection.targets, strict=True)],
+                    [f"delete pod {p['namespace']}/{p['name']}" + (" (its script sends SIGCONT on TERM)"
+                                                                   if sig == "STOP" else "") for p in pods])
+        return ([f"send SIG{sig} to {t}" for t in injection.targets],
+                [f"send SIGCONT to {t}" for t in injection.targets] if sig == "STOP" else [])
+
+    def helper_pods(self, target: Target, injection: Injection) -> list[dict[str, Any]]:
+        """The pods `inject` would create through the API (generated, not created)."""
+        return [self.helper_manifest(target, u.params) for u in injection.undo]
+
     def helper_manifest(self, target: Target, params: Mapping[str, Any]) -> dict[str, Any]:
         """The helper pod that signals the component on one host (`params`: a `delete-pod` undo's)."""
         runner = helper_runner(target)

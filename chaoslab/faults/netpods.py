@@ -20,6 +20,7 @@ has applied its rules.
 
 from __future__ import annotations
 
+import shlex
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -29,10 +30,18 @@ from chaoslab.errors import InjectionError
 from chaoslab.faults.base import Record, Undo
 from chaoslab.netrules import Command
 from chaoslab.targets import Target
-from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, pod_manifest, script
+from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, helper_runner, pod_manifest, script
 
 HostCommands = Callable[[str], tuple[Sequence[Command], Sequence[Command]]]
 """host → (commands that apply its part of the fault, commands that heal it), unwrapped."""
+
+
+def runner_of(target: Target, fault: str) -> HelperPods:
+    """The target's helper pods; `InjectionError` when it runs none."""
+    runner = helper_runner(target)
+    if runner is None:
+        raise InjectionError(f"{fault}: {target.name} does not run helper pods")
+    return runner
 
 
 def pod_undo(target: Target, runner: HelperPods, short: str, index: int, hosts: Sequence[str],
@@ -58,6 +67,20 @@ def manifest(params: Mapping[str, Any], commands: Sequence[Command], heal: Seque
 def manifests(target: Target, undo: Sequence[Undo], commands_of: HostCommands, duration: float,
               settings: HelperPodSettings) -> list[dict[str, Any]]:
     return [manifest(u.params, *commands_of(u.params["host"]), duration, settings) for u in undo]
+
+
+def describe(undo: Sequence[Undo], commands_of: HostCommands, duration: float) -> tuple[list[str], list[str]]:
+    """`describe` of a network fault through helper pods: each pod, the commands its script applies, and
+    what it runs when deleted."""
+    lines, undone = [], []
+    for u in undo:
+        pod, host = f"{u.params['namespace']}/{u.params['name']}", u.params["host"]
+        apply, heal = commands_of(host)
+        lines.append(f"create privileged pod {pod} on node {u.params['node']} ({host}), holding {duration:g} s "
+                     f"then healing:")
+        lines += [f"  {host}: {shlex.join(c.argv)}" for c in apply]
+        undone.append(f"delete pod {pod} (on TERM its script runs: {'; '.join(shlex.join(c.argv) for c in heal)})")
+    return lines, undone
 
 
 def inject(target: Target, runner: HelperPods, fault: str, undo: Sequence[Undo], commands_of: HostCommands,

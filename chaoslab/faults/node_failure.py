@@ -89,6 +89,10 @@ class NodeFailure:
         role = "by name" if p.nodes else (f"selector {p.selector}" if p.selector else "random")
         return Injection(self.kind, index, "node", role, tuple(f"node@{n}" for n in chosen), (undo,))
 
+    def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
+        return ([f"stop the heartbeat of {t}" for t in injection.targets],
+                [f"resume the heartbeat of {t}" for t in injection.targets])
+
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         for t in injection.targets:
             node = t.split("@", 1)[1]

@@ -32,14 +32,24 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from chaoslab.errors import InjectionError, RevertError, TargetError
 from chaoslab.faults import netpods
-from chaoslab.faults.base import Injection, Record, Undo, arm_switch, heal_network, ignore_events
+from chaoslab.faults.base import (
+    Injection,
+    Record,
+    Undo,
+    arm_switch,
+    heal_network,
+    ignore_events,
+)
+from chaoslab.faults.network import NetworkFault
 from chaoslab.leaders import current_etcd_leader
 from chaoslab.netrules import (
+    Command,
     Endpoint,
     Flow,
     Partition,
@@ -89,7 +99,8 @@ class PartitionParams:
         return out
 
 
-class PartitionFault:
+class PartitionFault(NetworkFault):
+    params: PartitionParams
     kind: ClassVar[str] = "partition"
     params_type: ClassVar[type] = PartitionParams
     level: ClassVar[str] = "node"
@@ -163,31 +174,28 @@ class PartitionFault:
     def host_commands(self, target: Target, injection: Injection) -> netpods.HostCommands:
         """Through helper pods: host → (its rules, its heal), from the flows recorded in the undo."""
         params = injection.undo[0].params
-        tag = params["tag"]
-        rules = partition_commands(tag, recorded_partition(target, params["flows"]))
-        return lambda host: (rules[host], heal_partition(tag))
+        rules = self.rules(target, params)
+        return lambda host: (rules[host], heal_partition(params["tag"]))
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         params = injection.undo[0].params
-        if injection.undo[0].action == "delete-pod":
-            runner = helper_runner(target)
-            if runner is None:
-                raise InjectionError(f"partition: {target.name} does not run helper pods")
-            netpods.inject(target, runner, self.kind, injection.undo, self.host_commands(target, injection),
-                           self.duration, record)
+        if self.by_pods(injection):
+            self.inject_by_pods(target, injection, record)
             return
-        tag, marker = params["tag"], params["marker"]
-        partition = recorded_partition(target, params["flows"])
         # Armed first: from here on the partition is undone even if chaoslab dies.
-        arm_switch(target, {h: heal_partition(tag) for h in params["hosts"]},
-                   int(self.duration) + self.params.deadman, marker)
-        rules = partition_commands(tag, partition)
+        arm_switch(target, self.heal(params), self.deadline(), params["marker"])
         try:
-            for host, commands in rules.items():
+            for host, commands in self.rules(target, params).items():
                 target.run_commands(wrap(commands, target.host_wrap(host)))
         except Exception as exc:
             heal_network(target, params)
             raise InjectionError(f"partition: could not install the rules ({exc}); healed again") from exc
+
+    def heal(self, params: Mapping[str, Any]) -> dict[str, list[Command]]:
+        return {h: list(heal_partition(params["tag"])) for h in params["hosts"]}
+
+    def rules(self, target: Target, params: Mapping[str, Any]) -> Mapping[str, Sequence[Command]]:
+        return partition_commands(params["tag"], recorded_partition(target, params["flows"]))
 
 
 def select_etcd_host(target: Target, select: str, rng: random.Random, fault: str) -> tuple[str, str, str | None]:

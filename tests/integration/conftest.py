@@ -15,6 +15,7 @@ from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up
+from chaoslab.targets.lab import LabTarget
 
 TEST_LAB = LabConfig(name=os.environ.get("CHAOSLAB_TEST_LAB", "itest"),
                      port_base=int(os.environ.get("CHAOSLAB_TEST_PORT_BASE", "17443")), nodes=3, node_lease_seconds=20, node_monitor_grace=20,
@@ -44,3 +45,8 @@ def lab() -> Iterator[LabLayout]:
 @pytest.fixture(scope="session")
 def api(lab: LabLayout) -> KubeApi:
     return KubeApi.from_kubeconfig(lab.kubeconfig)
+
+
+@pytest.fixture
+def target(lab: LabLayout) -> LabTarget:
+    return LabTarget(lab)

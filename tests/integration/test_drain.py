@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from waiting import eventually
+from workloads import Events, busiest_node, daemonset, deployment, namespace, pdb, per_node, ready_pods, uids
 
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build
@@ -25,85 +24,22 @@ from chaoslab.targets.lab import LabTarget
 
 
 @pytest.fixture
-def target(lab: LabLayout) -> LabTarget:
-    return LabTarget(lab)
-
-
-@pytest.fixture
 def ns(api: KubeApi) -> Iterator[str]:
-    name = f"drain-{uuid.uuid4().hex[:6]}"
-    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    api.delete(f"/api/v1/namespaces/{name}")
-    for node in api.get("/api/v1/nodes")["items"]:  # whatever a failed test left cordoned
-        if node["spec"].get("unschedulable"):
-            api.patch(f"/api/v1/nodes/{node['metadata']['name']}", {"spec": {"unschedulable": None}})
-    eventually(lambda: api.delete(f"/api/v1/namespaces/{name}") is None, 90, f"namespace {name} gone")
-
-
-def deployment(api: KubeApi, ns: str, name: str, replicas: int, emptydir: bool = False) -> None:
-    labels = {"app": name}
-    pod_spec: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx:1.25"}]}
-    if emptydir:
-        pod_spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
-    api.create(f"/apis/apps/v1/namespaces/{ns}/deployments", {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
-
-
-def daemonset(api: KubeApi, ns: str, name: str) -> None:
-    labels = {"app": name}
-    api.create(f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
-        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
-        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
-                 "spec": {"containers": [{"name": "c", "image": "pause"}]}}}})
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
-
-
-def pods(api: KubeApi, ns: str, app: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=f"app={app}")["items"]
-    return items
-
-
-def ready_pods(api: KubeApi, ns: str, app: str, n: int) -> list[dict[str, Any]] | None:
-    got = [p for p in pods(api, ns, app) if ready(p)]
-    return got if len(got) == n else None
+    with namespace(api, "drain") as name:
+        yield name
 
 
 def unschedulable(api: KubeApi, node: str) -> bool:
     return bool(api.get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable"))
 
 
-class Events:
-    def __init__(self) -> None:
-        self.items: list[tuple[float, str, dict[str, Any]]] = []
-
-    def __call__(self, kind: str, **detail: Any) -> None:
-        self.items.append((time.monotonic(), kind, detail))
-
-    def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
-        return [d for _, k, d in self.items if k == kind and all(d.get(a) == b for a, b in match.items())]
-
-
 def test_a_pdb_holds_the_drain_until_replacements_are_ready_elsewhere_then_it_completes(
         api: KubeApi, target: LabTarget, ns: str) -> None:
     deployment(api, ns, "web", 6)
     placed = eventually(lambda: ready_pods(api, ns, "web", 6), 90, "6 web pods Ready")
-    api.create(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets", {
-        "apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
-        "spec": {"minAvailable": 5, "selector": {"matchLabels": {"app": "web"}}}})
-    # The disruption controller must have counted the pods before the budget allows anything.
-    eventually(lambda: api.get(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets/web")
-               .get("status", {}).get("disruptionsAllowed") == 1, 30, "PDB allows 1 disruption")
-    by_node: dict[str, int] = {}
-    for p in placed:
-        by_node[p["spec"]["nodeName"]] = by_node.get(p["spec"]["nodeName"], 0) + 1
-    node = max(by_node, key=lambda n: by_node[n])
+    pdb(api, ns, "web", 5, 1)
+    by_node = per_node(placed)
+    node = busiest_node(placed)
     assert by_node[node] >= 2, f"the scheduler spread 6 pods as {by_node}"
 
     fault = build("drain-node", {"nodes": [node], "namespaces": [ns], "retryInterval": "1s", "timeout": "90s"})
@@ -145,7 +81,7 @@ def test_daemonset_pods_stay_with_ignore_daemonsets_and_refuse_the_drain_without
         assert skipped["pod"] == f"{ns}/{placed[0]['metadata']['name']}"
         assert skipped["reason"] == "ignoring DaemonSet-managed Pods"
         time.sleep(2)
-        assert placed[0]["metadata"]["uid"] in {p["metadata"]["uid"] for p in pods(api, ns, "agent")}
+        assert placed[0]["metadata"]["uid"] in uids(api, ns, "agent")
     finally:
         for undo in injection.undo:
             apply_undo(target, undo)
@@ -186,7 +122,7 @@ def test_pods_in_namespaces_the_experiment_does_not_name_are_left_in_place(
         fault.inject(target, injection, record=events)  # type: ignore[call-arg]
         [skipped] = events.of("eviction", pod=f"{ns}/{placed['metadata']['name']}")
         assert skipped["outcome"] == "skipped" and "protected" in skipped["reason"]
-        assert [p["metadata"]["uid"] for p in pods(api, ns, "web")] == [placed["metadata"]["uid"]]
+        assert uids(api, ns, "web") == {placed["metadata"]["uid"]}
     finally:
         for undo in injection.undo:
             apply_undo(target, undo)
@@ -248,4 +184,4 @@ def test_ctrl_c_of_a_run_blocked_by_a_pdb_uncordons_at_once(api: KubeApi, lab: L
     kinds = [e.get("event") for e in events if "event" in e]
     assert kinds.index("cordon") < kinds.index("revert") and "abort" in kinds
     assert any(e.get("event") == "eviction" and e["detail"]["outcome"] == "refused" for e in events)
-    assert placed["metadata"]["uid"] in {p["metadata"]["uid"] for p in pods(api, ns, "db")}
+    assert placed["metadata"]["uid"] in uids(api, ns, "db")

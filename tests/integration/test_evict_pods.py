@@ -5,43 +5,22 @@ evicted."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from test_drain import Events, deployment, eventually, pods, ready_pods
+from waiting import eventually
+from workloads import Events, deployment, namespace, pdb, ready_pods, uids
 
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build
 from chaoslab.kubeapi import KubeApi
-from chaoslab.lab.config import LabLayout
 from chaoslab.targets.lab import LabTarget
 
 
 @pytest.fixture
-def target(lab: LabLayout) -> LabTarget:
-    return LabTarget(lab)
-
-
-@pytest.fixture
 def ns(api: KubeApi) -> Iterator[str]:
-    name = f"evict-{uuid.uuid4().hex[:6]}"
-    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    api.delete(f"/api/v1/namespaces/{name}")
-    eventually(lambda: api.delete(f"/api/v1/namespaces/{name}") is None, 90, f"namespace {name} gone")
-
-
-def pdb(api: KubeApi, ns: str, app: str, min_available: int, allowed: int) -> None:
-    api.create(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets", {
-        "apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "metadata": {"name": app},
-        "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}}})
-    eventually(lambda: api.get(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets/{app}")
-               .get("status", {}).get("disruptionsAllowed") == allowed, 30, f"PDB allows {allowed} disruption(s)")
-
-
-def uids(api: KubeApi, ns: str, app: str) -> set[str]:
-    return {p["metadata"]["uid"] for p in pods(api, ns, app)}
+    with namespace(api, "evict") as name:
+        yield name
 
 
 def test_a_pdb_lets_one_eviction_through_at_a_time_until_replacements_are_ready(

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from test_drain import deployment, eventually, ready_pods
+from waiting import eventually
+from workloads import deployment, namespace, ready_pods
 
 from chaoslab.cli import main
 from chaoslab.errors import InjectionError
@@ -85,10 +86,8 @@ def account(lab: LabLayout, api: KubeApi, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture
 def ns(api: KubeApi) -> Iterator[str]:
-    name = f"kc-{uuid.uuid4().hex[:6]}"
-    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    api.delete(f"/api/v1/namespaces/{name}")
+    with namespace(api, "kc") as name:
+        yield name
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,10 @@ loses a write or leaves a rule, a qdisc or a delayer behind."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +41,7 @@ def start(tmp_path: Path, lab: LabLayout, name: str, fault: str) -> subprocess.P
     path = tmp_path / f"{name}.yaml"
     path.write_text(EXPERIMENT.format(name=name, lab=lab.config.name, fault=fault))
     return subprocess.Popen(command(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=ROOT)
+                            cwd=ROOT, start_new_session=True)
 
 
 def qdiscs(target: LabTarget) -> dict[str, str]:
@@ -103,3 +106,36 @@ def test_a_small_delay_on_the_leaders_links_forces_no_election(lab: LabLayout, t
     assert degrade["jitter_ms"] == 10
     assert value(verdict, "etcdLeaderElections") == 0
     assert value(verdict, "lostWrites") == 0
+
+
+@pytest.mark.slow
+def test_the_dead_mans_switch_heals_a_delay_after_chaoslab_is_killed(lab: LabLayout, tmp_path: Path) -> None:
+    target = LabTarget(lab)
+    proc = start(tmp_path, lab, "killed-mid-delay", "select: leader, delay: 1500ms, deadman: 5")
+    deadline = time.monotonic() + 60
+
+    def degraded() -> bool:  # netem on the leader, or the NFQUEUE rules hooked in on a peer
+        return any("netem" in q for q in qdiscs(target).values()) or any(
+            any(r.startswith("-A INPUT -j CHAOSLAB") for r in rules) for rules in chains(target).values())
+
+    while not degraded():
+        assert time.monotonic() < deadline and proc.poll() is None, "the delay was never put in place"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # duration 8 s + deadman 5 s after injection: the switch removes the rules and qdisc, and each delayer
+    # ends by itself at the same deadline.
+    deadline = time.monotonic() + 30
+    while any(chains(target).values()) or delayers() or any("netem" in q for q in qdiscs(target).values()):
+        assert time.monotonic() < deadline, f"still degraded: {chains(target)} {delayers()} {qdiscs(target)}"
+        time.sleep(0.5)
+    members = target.etcd_members(timeout=3)
+    try:
+        assert len({m.status().leader_name for m in members.values()}) == 1
+    finally:
+        for m in members.values():
+            m.close()
+    run_dir = max((tmp_path / "runs").iterdir())
+    rec = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,
+                         text=True, timeout=60, check=False, cwd=ROOT)
+    assert rec.returncode == 0, rec.stdout + rec.stderr

@@ -11,13 +11,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_drain import Events, deployment, eventually, ready_pods
+from waiting import eventually
+from workloads import Events, busiest_node, deployment, namespace, ready_pods
 
 from chaoslab.errors import InjectionError
 from chaoslab.faults import build
@@ -51,13 +50,12 @@ def target(lab: LabLayout) -> Iterator[LabTarget]:
 
 @pytest.fixture
 def ns(api: KubeApi, target: LabTarget) -> Iterator[str]:
-    name = f"nodefail-{uuid.uuid4().hex[:6]}"
-    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    for node in target.simulated_nodes():
-        target.stop_heartbeat(node, stopped=False)
-    api.delete(f"/api/v1/namespaces/{name}")
-    eventually(lambda: api.delete(f"/api/v1/namespaces/{name}") is None, 120, f"namespace {name} gone")
+    with namespace(api, "nodefail", gone_within=120) as name:
+        try:
+            yield name
+        finally:
+            for node in target.simulated_nodes():
+                target.stop_heartbeat(node, stopped=False)
 
 
 def node_ready(api: KubeApi, node: str) -> str:
@@ -66,13 +64,6 @@ def node_ready(api: KubeApi, node: str) -> str:
 
 def all_nodes_ready(api: KubeApi, target: LabTarget) -> bool:
     return all(node_ready(api, n) == "True" for n in target.simulated_nodes())
-
-
-def busiest_node(placed: list[dict[str, Any]]) -> str:
-    by_node: dict[str, int] = {}
-    for p in placed:
-        by_node[p["spec"]["nodeName"]] = by_node.get(p["spec"]["nodeName"], 0) + 1
-    return max(by_node, key=lambda n: by_node[n])
 
 
 @pytest.mark.slow

@@ -114,11 +114,6 @@ def value(verdict: dict, metric: str) -> float | None:  # type: ignore[type-arg]
     return verdict["runValues"][0][metric]  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def target(lab: LabLayout) -> LabTarget:
-    return LabTarget(lab)
-
-
 @pytest.mark.slow
 def test_leader_isolation_elects_a_new_leader_fast_and_loses_no_write(lab: LabLayout, target: LabTarget,
                                                                      tmp_path: Path) -> None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from waiting import eventually
+from workloads import busiest_node, deployment, namespace, pdb, per_node, ready_pods
 
 from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
@@ -26,21 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def ns(api: KubeApi) -> Iterator[str]:
-    name = f"resched-{uuid.uuid4().hex[:6]}"
-    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    for node in api.get("/api/v1/nodes")["items"]:  # whatever a failed run left cordoned
-        if node["spec"].get("unschedulable"):
-            api.patch(f"/api/v1/nodes/{node['metadata']['name']}", {"spec": {"unschedulable": None}})
-    api.delete(f"/api/v1/namespaces/{name}")
-    eventually(lambda: api.delete(f"/api/v1/namespaces/{name}") is None, 90, f"namespace {name} gone")
+    with namespace(api, "resched") as name:
+        yield name
 
-
-def ready_pods(api: KubeApi, ns: str, n: int) -> list[dict[str, Any]] | None:
-    items = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector="app=web")["items"]
-    got = [p for p in items if not p["metadata"].get("deletionTimestamp") and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
-    return got if len(got) == n else None
 
 EXPERIMENT = """\
 apiVersion: chaoslab.io/v1alpha1
@@ -68,22 +55,11 @@ spec:
 
 def test_a_drain_under_a_pdb_is_measured_rescheduled_without_breaching_the_budget(
         lab: LabLayout, api: KubeApi, ns: str, tmp_path: Path) -> None:
-    labels = {"app": "web"}
-    api.create(f"/apis/apps/v1/namespaces/{ns}/deployments", {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": 6, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}}}})
-    placed = eventually(lambda: ready_pods(api, ns, 6), 90, "6 web pods Ready")
-    api.create(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets", {
-        "apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
-        "spec": {"minAvailable": 5, "selector": {"matchLabels": {"app": "web"}}}})
-    eventually(lambda: api.get(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets/web")
-               .get("status", {}).get("disruptionsAllowed") == 1, 30, "PDB allows 1 disruption")
-    by_node: dict[str, int] = {}
-    for p in placed:
-        by_node[p["spec"]["nodeName"]] = by_node.get(p["spec"]["nodeName"], 0) + 1
-    node = max(by_node, key=lambda n: by_node[n])
+    deployment(api, ns, "web", 6)
+    placed = eventually(lambda: ready_pods(api, ns, "web", 6), 90, "6 web pods Ready")
+    pdb(api, ns, "web", 5, 1)
+    by_node = per_node(placed)
+    node = busiest_node(placed)
 
     experiment = tmp_path / "drain.yaml"
     experiment.write_text(EXPERIMENT.format(node=node, ns=ns))

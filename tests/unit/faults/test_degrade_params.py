@@ -134,11 +134,9 @@ def test_heal_stops_the_delayers_after_removing_their_rules() -> None:
 
 
 def test_the_dry_run_plan_shows_both_delay_mechanisms_and_their_undo() -> None:
-    from chaoslab.plan import _actions
-
     fault = NetworkDegrade(DegradeParams(delay="1500ms", loss=5), duration=8)
     target = FakeTarget(netem=True)
-    actions, undo = _actions(fault, target, fault.resolve(target, 0), 8)  # type: ignore[arg-type]
+    actions, undo = fault.describe(target, fault.resolve(target, 0))  # type: ignore[arg-type]
     assert any("netem delay 1500ms" in a for a in actions) and any("statistic" in a for a in actions)
     assert any("NFQUEUE" in a and "cp2, cp3" in a for a in actions)
     assert "cp2: stop the delayer" in undo and "cp1: remove the netem qdisc of eth0" in undo
@@ -148,8 +146,6 @@ def test_the_dry_run_plan_shows_both_delay_mechanisms_and_their_undo() -> None:
 def test_a_target_arming_the_switch_on_each_host_gets_one_switch_per_host_in_the_plan() -> None:
     import shlex
 
-    from chaoslab.plan import _actions
-
     class OverSsh(FakeTarget):
         remote_switch = True
 
@@ -158,6 +154,6 @@ def test_a_target_arming_the_switch_on_each_host_gets_one_switch_per_host_in_the
 
     fault = NetworkDegrade(DegradeParams(delay="1500ms"), duration=8)
     target = OverSsh(netem=True)
-    actions, _ = _actions(fault, target, fault.resolve(target, 0), 8)  # type: ignore[arg-type]
+    actions, _ = fault.describe(target, fault.resolve(target, 0))  # type: ignore[arg-type]
     arms = [a for a in actions if a.startswith("arm: ")]
     assert [a.split()[2] for a in arms] == ["cp1", "cp2", "cp3"]

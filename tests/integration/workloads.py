@@ -1,0 +1,104 @@
+"""Workloads on the real lab for the integration tests: a throwaway namespace, Deployments, DaemonSets,
+PodDisruptionBudgets, and what the tests ask of their pods."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from waiting import eventually
+
+from chaoslab.kubeapi import KubeApi
+
+
+@contextmanager
+def namespace(api: KubeApi, prefix: str, gone_within: float = 90) -> Iterator[str]:
+    """A new namespace; afterwards every Node uncordoned (whatever a failed test left cordoned) and the
+    namespace deleted and waited for."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        for node in api.get("/api/v1/nodes")["items"]:
+            if node["spec"].get("unschedulable"):
+                api.patch(f"/api/v1/nodes/{node['metadata']['name']}", {"spec": {"unschedulable": None}})
+        api.delete(f"/api/v1/namespaces/{name}")
+        eventually(lambda: api.delete(f"/api/v1/namespaces/{name}") is None, gone_within, f"namespace {name} gone")
+
+
+def deployment(api: KubeApi, ns: str, name: str, replicas: int, emptydir: bool = False) -> None:
+    labels = {"app": name}
+    pod_spec: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx:1.25"}]}
+    if emptydir:
+        pod_spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    api.create(f"/apis/apps/v1/namespaces/{ns}/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
+
+
+def daemonset(api: KubeApi, ns: str, name: str) -> None:
+    labels = {"app": name}
+    api.create(f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
+                 "spec": {"containers": [{"name": "c", "image": "pause"}]}}}})
+
+
+def pdb(api: KubeApi, ns: str, app: str, min_available: int, allowed: int) -> None:
+    """A policy/v1beta1 budget, once the disruption controller has counted the pods (it allows nothing
+    before)."""
+    api.create(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets", {
+        "apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "metadata": {"name": app},
+        "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}}})
+    eventually(lambda: api.get(f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets/{app}")
+               .get("status", {}).get("disruptionsAllowed") == allowed, 30, f"PDB allows {allowed} disruption(s)")
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def pods(api: KubeApi, ns: str, app: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=f"app={app}")["items"]
+    return items
+
+
+def uids(api: KubeApi, ns: str, app: str) -> set[str]:
+    return {p["metadata"]["uid"] for p in pods(api, ns, app)}
+
+
+def ready_pods(api: KubeApi, ns: str, app: str, n: int) -> list[dict[str, Any]] | None:
+    got = [p for p in pods(api, ns, app) if ready(p)]
+    return got if len(got) == n else None
+
+
+def per_node(placed: list[dict[str, Any]]) -> dict[str, int]:
+    """Node → how many of these pods it runs."""
+    counts: dict[str, int] = {}
+    for p in placed:
+        counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
+    return counts
+
+
+def busiest_node(placed: list[dict[str, Any]]) -> str:
+    counts = per_node(placed)
+    return max(counts, key=lambda n: counts[n])
+
+
+class Events:
+    """A fault's `record`, kept for the test to look at."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, str, dict[str, Any]]] = []
+
+    def __call__(self, kind: str, **detail: Any) -> None:
+        self.items.append((time.monotonic(), kind, detail))
+
+    def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
+        return [d for _, k, d in self.items if k == kind and all(d.get(a) == b for a, b in match.items())]
