@@ -17,6 +17,7 @@ from typing import Any
 from chaoslab.errors import ChaoslabError
 from chaoslab.faults import build
 from chaoslab.faults.kill_process import KillProcess
+from chaoslab.faults.network import NetworkFault
 from chaoslab.guard import (
     Settings,
     abort_problems,
@@ -97,8 +98,8 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             injections.append(inj)
             fp.injection = inj.to_json()
             fp.actions, fp.undo = fault.describe(target, inj)
-            if inj.undo and inj.undo[0].action == "delete-pod":
-                fp.helper_pods = fault.helper_pods(target, inj)  # type: ignore[attr-defined]
+            if isinstance(fault, (KillProcess, NetworkFault)) and inj.undo and inj.undo[0].action == "delete-pod":
+                fp.helper_pods = fault.helper_pods(target, inj)
         except ChaoslabError as exc:
             fp.error = (fp.error + "; " if fp.error else "") + str(exc)
             if not fp.error.startswith("refused"):
