@@ -19,6 +19,7 @@ import grpc
 import pytest
 from waiting import renewing_holder
 
+from chaoslab.etcd import EtcdMember
 from chaoslab.lab.config import LabLayout
 from chaoslab.leaders import holder_host
 from chaoslab.netrules import Command, wrap
@@ -154,22 +155,32 @@ def test_one_way_inbound_loss_on_the_leader_forces_an_election(lab: LabLayout, t
 def test_the_checker_catches_an_acknowledged_write_deleted_behind_its_back(lab: LabLayout, target: LabTarget,
                                                                          tmp_path: Path) -> None:
     path = write(tmp_path, lab, "lost-write", "shape: isolate, select: follower, traffic: peer", elections=1)
-    proc = subprocess.Popen(command(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
     members = target.etcd_members()
+
+    def keys() -> tuple[EtcdMember, list[str]] | None:
+        """The workload's keys, and the member that answered (a linearizable read: not the cut-off one)."""
+        for member in members.values():
+            try:
+                return member, [m.key.decode() for _, m in member.client.get_prefix(PREFIX, keys_only=True)]
+            except ERRORS:
+                continue
+        return None
+
+    # Only this run's keys: a run killed by an earlier test (SIGKILL, no cleanup) leaves its own behind.
+    first = keys()
+    earlier = set(first[1]) if first else set()
+    proc = subprocess.Popen(command(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         deleted = None
         deadline = time.monotonic() + 60
         while deleted is None and time.monotonic() < deadline:
-            for member in members.values():
-                try:
-                    keys = [m.key.decode() for _, m in member.client.get_prefix(PREFIX, keys_only=True)]
-                except ERRORS:  # a member may be the cut-off one
-                    continue
-                acked = sorted(k for k in keys if not k.endswith("/latest"))
+            found = keys()
+            if found is not None:
+                member, now = found
+                acked = sorted(k for k in now if not k.endswith("/latest") and k not in earlier)
                 if len(acked) > 5:
                     deleted = acked[0]
                     member.client.delete(deleted)
-                break
             time.sleep(0.2)
         assert deleted, "the workload wrote nothing"
         out = proc.communicate(timeout=300)[0].decode()
