@@ -16,6 +16,7 @@ from typing import Any
 
 from chaoslab.errors import ChaoslabError
 from chaoslab.faults import build
+from chaoslab.faults.base import Fault, Injection
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.network import NetworkFault
 from chaoslab.guard import (
@@ -66,6 +67,15 @@ class Plan:
                            for f in self.faults]}
 
 
+def _describe(fault: Fault, target: Target, inj: Injection) -> tuple[list[str], list[str]]:
+    """The fault's own `describe`; for a plugin fault without one, its targets and undo as data."""
+    describe = getattr(fault, "describe", None)
+    if callable(describe):
+        lines: tuple[list[str], list[str]] = describe(target, inj)
+        return lines
+    return [f"{inj.fault} on {t}" for t in inj.targets], [f"{u.action} {dict(u.params)}" for u in inj.undo]
+
+
 def _helper_pods(fault: KillProcess, target: Target, index: int, duration: float,
                  settings: HelperPodSettings) -> list[dict[str, Any]]:
     """The helper pods a kill-process would run through the API (generated, not created)."""
@@ -97,7 +107,7 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             inj = fault.resolve(target, i)
             injections.append(inj)
             fp.injection = inj.to_json()
-            fp.actions, fp.undo = fault.describe(target, inj)
+            fp.actions, fp.undo = _describe(fault, target, inj)
             if isinstance(fault, (KillProcess, NetworkFault)) and inj.undo and inj.undo[0].action == "delete-pod":
                 fp.helper_pods = fault.helper_pods(target, inj)
         except ChaoslabError as exc:

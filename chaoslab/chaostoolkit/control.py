@@ -51,6 +51,9 @@ from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target, describe, resolve_target
 from chaoslab.verdict import judge
 
+SETTLE = 10.0
+"""Seconds the session waits at its start for chaoslab's steady state before Chaos Toolkit goes on."""
+
 __all__ = ["after_activity_control", "after_experiment_control", "after_method_control",
            "after_rollback_control", "before_activity_control", "before_experiment_control",
            "before_method_control", "cleanup_control", "configure_control"]
@@ -89,6 +92,11 @@ class Session:
         if self.experiment.abort:
             threading.Thread(target=self._watch_abort, name="chaoslab-abort", daemon=True).start()
         time.sleep(1.0)  # the probes' first samples, before the hypothesis and the method
+        # Then the steady state, as a chaoslab run waits for it (a Lease counts once a renewal is seen, up to
+        # a retry period); not met by then, the method's start records it as failing.
+        deadline = time.monotonic() + SETTLE
+        while self.failing() and time.monotonic() < deadline:
+            time.sleep(TICK)
 
     def revert_all(self, why: str) -> None:
         with self.lock:

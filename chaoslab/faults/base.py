@@ -80,10 +80,9 @@ class Fault(Protocol):
 
     def inject(self, target: Target, injection: Injection) -> None: ...
 
-    def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
-        """(what `inject` will do, what the undo will do), a line each: commands exactly as they will run.
-        Read-only; `chaoslab run --dry-run` prints it."""
-        ...
+    # Optional, and every built-in fault has it: `describe(target, injection) -> (inject lines, undo lines)`,
+    # what `inject` and the undo will do, commands exactly as they will run; read-only, for the plan that
+    # `chaoslab run --dry-run` prints. A plugin fault without it is planned from its targets and undo data.
 
 
 def apply_undo(target: Target, undo: Undo) -> None:

@@ -7,13 +7,26 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from waiting import eventually
-from workloads import Events, busiest_node, daemonset, deployment, namespace, pdb, per_node, ready_pods, uids
+from workloads import (
+    Events,
+    busiest_node,
+    daemonset,
+    deployment,
+    namespace,
+    pdb,
+    per_node,
+    pods,
+    ready,
+    ready_pods,
+    uids,
+)
 
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build
@@ -46,13 +59,28 @@ def test_a_pdb_holds_the_drain_until_replacements_are_ready_elsewhere_then_it_co
     injection = fault.resolve(target, 0)
     assert [u.params for u in injection.undo] == [{"nodes": [node]}]
     events = Events()
+    # Ready web pods, counted all through the drain: the budget (minAvailable 5) allows one disruption at a time.
+    counts: list[int] = []
+    draining = threading.Event()
+
+    def count() -> None:
+        while not draining.wait(0.1):
+            counts.append(sum(ready(p) for p in pods(api, ns, "web")))
+
+    counter = threading.Thread(target=count)
+    counter.start()
     try:
-        fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+        try:
+            fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+        finally:
+            draining.set()
+            counter.join()
         assert unschedulable(api, node)
         [drain] = events.of("drain", node=node)
         assert drain["complete"] and drain["evicted"] == by_node[node] and drain["api"] == "policy/v1beta1"
-        # Only one disruption at a time: every pod after the first waited for a replacement to be Ready.
-        # The budget refused the drain at least once: how often depends on how fast replacements get Ready.
+        # Only one disruption at a time: every pod after the first waited for a replacement to be Ready (how
+        # many 429s that takes depends on how fast replacements get Ready).
+        assert counts and min(counts) >= 5, counts
         assert events.of("eviction", outcome="refused")
         assert all("disruption budget" in e["reason"] for e in events.of("eviction", outcome="refused"))
         assert len(events.of("eviction", outcome="terminated")) == by_node[node]
