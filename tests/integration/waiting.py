@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from chaoslab.errors import TargetError
 from chaoslab.kubeapi import KubeApi
 from chaoslab.leaders import LEASES
 
@@ -31,7 +32,10 @@ def renewing_holder(api: KubeApi, component: str, timeout: float = 60) -> str:
     path = f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{LEASES[component]}"
 
     def read() -> tuple[str | None, str | None]:
-        spec = api.get(path).get("spec", {})
+        try:
+            spec = api.get(path).get("spec", {})
+        except TargetError:  # e.g. 500 "etcdserver: leader changed" while an earlier test's election settles
+            return None, None
         return spec.get("holderIdentity"), spec.get("renewTime")
 
     def renewed() -> str | None:
