@@ -10,7 +10,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from waiting import eventually
 
+from chaoslab.errors import TargetError
+from chaoslab.etcd import RpcError
 from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
@@ -50,3 +53,31 @@ def api(lab: LabLayout) -> KubeApi:
 @pytest.fixture
 def target(lab: LabLayout) -> LabTarget:
     return LabTarget(lab)
+
+
+@pytest.fixture(autouse=True)
+def settled(request: pytest.FixtureRequest) -> None:
+    """Before each test on the shared lab: every etcd member answers and names the same leader, and the
+    apiserver is ready, so no test inherits an election or a restart that the test before it caused."""
+    if "lab" not in request.fixturenames:
+        return
+    target = LabTarget(request.getfixturevalue("lab"))
+    api: KubeApi = request.getfixturevalue("api")
+
+    def healthy() -> bool:
+        members = target.etcd_members(timeout=1.5)
+        try:
+            leaders = {m.status().leader_name for m in members.values()}
+        except RpcError:
+            return False
+        finally:
+            for m in members.values():
+                m.close()
+        if len(leaders) != 1 or None in leaders:
+            return False
+        try:
+            return api.request("GET", "/readyz", timeout=3).status_code == 200
+        except TargetError:
+            return False
+
+    eventually(healthy, 90, "the lab settled (one etcd leader named by every member, apiserver ready)")
