@@ -213,8 +213,9 @@ _FIND = ('find() {\n  me=$(readlink /proc/self/ns/net)\n  for q in $(pgrep -f --
 def kill_script(component: str, signal: str, duration: float, *, pattern: str | None = None) -> str:
     """The helper's program for `kill-process`: find the one `component` process of this host, signal it and
     report on the log — `chaoslab: old-pid N`, `signalled`, then for KILL/TERM `gone N after S` and
-    `new-pid M` once the kubelet (or a supervisor) started it again, for STOP the process `state`. A STOP
-    is resumed with CONT after `duration` seconds or on TERM (the pod deleted). Exit 3: no single process.
+    `new-pid M` once the kubelet (or a supervisor) started it again, for STOP the process `state` (once
+    stopped, or as it is after 5 s). A STOP is resumed with CONT after `duration` seconds or on TERM (the pod
+    deleted). Exit 3: no single process.
 
         >>> "kill -s STOP" in kill_script("kube-scheduler", "STOP", 30)
         True
@@ -237,7 +238,16 @@ def kill_script(component: str, signal: str, duration: float, *, pattern: str | 
         "  done\n"
         f'  echo "{MARK} new-pid none" ) &\n'
         "w=$!\n") if signal in ("KILL", "TERM") else (
-        f'echo "{MARK} state $(sed -n \'s/^State:[[:space:]]*//p\' /proc/$old/status)"\n'
+        # A signal is delivered, not obeyed, when kill returns: on a busy node the process may still be
+        # running for a moment. Report its state once stopped (or as it is after 5 s).
+        "i=0\n"
+        "while :; do\n"
+        "  st=$(sed -n 's/^State:[[:space:]]*//p' /proc/$old/status)\n"
+        '  case "$st" in T*) break;; esac\n'
+        "  [ $i -ge 50 ] && break\n"
+        "  sleep 0.1; i=$((i+1))\n"
+        "done\n"
+        f'echo "{MARK} state $st"\n'
         "w=\n")
     return (
         f"pattern={shlex.quote(pattern)}\n"

@@ -9,7 +9,9 @@ those addresses only) never cut chaoslab's ssh sessions — as on a real cluster
 The ssh client runs in that namespace through the target's `sshCommand` ([ip, netns, exec, NS, ssh]); the
 target itself knows nothing of namespaces. Each sshd has its own config, a generated ed25519 host key
 (pinned in a known_hosts file, so StrictHostKeyChecking=yes holds) and accepts one generated client key
-for root, no passwords. `stop()` ends the sshds, deletes the namespace and the key directory.
+for root, no passwords. `stop()` ends the sshds, deletes the namespace and the key directory; a session
+interrupted before `stop()` leaves nothing that the next one does not clear (the keys live in the lab's
+state directory, the namespace is replaced).
 """
 
 from __future__ import annotations
@@ -37,9 +39,13 @@ def run(*argv: str) -> str:
 @dataclass
 class SshLab:
     layout: LabLayout
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chaoslab-ssh-")))
+    tmp: Path = field(init=False)
     sshds: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     made_privsep: bool = False
+
+    def __post_init__(self) -> None:
+        # Inside the lab's state directory: the next `lab down` removes the keys of an interrupted session.
+        self.tmp = Path(tempfile.mkdtemp(prefix="ssh-", dir=self.layout.state_dir))
 
     @property
     def netns(self) -> str:
@@ -90,6 +96,8 @@ class SshLab:
     def _management_namespace(self) -> None:
         ns, sw = self.netns, self.layout.switch_netns
         peer = f"{self.layout.config.name}-mg"[:15]
+        if (NETNS_DIR / ns).exists():  # left by an interrupted earlier session (its peer went with the lab)
+            run("ip", "netns", "del", ns)
         run("ip", "netns", "add", ns)
         run("ip", "-n", ns, "link", "set", "lo", "up")
         run("ip", "-n", ns, "link", "add", "mg0", "type", "veth", "peer", "name", peer, "netns", sw)

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,7 @@ from workloads import (
     namespace,
     pdb,
     per_node,
-    pods,
-    ready,
+    ready_counts,
     ready_pods,
     uids,
 )
@@ -59,22 +57,10 @@ def test_a_pdb_holds_the_drain_until_replacements_are_ready_elsewhere_then_it_co
     injection = fault.resolve(target, 0)
     assert [u.params for u in injection.undo] == [{"nodes": [node]}]
     events = Events()
-    # Ready web pods, counted all through the drain: the budget (minAvailable 5) allows one disruption at a time.
-    counts: list[int] = []
-    draining = threading.Event()
-
-    def count() -> None:
-        while not draining.wait(0.1):
-            counts.append(sum(ready(p) for p in pods(api, ns, "web")))
-
-    counter = threading.Thread(target=count)
-    counter.start()
     try:
-        try:
+        # Ready web pods, counted all through the drain: the budget (minAvailable 5) allows one disruption at a time.
+        with ready_counts(api, ns, "web") as counts:
             fault.inject(target, injection, record=events)  # type: ignore[call-arg]
-        finally:
-            draining.set()
-            counter.join()
         assert unschedulable(api, node)
         [drain] = events.of("drain", node=node)
         assert drain["complete"] and drain["evicted"] == by_node[node] and drain["api"] == "policy/v1beta1"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from waiting import eventually
-from workloads import Events, deployment, namespace, pdb, ready_pods, uids
+from workloads import Events, deployment, namespace, pdb, ready_counts, ready_pods, uids
 
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build
@@ -34,13 +34,17 @@ def test_a_pdb_lets_one_eviction_through_at_a_time_until_replacements_are_ready(
     assert injection.undo == () and len(injection.targets) == 3
     events = Events()
     started = time.monotonic()
-    fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+    with ready_counts(api, ns, "web") as counts:
+        fault.inject(target, injection, record=events)  # type: ignore[call-arg]
     took = time.monotonic() - started
     [summary] = events.of("evict")
     assert summary["complete"] and summary["evicted"] == 3 and summary["api"] == "policy/v1beta1", summary
-    # One disruption allowed: the second and third evictions waited for a replacement to be Ready.
+    # One disruption allowed: the three evictions, sent at once, went through one at a time, each after a
+    # replacement was Ready. How many the budget refused depends on how fast replacements get Ready (a fast
+    # one lets a slow request through at its first attempt); the budget's promise does not.
+    assert counts and min(counts) >= 2, counts
     refused = events.of("eviction", outcome="refused")
-    assert len(refused) >= 2 and all("disruption budget" in e["reason"] for e in refused)
+    assert refused and all("disruption budget" in e["reason"] for e in refused)
     assert len(events.of("eviction", outcome="terminated")) == 3
     after = eventually(lambda: ready_pods(api, ns, "web", 3), 60, "3 replacements Ready")
     assert not before & {p["metadata"]["uid"] for p in after}

@@ -3,6 +3,7 @@ PodDisruptionBudgets, and what the tests ask of their pods."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -76,6 +77,28 @@ def uids(api: KubeApi, ns: str, app: str) -> set[str]:
 def ready_pods(api: KubeApi, ns: str, app: str, n: int) -> list[dict[str, Any]] | None:
     got = [p for p in pods(api, ns, app) if ready(p)]
     return got if len(got) == n else None
+
+
+@contextmanager
+def ready_counts(api: KubeApi, ns: str, app: str, every: float = 0.1) -> Iterator[list[int]]:
+    """The Ready pods of `app`, counted every `every` seconds while the block runs: what a budget promises
+    (never fewer than minAvailable) checked as it happens, whatever the speed of the replacements."""
+    counts: list[int] = []
+    done = threading.Event()
+
+    def count() -> None:
+        while True:
+            counts.append(sum(ready(p) for p in pods(api, ns, app)))
+            if done.wait(every):
+                return
+
+    counter = threading.Thread(target=count, name=f"ready-{app}", daemon=True)
+    counter.start()
+    try:
+        yield counts
+    finally:
+        done.set()
+        counter.join()
 
 
 def per_node(placed: list[dict[str, Any]]) -> dict[str, int]:
