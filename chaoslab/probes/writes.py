@@ -11,6 +11,9 @@ lost its leader.
 - Verify: when the probe stops (after revert and recovery), one linearizable range read of the run's
   prefix must return every acknowledged key with its value. Sample `writes/verify`: acked, lost,
   lost_keys (the first ten), then the prefix is deleted.
+- Every key is attached to an etcd lease of `KEYS_TTL` (an hour, kept alive while the run lasts), so the
+  keys of a run killed outright (SIGKILL, no cleanup) are deleted by etcd itself, not left behind. An
+  election does not shorten a lease: a new leader gives every lease its full TTL again.
 
 Load: 10 transactions/s, members ÷ 250 ms serializable reads (3 members: 12/s), one range read at the end.
 """
@@ -20,12 +23,15 @@ from __future__ import annotations
 import threading
 import uuid
 
+from etcd3.client import Etcd3Client
 from etcd3.exceptions import Etcd3Exception
 
 from chaoslab.etcd import EtcdMember, RpcError
 from chaoslab.probes.base import Sampler
 
 PREFIX = "/chaoslab/writes/"
+KEYS_TTL = 3600
+"""Seconds the workload's keys outlive a run that could not delete them."""
 ERRORS = (Etcd3Exception, RpcError)
 
 
@@ -38,6 +44,7 @@ class WritesProbe(Sampler):
     kind = "writes"
     interval = 0.1
     read_interval = 0.25
+    ttl = KEYS_TTL
 
     def start(self) -> None:
         self.run = uuid.uuid4().hex[:8]
@@ -51,9 +58,30 @@ class WritesProbe(Sampler):
         """Index into `order` of the member the workload writes through; a failed write moves it on."""
         self.highest = 0
         self.lock = threading.Lock()
+        self.lease = self._grant()
+        self.refreshed = self.timeline.now()
         self._spawn(self.loop, "writes")
         for name in self.order:
             self._spawn(lambda n=name: self._read_loop(n), f"writes-read-{name}")
+
+    def _grant(self) -> int | None:
+        """A lease for the run's keys, from the first member that answers (None: keys without one)."""
+        for name in self.order:
+            try:
+                return int(self.members[name].client.lease(self.ttl).id)
+            except ERRORS:
+                continue
+        return None
+
+    def _keep_lease(self, client: Etcd3Client) -> None:
+        """Renew the lease every tenth of its TTL (a failure is retried at the next write)."""
+        if self.lease is None or self.timeline.now() - self.refreshed < self.ttl / 10:
+            return
+        try:
+            list(client.refresh_lease(self.lease))
+            self.refreshed = self.timeline.now()
+        except ERRORS:
+            pass
 
     def sample_once(self) -> None:
         self.seq += 1
@@ -61,10 +89,12 @@ class WritesProbe(Sampler):
         key, value = f"{self.root}{seq:08d}", str(seq)
         member = self.order[self.current % len(self.order)]
         client = self.members[member].client
+        self._keep_lease(client)
         t = self.timeline.now()
         try:
-            client.transaction(compare=[], success=[client.transactions.put(key, value),
-                                                    client.transactions.put(f"{self.root}latest", value)],
+            client.transaction(compare=[], success=[client.transactions.put(key, value, lease=self.lease),
+                                                    client.transactions.put(f"{self.root}latest", value,
+                                                                            lease=self.lease)],
                                failure=[])
         except ERRORS as exc:
             if self.stopped.is_set():
@@ -126,7 +156,10 @@ class WritesProbe(Sampler):
             self.verify()
             for name in self.order:
                 try:
-                    self.members[name].client.delete_prefix(self.root)
+                    client = self.members[name].client
+                    client.delete_prefix(self.root)
+                    if self.lease is not None:
+                        client.revoke_lease(self.lease)
                     break
                 except ERRORS:
                     continue

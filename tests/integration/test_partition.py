@@ -1,7 +1,7 @@
 """Partitions on the real lab, through the CLI: each shape cuts what it says and heals without a trace, the
 write workload's checker finds no loss when there is none and catches one when there is, a host cut from
-everything is cut from the load balancer too, and a SIGKILLed chaoslab's partition (clients included) is
-healed by the dead-man's switch."""
+everything is cut from the load balancer too, a SIGKILLed chaoslab's partition (clients included) is
+healed by the dead-man's switch, and its workload keys expire with their lease."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from waiting import renewing_holder
+from waiting import eventually, renewing_holder
 
 from chaoslab.etcd import EtcdMember
 from chaoslab.lab.config import LabLayout
 from chaoslab.leaders import holder_host
 from chaoslab.netrules import Command, wrap
-from chaoslab.probes.writes import ERRORS, PREFIX
+from chaoslab.probes.base import Sampler
+from chaoslab.probes.writes import ERRORS, PREFIX, WritesProbe
+from chaoslab.run.timeline import Timeline
 from chaoslab.targets.lab import LabTarget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,6 +194,36 @@ def test_the_checker_catches_an_acknowledged_write_deleted_behind_its_back(lab: 
     verdict = json.loads((run_dir / "verdict.json").read_text())
     lost = next(s for s in verdict["slos"] if s["metric"] == "lostWrites")
     assert lost["measured"] == 1 and not lost["passed"] and deleted in lost["evidence"]
+
+
+def test_the_workload_keys_of_a_killed_run_go_with_their_lease(lab: LabLayout, target: LabTarget) -> None:
+    """A run killed outright cannot delete its keys; etcd does when their lease runs out. A run that ends
+    deletes them and revokes the lease."""
+    members = target.etcd_members()
+    client = next(iter(members.values())).client
+
+    def keys(probe: WritesProbe) -> list[bytes]:
+        return [m.key for _, m in client.get_prefix(probe.root, keys_only=True)]
+
+    killed, ended = WritesProbe(target, Timeline.start()), WritesProbe(target, Timeline.start())
+    killed.ttl = 3
+    try:
+        killed.start()
+        ended.start()
+        eventually(lambda: len(keys(killed)) > 3 and len(keys(ended)) > 3, 20, "both workloads writing")
+        Sampler.stop(killed)  # what SIGKILL leaves: no verify, no delete
+        assert keys(killed)
+        eventually(lambda: not keys(killed), 20, "the killed run's keys expired with their lease")
+        lease = ended.lease
+        assert lease is not None
+        ended.stop()
+        assert not keys(ended)
+        assert client.get_lease_info(lease).TTL == -1  # revoked
+    finally:
+        Sampler.stop(killed)
+        Sampler.stop(ended)
+        for m in members.values():
+            m.close()
 
 
 @pytest.mark.slow
