@@ -11,9 +11,11 @@ lost its leader.
 - Verify: when the probe stops (after revert and recovery), one linearizable range read of the run's
   prefix must return every acknowledged key with its value. Sample `writes/verify`: acked, lost,
   lost_keys (the first ten), then the prefix is deleted.
-- Every key is attached to an etcd lease of `KEYS_TTL` (an hour, kept alive while the run lasts), so the
-  keys of a run killed outright (SIGKILL, no cleanup) are deleted by etcd itself, not left behind. An
-  election does not shorten a lease: a new leader gives every lease its full TTL again.
+- Lease: the keys are attached to an etcd lease of `KEYS_TTL` (an hour, renewed every six minutes while
+  the run lasts, revoked at its end), so the keys of a run killed outright (SIGKILL, no cleanup) are
+  deleted by etcd itself, not left behind. An election does not shorten a lease. Sample `writes/lease`
+  only when something is wrong: no member granted one (keys without a lease), or the lease is gone (TTL
+  <= 0: then the keys went with it, so the read-back is not judged and no read counts as stale).
 
 Load: 10 transactions/s, members ÷ 250 ms serializable reads (3 members: 12/s), one range read at the end.
 """
@@ -23,7 +25,6 @@ from __future__ import annotations
 import threading
 import uuid
 
-from etcd3.client import Etcd3Client
 from etcd3.exceptions import Etcd3Exception
 
 from chaoslab.etcd import EtcdMember, RpcError
@@ -58,9 +59,12 @@ class WritesProbe(Sampler):
         """Index into `order` of the member the workload writes through; a failed write moves it on."""
         self.highest = 0
         self.lock = threading.Lock()
+        self.lease_lost: str | None = None
+        """Why the keys' lease is gone (then the keys are too: read-back and stale reads are not judged)."""
         self.lease = self._grant()
-        self.refreshed = self.timeline.now()
         self._spawn(self.loop, "writes")
+        if self.lease is not None:
+            self._spawn(self._keep_lease, "writes-lease")
         for name in self.order:
             self._spawn(lambda n=name: self._read_loop(n), f"writes-read-{name}")
 
@@ -71,17 +75,26 @@ class WritesProbe(Sampler):
                 return int(self.members[name].client.lease(self.ttl).id)
             except ERRORS:
                 continue
+        self.timeline.sample("writes", "lease", ok=False, ttl=None,
+                             error="no member granted a lease: the keys are written without one")
         return None
 
-    def _keep_lease(self, client: Etcd3Client) -> None:
-        """Renew the lease every tenth of its TTL (a failure is retried at the next write)."""
-        if self.lease is None or self.timeline.now() - self.refreshed < self.ttl / 10:
-            return
-        try:
-            list(client.refresh_lease(self.lease))
-            self.refreshed = self.timeline.now()
-        except ERRORS:
-            pass
+    def _keep_lease(self) -> None:
+        """Renew the lease every tenth of its TTL, through the first member that answers (a round that
+        none answers is tried again at the next). An answer of TTL <= 0: the lease is gone."""
+        assert self.lease is not None
+        while not self.stopped.wait(self.ttl / 10):
+            for name in self.order:
+                try:
+                    answers = list(self.members[name].client.refresh_lease(self.lease))
+                except ERRORS:
+                    continue
+                ttl = answers[0].TTL if answers else 0
+                if ttl <= 0:
+                    self.lease_lost = f"lease {self.lease:x} of the workload's keys expired or was revoked"
+                    self.timeline.sample("writes", "lease", ok=False, ttl=ttl, error=self.lease_lost)
+                    return
+                break
 
     def sample_once(self) -> None:
         self.seq += 1
@@ -89,7 +102,6 @@ class WritesProbe(Sampler):
         key, value = f"{self.root}{seq:08d}", str(seq)
         member = self.order[self.current % len(self.order)]
         client = self.members[member].client
-        self._keep_lease(client)
         t = self.timeline.now()
         try:
             client.transaction(compare=[], success=[client.transactions.put(key, value, lease=self.lease),
@@ -120,7 +132,7 @@ class WritesProbe(Sampler):
                 value, _ = client.get(f"{self.root}latest", serializable=True)
                 got = int(value) if value is not None else 0
                 self.timeline.sample("writes", f"read-{name}", t=t, ok=True, value=got, acked=acked,
-                                     stale=got < acked, error=None)
+                                     stale=got < acked and not self.lease_lost, error=None)
             except ERRORS as exc:
                 if self.stopped.is_set():
                     break
@@ -132,14 +144,15 @@ class WritesProbe(Sampler):
     def verify(self) -> None:
         """Read every acknowledged write back (linearizable, through any member that answers)."""
         found: dict[str, str] | None = None
-        error = None
-        for name in self.order:
-            try:
-                found = {meta.key.decode(): value.decode()
-                         for value, meta in self.members[name].client.get_prefix(self.root)}
-                break
-            except ERRORS as exc:
-                error = f"{name}: {_error(exc)}"
+        error = self.lease_lost
+        if error is None:
+            for name in self.order:
+                try:
+                    found = {meta.key.decode(): value.decode()
+                             for value, meta in self.members[name].client.get_prefix(self.root)}
+                    break
+                except ERRORS as exc:
+                    error = f"{name}: {_error(exc)}"
         if found is None:
             self.timeline.sample("writes", "verify", ok=False, acked=len(self.acked), lost=None, lost_keys=[],
                                  error=error)
@@ -158,7 +171,7 @@ class WritesProbe(Sampler):
                 try:
                     client = self.members[name].client
                     client.delete_prefix(self.root)
-                    if self.lease is not None:
+                    if self.lease is not None and not self.lease_lost:
                         client.revoke_lease(self.lease)
                     break
                 except ERRORS:

@@ -214,8 +214,8 @@ def kill_script(component: str, signal: str, duration: float, *, pattern: str | 
     """The helper's program for `kill-process`: find the one `component` process of this host, signal it and
     report on the log — `chaoslab: old-pid N`, `signalled`, then for KILL/TERM `gone N after S` and
     `new-pid M` once the kubelet (or a supervisor) started it again, for STOP the process `state` (once
-    stopped, or as it is after 5 s). A STOP is resumed with CONT after `duration` seconds or on TERM (the pod
-    deleted). Exit 3: no single process.
+    stopped, as it is after 5 s, or `gone`). A STOP is resumed with CONT after `duration` seconds or on TERM
+    (the pod deleted). Exit 3: no single process.
 
         >>> "kill -s STOP" in kill_script("kube-scheduler", "STOP", 30)
         True
@@ -242,12 +242,12 @@ def kill_script(component: str, signal: str, duration: float, *, pattern: str | 
         # running for a moment. Report its state once stopped (or as it is after 5 s).
         "i=0\n"
         "while :; do\n"
-        "  st=$(sed -n 's/^State:[[:space:]]*//p' /proc/$old/status)\n"
-        '  case "$st" in T*) break;; esac\n'
+        "  st=$(sed -n 's/^State:[[:space:]]*//p' /proc/$old/status 2>/dev/null)\n"
+        '  case "$st" in T*|"") break;; esac\n'
         "  [ $i -ge 50 ] && break\n"
         "  sleep 0.1; i=$((i+1))\n"
         "done\n"
-        f'echo "{MARK} state $st"\n'
+        f'echo "{MARK} state ${{st:-gone}}"\n'
         "w=\n")
     return (
         f"pattern={shlex.quote(pattern)}\n"
@@ -263,9 +263,10 @@ def kill_script(component: str, signal: str, duration: float, *, pattern: str | 
           f"echo \"{MARK} undone rc=$rc on TERM\"; exit $rc' TERM INT\n"
         + f'kill -s {signal} "$old" || {{ echo "{MARK} error kill -s {signal} $old failed"; exit 4; }}\n'
         + f'echo "{MARK} signalled {signal} $old"\n'
-        + watch
+        # The duration starts at the signal, before the watch (which may take a moment) begins.
         + f"sleep {wait} &\n"
         + "p=$!\n"
+        + watch
         + "wait $p\n"
         + '[ -n "$w" ] && kill $w 2>/dev/null\n'
         + "undo\n"

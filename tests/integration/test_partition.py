@@ -221,7 +221,8 @@ def test_the_workload_keys_of_a_killed_run_go_with_their_lease(lab: LabLayout, t
         assert client.get_lease_info(lease).TTL == -1  # revoked
     finally:
         Sampler.stop(killed)
-        Sampler.stop(ended)
+        if not ended.stopped.is_set():
+            ended.stop()  # deletes its keys
         for m in members.values():
             m.close()
 

@@ -84,13 +84,17 @@ def ready_counts(api: KubeApi, ns: str, app: str, every: float = 0.1) -> Iterato
     """The Ready pods of `app`, counted every `every` seconds while the block runs: what a budget promises
     (never fewer than minAvailable) checked as it happens, whatever the speed of the replacements."""
     counts: list[int] = []
+    failed: list[BaseException] = []
     done = threading.Event()
 
     def count() -> None:
-        while True:
-            counts.append(sum(ready(p) for p in pods(api, ns, app)))
-            if done.wait(every):
-                return
+        try:
+            while True:
+                counts.append(sum(ready(p) for p in pods(api, ns, app)))
+                if done.wait(every):
+                    return
+        except Exception as exc:  # noqa: BLE001 - re-raised in the test's thread: no silent gap in the counts
+            failed.append(exc)
 
     counter = threading.Thread(target=count, name=f"ready-{app}", daemon=True)
     counter.start()
@@ -99,6 +103,8 @@ def ready_counts(api: KubeApi, ns: str, app: str, every: float = 0.1) -> Iterato
     finally:
         done.set()
         counter.join()
+    if failed:
+        raise AssertionError(f"counting the Ready pods of {app} stopped: {failed[0]}") from failed[0]
 
 
 def per_node(placed: list[dict[str, Any]]) -> dict[str, int]:
