@@ -108,7 +108,7 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             injections.append(inj)
             fp.injection = inj.to_json()
             fp.actions, fp.undo = _describe(fault, target, inj)
-            if isinstance(fault, (KillProcess, NetworkFault)) and inj.undo and inj.undo[0].action == "delete-pod":
+            if isinstance(fault, (KillProcess, NetworkFault)) and inj.through_pods:
                 fp.helper_pods = fault.helper_pods(target, inj)
         except ChaoslabError as exc:
             fp.error = (fp.error + "; " if fp.error else "") + str(exc)

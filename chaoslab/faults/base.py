@@ -66,6 +66,11 @@ class Injection:
     """`component@host` of every process hit."""
     undo: tuple[Undo, ...]
 
+    @property
+    def through_pods(self) -> bool:
+        """Carried out by helper pods (its undo deletes them), not by commands chaoslab runs itself."""
+        return bool(self.undo) and self.undo[0].action == "delete-pod"
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["undo"] = [u.to_json() for u in self.undo]

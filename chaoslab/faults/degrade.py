@@ -146,7 +146,7 @@ class NetworkDegrade(NetworkFault):
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         p, params = self.params, injection.undo[0].params
-        if self.by_pods(injection):
+        if injection.through_pods:
             self.inject_by_pods(target, injection, record)
             if p.netem is not None:
                 record("degrade", fault=self.kind, index=injection.index, host=params["host"], mechanism="netem",

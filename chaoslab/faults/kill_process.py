@@ -116,7 +116,7 @@ class KillProcess:
 
     def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
         sig = self.params.signal
-        if injection.undo and injection.undo[0].action == "delete-pod":
+        if injection.through_pods:
             pods = [u.params for u in injection.undo]
             return ([f"create privileged pod {p['namespace']}/{p['name']} on node {p['node']}: SIG{sig} to {t}, "
                      f"pid before and after on its log" for p, t in zip(pods, injection.targets, strict=True)],
@@ -139,7 +139,7 @@ class KillProcess:
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         sig = self.params.signal
-        if injection.undo and injection.undo[0].action == "delete-pod":
+        if injection.through_pods:
             for t, undo in zip(injection.targets, injection.undo, strict=True):
                 self._inject_by_pod(target, t, undo.params, record)
             return

@@ -44,16 +44,12 @@ class NetworkFault:
         """Seconds after injection at which the dead-man's switch heals."""
         return int(self.duration) + self.params.deadman
 
-    @staticmethod
-    def by_pods(injection: Injection) -> bool:
-        return bool(injection.undo) and injection.undo[0].action == "delete-pod"
-
     def inject_by_pods(self, target: Target, injection: Injection, record: Record) -> None:
         netpods.inject(target, netpods.runner_of(target, self.kind), self.kind, injection.undo,
                        self.host_commands(target, injection), self.duration, record)
 
     def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
-        if self.by_pods(injection):
+        if injection.through_pods:
             return netpods.describe(injection.undo, self.host_commands(target, injection), self.duration)
         params = injection.undo[0].params
         lines = network_lines(target, self.heal(params), self.deadline(), params["marker"], self.rules(target, params))

@@ -179,7 +179,7 @@ class PartitionFault(NetworkFault):
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         params = injection.undo[0].params
-        if self.by_pods(injection):
+        if injection.through_pods:
             self.inject_by_pods(target, injection, record)
             return
         # Armed first: from here on the partition is undone even if chaoslab dies.
