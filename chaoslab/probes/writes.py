@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from etcd3.exceptions import Etcd3Exception
 
@@ -34,6 +36,11 @@ PREFIX = "/chaoslab/writes/"
 KEYS_TTL = 3600
 """Seconds the workload's keys outlive a run that could not delete them."""
 ERRORS = (Etcd3Exception, RpcError)
+T = TypeVar("T")
+
+
+class NoMemberAnswered(Exception):
+    """Every member failed a call; the message names the last one and its error."""
 
 
 def _error(exc: BaseException) -> str:
@@ -68,33 +75,40 @@ class WritesProbe(Sampler):
         for name in self.order:
             self._spawn(lambda n=name: self._read_loop(n), f"writes-read-{name}")
 
-    def _grant(self) -> int | None:
-        """A lease for the run's keys, from the first member that answers (None: keys without one)."""
+    def _any_member(self, call: Callable[[Any], T]) -> T:
+        """`call(client)` through each member in turn, until one answers."""
+        problem = "no member"
         for name in self.order:
             try:
-                return int(self.members[name].client.lease(self.ttl).id)
-            except ERRORS:
-                continue
-        self.timeline.sample("writes", "lease", ok=False, ttl=None,
-                             error="no member granted a lease: the keys are written without one")
-        return None
+                return call(self.members[name].client)
+            except ERRORS as exc:
+                problem = f"{name}: {_error(exc)}"
+        raise NoMemberAnswered(problem)
+
+    def _grant(self) -> int | None:
+        """A lease for the run's keys (None: keys without one)."""
+        try:
+            return int(self._any_member(lambda client: client.lease(self.ttl)).id)
+        except NoMemberAnswered:
+            self.timeline.sample("writes", "lease", ok=False, ttl=None,
+                                 error="no member granted a lease: the keys are written without one")
+            return None
 
     def _keep_lease(self) -> None:
         """Renew the lease every tenth of its TTL, through the first member that answers (a round that
         none answers is tried again at the next). An answer of TTL <= 0: the lease is gone."""
-        assert self.lease is not None
+        lease = self.lease
+        assert lease is not None
         while not self.stopped.wait(self.ttl / 10):
-            for name in self.order:
-                try:
-                    answers = list(self.members[name].client.refresh_lease(self.lease))
-                except ERRORS:
-                    continue
-                ttl = answers[0].TTL if answers else 0
-                if ttl <= 0:
-                    self.lease_lost = f"lease {self.lease:x} of the workload's keys expired or was revoked"
-                    self.timeline.sample("writes", "lease", ok=False, ttl=ttl, error=self.lease_lost)
-                    return
-                break
+            try:
+                answers = self._any_member(lambda client: list(client.refresh_lease(lease)))
+            except NoMemberAnswered:
+                continue
+            ttl = answers[0].TTL if answers else 0
+            if ttl <= 0:
+                self.lease_lost = f"lease {lease:x} of the workload's keys expired or was revoked"
+                self.timeline.sample("writes", "lease", ok=False, ttl=ttl, error=self.lease_lost)
+                return
 
     def sample_once(self) -> None:
         self.seq += 1
@@ -146,13 +160,11 @@ class WritesProbe(Sampler):
         found: dict[str, str] | None = None
         error = self.lease_lost
         if error is None:
-            for name in self.order:
-                try:
-                    found = {meta.key.decode(): value.decode()
-                             for value, meta in self.members[name].client.get_prefix(self.root)}
-                    break
-                except ERRORS as exc:
-                    error = f"{name}: {_error(exc)}"
+            try:
+                found = self._any_member(lambda client: {meta.key.decode(): value.decode()
+                                                         for value, meta in client.get_prefix(self.root)})
+            except NoMemberAnswered as exc:
+                error = str(exc)
         if found is None:
             self.timeline.sample("writes", "verify", ok=False, acked=len(self.acked), lost=None, lost_keys=[],
                                  error=error)
@@ -167,16 +179,16 @@ class WritesProbe(Sampler):
             t.join(timeout)
         if hasattr(self, "members"):
             self.verify()
-            for name in self.order:
-                try:
-                    client = self.members[name].client
-                    client.delete_prefix(self.root)
-                    if self.lease is not None and not self.lease_lost:
-                        client.revoke_lease(self.lease)
-                    break
-                except ERRORS:
-                    continue
+            try:
+                self._any_member(self._clean_up)
+            except NoMemberAnswered:
+                pass  # the lease, if any, still deletes the keys when it runs out
         self.close()
+
+    def _clean_up(self, client: Any) -> None:
+        client.delete_prefix(self.root)
+        if self.lease is not None and not self.lease_lost:
+            client.revoke_lease(self.lease)
 
     def close(self) -> None:
         for m in getattr(self, "members", {}).values():
