@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from waiting import eventually
+from waiting import etcd_leaders, eventually
 
 from chaoslab.errors import TargetError
 from chaoslab.etcd import RpcError
@@ -65,14 +65,10 @@ def settled(request: pytest.FixtureRequest) -> None:
     api: KubeApi = request.getfixturevalue("api")
 
     def healthy() -> bool:
-        members = target.etcd_members(timeout=1.5)
         try:
-            leaders = {m.status().leader_name for m in members.values()}
+            leaders = etcd_leaders(target)
         except RpcError:
             return False
-        finally:
-            for m in members.values():
-                m.close()
         if len(leaders) != 1 or None in leaders:
             return False
         try:

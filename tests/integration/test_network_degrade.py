@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from test_partition import ROOT, chains, command, value
+from waiting import etcd_leaders
 
 from chaoslab.lab.config import LabLayout
 from chaoslab.netrules import Command, wrap
@@ -129,12 +130,7 @@ def test_the_dead_mans_switch_heals_a_delay_after_chaoslab_is_killed(lab: LabLay
     while any(chains(target).values()) or delayers() or any("netem" in q for q in qdiscs(target).values()):
         assert time.monotonic() < deadline, f"still degraded: {chains(target)} {delayers()} {qdiscs(target)}"
         time.sleep(0.5)
-    members = target.etcd_members(timeout=3)
-    try:
-        assert len({m.status().leader_name for m in members.values()}) == 1
-    finally:
-        for m in members.values():
-            m.close()
+    assert len(etcd_leaders(target, timeout=3)) == 1
     run_dir = max((tmp_path / "runs").iterdir())
     rec = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,
                          text=True, timeout=60, check=False, cwd=ROOT)

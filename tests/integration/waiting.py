@@ -9,6 +9,7 @@ from typing import TypeVar
 from chaoslab.errors import TargetError
 from chaoslab.kubeapi import KubeApi
 from chaoslab.leaders import LEASES
+from chaoslab.targets.lab import LabTarget
 
 T = TypeVar("T")
 
@@ -21,6 +22,17 @@ def eventually(check: Callable[[], T], timeout: float, what: str) -> T:
             raise AssertionError(f"{what}: not within {timeout:.0f} s")
         time.sleep(0.25)
     return value
+
+
+def etcd_leaders(target: LabTarget, timeout: float = 1.5) -> set[str | None]:
+    """The leaders the etcd members name now (one set entry per distinct answer); RpcError if one does not
+    answer."""
+    members = target.etcd_members(timeout=timeout)
+    try:
+        return {m.status().leader_name for m in members.values()}
+    finally:
+        for m in members.values():
+            m.close()
 
 
 def renewing_holder(api: KubeApi, component: str, timeout: float = 60) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -107,17 +108,14 @@ def ready_counts(api: KubeApi, ns: str, app: str, every: float = 0.1) -> Iterato
         raise AssertionError(f"counting the Ready pods of {app} stopped: {failed[0]}") from failed[0]
 
 
-def per_node(placed: list[dict[str, Any]]) -> dict[str, int]:
+def per_node(placed: list[dict[str, Any]]) -> Counter[str]:
     """Node → how many of these pods it runs."""
-    counts: dict[str, int] = {}
-    for p in placed:
-        counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
-    return counts
+    return Counter(p["spec"]["nodeName"] for p in placed)
 
 
 def busiest_node(placed: list[dict[str, Any]]) -> str:
-    counts = per_node(placed)
-    return max(counts, key=lambda n: counts[n])
+    [(node, _)] = per_node(placed).most_common(1)
+    return node
 
 
 class Events:
