@@ -22,6 +22,7 @@ demo: install
 	$(BIN)/chaoslab run experiments/etcd-leader-kill.yaml
 
 test: install chromium
+	$(BIN)/lint-imports
 	$(BIN)/pytest -ra
 
 # Headless Chromium renders report.html in a test (tests/unit/reports/test_html_screenshot.py), which is
@@ -38,6 +39,7 @@ test-fast: $(BIN)/chaoslab
 lint: $(BIN)/chaoslab
 	$(BIN)/ruff check chaoslab tests bench
 	$(BIN)/mypy chaoslab
+	$(BIN)/lint-imports
 
 # bench/drain.py compares with Debian's kubectl (kubernetes-client, the lab's 1.20.2), unpacked here rather
 # than installed: it would collide with another package's /usr/bin/kubectl. Without it the bench says so.

@@ -24,8 +24,8 @@ from chaoslab.faults import build
 from chaoslab.lab.config import Component
 from chaoslab.probes.etcd import EtcdProbe
 from chaoslab.probes.lease import LeaseProbe
-from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.targets.lab import LabTarget
+from chaoslab.timeline import Sample, Timeline
 
 T = TypeVar("T")
 _KLOG = re.compile(r"^I(\d{4}) (\d\d:\d\d:\d\d\.\d{6}) .*successfully acquired lease kube-system/kube-scheduler")

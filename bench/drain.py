@@ -45,10 +45,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import ChaoslabError
 from chaoslab.faults import build
 from chaoslab.faults.base import apply_undo
-from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up

@@ -4,7 +4,7 @@ For each configuration (pre-vote off at the first election timeout is the refere
 then both again for every further `--election-timeout`) a lab of its own is brought up (`small` profile,
 3 hosts, no simulated nodes, to spare the CPU) and the engine runs experiments/etcd-leader-isolation.yaml
 `--runs` times, shortened (`--duration` of isolation, `--settle` of steady state afterwards) and with only
-the etcd, apiserver and writes probes. Each run is measured as `chaoslab run` would (chaoslab.measure):
+the etcd, apiserver and writes probes. Each run is measured as `chaoslab run` would (chaoslab.judge.measure):
 etcdTimeToNewLeader (inject → first etcd sample of a higher term with a leader; the probe polls every
 100 ms), etcdLeaderElections (a second one is the isolated member disrupting the new leader when the
 partition heals), the raft term increase over the run, and lostWrites. Prints a table with medians, p95
@@ -31,14 +31,14 @@ from rich.console import Console
 from rich.table import Table
 
 from chaoslab.errors import ChaoslabError
+from chaoslab.execute.runner import RunAborted, Runner, new_run_dir, run_lock
+from chaoslab.judge.measure import measure
 from chaoslab.lab.config import EtcdTimings, LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up
-from chaoslab.measure import measure
-from chaoslab.run.runner import RunAborted, Runner, new_run_dir, run_lock
-from chaoslab.run.timeline import Timeline
 from chaoslab.spec import load
 from chaoslab.targets.lab import LabTarget
+from chaoslab.timeline import Timeline
 
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "etcd-leader-isolation.yaml"
 PROBES: list[dict[str, Any]] = [{"kind": "etcd", "interval": 0.1}, {"kind": "apiserver", "interval": 0.25},

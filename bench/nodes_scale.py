@@ -15,7 +15,7 @@ import argparse
 import json
 import time
 
-from chaoslab.kubeapi import KubeApi
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up

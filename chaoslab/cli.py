@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from chaoslab import faults, targets  # noqa: F401 -- their registries add their checks to loading (spec.checks)
 from chaoslab.errors import ChaoslabError, SpecError
 from chaoslab.lab.config import Component, EtcdTimings, LabConfig, LabLayout, LeaderElection
 
@@ -97,10 +98,10 @@ def _age(started: float | None) -> str:
 
 
 def cmd_lab_status(args: argparse.Namespace) -> int:
-    from chaoslab.etcd import MemberStatus
+    from chaoslab.clients.etcd import MemberStatus
+    from chaoslab.clients.leaders import holder_host
     from chaoslab.lab.lifecycle import supervisor_pid
     from chaoslab.lab.status import collect
-    from chaoslab.leaders import holder_host
 
     layout = _layout(args)
     if not supervisor_pid(layout):
@@ -166,8 +167,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from chaoslab.gate import Policy, parse_fail_on, parse_margin
-    from chaoslab.run.session import Publish, publish, run_file
+    from chaoslab.judge.gate import Policy, parse_fail_on, parse_margin
+    from chaoslab.ops.session import Publish, publish, run_file
 
     problems = []
     try:
@@ -210,8 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import json
 
-    from chaoslab.chaostoolkit.convert import export_notes, to_chaostoolkit
     from chaoslab.spec import load
+    from chaoslab.spec.chaostoolkit import export_notes, to_chaostoolkit
 
     experiments = load(Path(args.file))
     if len(experiments) > 1:
@@ -235,10 +236,10 @@ def cmd_gameday_run(args: argparse.Namespace) -> int:
 
     from rich.prompt import Confirm
 
-    from chaoslab.notify import send
-    from chaoslab.run.gameday import run_game_day
+    from chaoslab.ops.gameday import run_game_day
+    from chaoslab.ops.notify import send
     from chaoslab.spec.gameday import load_game_day
-    from chaoslab.window import parse_now
+    from chaoslab.spec.window import parse_now
 
     day = load_game_day(Path(args.file))
     try:
@@ -280,7 +281,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from chaoslab.run.session import recover_runs
+    from chaoslab.ops.session import recover_runs
 
     done = recover_runs(Path(args.run_dir) if args.run_dir else None, Path(args.runs_dir))
     for line in done:
@@ -292,7 +293,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 # ---- schedules and history -------------------------------------------------------------------------
 def _cluster_api(args: argparse.Namespace) -> Any:
-    from chaoslab.kubeapi import KubeApi
+    from chaoslab.clients.kubeapi import KubeApi
     from chaoslab.targets import resolve_target
 
     if args.kubeconfig:
@@ -301,7 +302,7 @@ def _cluster_api(args: argparse.Namespace) -> Any:
 
 
 def cmd_schedule_render(args: argparse.Namespace) -> int:
-    from chaoslab import schedule
+    from chaoslab.ops import schedule
 
     version = args.api_version
     if version in (None, "auto"):
@@ -342,10 +343,10 @@ def cmd_schedule_render(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from chaoslab.history import scan, select
+    from chaoslab.judge.verdict import format_value
+    from chaoslab.ops.history import scan, select
     from chaoslab.reports.summary import KEY_METRICS
     from chaoslab.spec.model import METRICS
-    from chaoslab.verdict import format_value
 
     records = select(scan(Path(args.runs_dir)), args.experiment, args.last)
     if not records:
@@ -368,8 +369,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_history_compare(args: argparse.Namespace) -> int:
-    from chaoslab.history import compare, scan
-    from chaoslab.verdict import format_value
+    from chaoslab.judge.verdict import format_value
+    from chaoslab.ops.history import compare, scan
 
     result = compare(scan(Path(args.runs_dir)), args.metric, experiment=args.experiment, last=args.last,
                      baseline=args.baseline, test=args.test, alpha=args.alpha, k=args.k,

@@ -6,7 +6,7 @@
   `etcd_leader`, `lease_holder`, `apiserver_ready`);
 - `chaoslab.chaostoolkit.control`: records a chaoslab timeline during `chaos run` and puts chaoslab's SLO
   verdict into the journal;
-- `chaoslab.chaostoolkit.convert`: `chaoslab export --to chaostoolkit`, and the import that lets
+- `chaoslab.spec.chaostoolkit`: `chaoslab export --to chaostoolkit`, and the import that lets
   `chaoslab run` take a Chaos Toolkit experiment.
 
 `chaos discover chaoslab` calls `chaoslab.discover`, which is `discover` here. docs/chaostoolkit.md has a

@@ -38,18 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from chaoslab.chaostoolkit import actions
-from chaoslab.chaostoolkit.convert import ACTIONS, control_experiment
-from chaoslab.conditions import failing_conditions, live_value
 from chaoslab.errors import ChaoslabError
-from chaoslab.measure import measure
+from chaoslab.execute.runner import TICK, new_run_dir, run_lock
+from chaoslab.judge.conditions import failing_conditions, live_value
+from chaoslab.judge.measure import measure
+from chaoslab.judge.verdict import judge
+from chaoslab.plan.probes import probes_for
 from chaoslab.probes import ProbeGroup
 from chaoslab.reports import experiment_to_json, write_reports
-from chaoslab.run.runner import TICK, new_run_dir, run_lock
-from chaoslab.run.session import probes_for
-from chaoslab.run.timeline import Timeline
+from chaoslab.spec.chaostoolkit import ACTIONS, control_experiment
 from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target, describe, resolve_target
-from chaoslab.verdict import judge
+from chaoslab.timeline import Timeline
 
 SETTLE = 10.0
 """Seconds the session waits at its start for chaoslab's steady state before Chaos Toolkit goes on."""

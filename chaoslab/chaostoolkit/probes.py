@@ -2,7 +2,7 @@
 chaoslab sees it, for steady-state hypotheses. `chaos discover chaoslab` lists every function in `__all__`.
 
 `steady_state` is the one `chaoslab export` uses: chaoslab's own steady-state conditions, judged exactly as
-a chaoslab run judges them (`chaoslab.conditions`) from a short burst of its probes, with `tolerance: true`.
+a chaoslab run judges them (`chaoslab.judge.conditions`) from a short burst of its probes, with `tolerance: true`.
 
     {"type": "probe", "name": "steady-state", "tolerance": true,
      "provider": {"type": "python", "module": "chaoslab.chaostoolkit.probes", "func": "steady_state",
@@ -14,14 +14,14 @@ Plain `typing` annotations on purpose: chaoslib's discovery names types from the
 import time
 from typing import List  # noqa: UP035 (see the module docstring)
 
-from chaoslab.conditions import LEASE_OF, failing_conditions
+from chaoslab.clients.leaders import current_etcd_leader, holder_host
+from chaoslab.clients.leaders import lease_holder as _lease_holder
 from chaoslab.errors import SpecError
-from chaoslab.leaders import current_etcd_leader, holder_host
-from chaoslab.leaders import lease_holder as _lease_holder
+from chaoslab.judge.conditions import LEASE_OF, failing_conditions
 from chaoslab.probes import ProbeGroup
-from chaoslab.run.timeline import Timeline
 from chaoslab.spec.model import STEADY_STATE_CONDITIONS
 from chaoslab.targets import resolve_target
+from chaoslab.timeline import Timeline
 
 Names = List[str]  # noqa: UP006 -- chaoslib's discovery names `typing.List` "list", `list[str]` "object"
 

@@ -21,6 +21,7 @@ from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.node_failure import NodeFailure
 from chaoslab.faults.partition import PartitionFault
+from chaoslab.spec.checks import add_fault_check
 
 FAULTS: dict[str, type[Any]] = {}
 
@@ -73,6 +74,9 @@ def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]
         return []
     check = getattr(cls.params_type(**params), "problems", None)
     return list(check()) if callable(check) else []
+
+
+add_fault_check(param_problems)  # so `chaoslab validate` reports them with file, line and field
 
 
 def build(kind: str, params: Mapping[str, Any], where: str = "", duration: float = 0.0) -> Fault:

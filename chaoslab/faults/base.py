@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from chaoslab.clients.kubeapi import ApiError
 from chaoslab.errors import RevertError, TargetError
-from chaoslab.kubeapi import ApiError
-from chaoslab.netrules import (
+from chaoslab.faults.netrules import (
     Command,
     cancel_dead_mans_switch,
     dead_mans_switch,
@@ -165,7 +165,7 @@ def heal_network(target: Target, params: Mapping[str, Any]) -> None:
         qdiscs = target.run_commands(wrap([Command(("tc", "qdisc", "show", "dev", dev))], target.host_wrap(h)))[0]
         left[h] = left.get(h, []) + [line for line in qdiscs.splitlines() if " netem " in line]
     for h, pids in running.items():
-        left[h] = left.get(h, []) + [f"chaoslab.delayer pid {pid}" for pid in pids]
+        left[h] = left.get(h, []) + [f"chaoslab.faults.delayer pid {pid}" for pid in pids]
     if any(left.values()):
         raise RevertError(f"network fault {tag}: left after heal: {left}")
 

@@ -1,13 +1,13 @@
 """`network-degrade`: make one control-plane host's links to its peers lossy or slow, without cutting them.
 
 - `loss` (percent): packets between the selected host and the other hosts are dropped at random, both ways,
-  by iptables `statistic` rules on the selected host (`chaoslab.netrules.loss_commands`). Works on any
+  by iptables `statistic` rules on the selected host (`chaoslab.faults.netrules.loss_commands`). Works on any
   kernel with iptables; healed, checked and covered by the dead-man's switch exactly like a partition.
 - `delay` and `jitter`: `tc netem` on the selected host's interface, for packets toward the other hosts
-  (`chaoslab.netrules.degrade_commands`), where the kernel has `sch_netem` and `sch_prio`. Where it has not
+  (`chaoslab.faults.netrules.degrade_commands`), where the kernel has `sch_netem` and `sch_prio`. Where it has not
   ("qdisc kind is unknown"), the same packets are delayed in userspace instead: on each other host, an
-  iptables NFQUEUE rule (`chaoslab.netrules.nfqueue_commands`) hands what arrives from the selected host
-  to a `chaoslab.delayer` started in that host's namespace. The `degrade` event says which mechanism ran.
+  iptables NFQUEUE rule (`chaoslab.faults.netrules.nfqueue_commands`) hands what arrives from the selected host
+  to a `chaoslab.faults.delayer` started in that host's namespace. The `degrade` event says which mechanism ran.
 
 Through a kubeconfig target with helper pods (`spec.target.helperPod`; `interface` set for delays), one
 privileged pod on the degraded host's node runs the loss rules and the netem qdisc, holds for the
@@ -37,9 +37,7 @@ from chaoslab.faults.base import (
     heal_network,
     ignore_events,
 )
-from chaoslab.faults.network import NetworkFault
-from chaoslab.faults.partition import HEAL_MARGIN, TRAFFIC, select_etcd_host
-from chaoslab.netrules import (
+from chaoslab.faults.netrules import (
     Command,
     Netem,
     degrade_commands,
@@ -50,6 +48,8 @@ from chaoslab.netrules import (
     nfqueue_commands,
     wrap,
 )
+from chaoslab.faults.network import NetworkFault
+from chaoslab.faults.partition import HEAL_MARGIN, TRAFFIC, select_etcd_host
 from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
 from chaoslab.targets.helperpod import helper_runner
@@ -185,7 +185,7 @@ class NetworkDegrade(NetworkFault):
     def notes(self, params: Mapping[str, Any]) -> list[str]:
         if self.params.netem is None:
             return []
-        return [(f"without netem in the kernel: a chaoslab.delayer on NFQUEUE {params['queue']} on each of "
+        return [(f"without netem in the kernel: a chaoslab.faults.delayer on NFQUEUE {params['queue']} on each of "
                  f"{', '.join(params['peers'])}, holding packets from {params['hosts'][0]}")]
 
     def _loss(self, target: Target, tag: str, host: str, peers: Sequence[str]) -> list[Command]:

@@ -3,7 +3,7 @@ API so PodDisruptionBudgets hold — with a blast radius the experiment states, 
 
 Which nodes: `nodes` by name, or `count` (default 1) or `percent` of the nodes matching `selector` (all
 nodes without one), at random; never more than `maxNodes` (default 1): a selection that is larger is
-refused, not cut down. Which pods: see chaoslab.drain (kubectl's rules, plus protected namespaces: only
+refused, not cut down. Which pods: see chaoslab.faults.drain (kubectl's rules, plus protected namespaces: only
 pods in `namespaces` are touched, kube-system only with `allowKubeSystem`). A pod that refuses the drain
 (a bare pod without `force`, emptyDir without `deleteEmptyDirData`, a DaemonSet pod without
 `ignoreDaemonSets`) refuses it before anything is cordoned.
@@ -31,12 +31,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from chaoslab.drain import DrainOptions, PodDecision, choose_nodes, classify, refusal
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError
-from chaoslab.eviction import EvictionResult, EvictionSettings, Evictor, PodRef, eviction_version, wait_gone
 from chaoslab.faults.base import Injection, Record, Undo, ignore_events
-from chaoslab.kubeapi import KubeApi
-from chaoslab.selection import namespace_problems, selection_problems
+from chaoslab.faults.drain import DrainOptions, PodDecision, choose_nodes, classify, refusal
+from chaoslab.faults.eviction import (
+    EvictionResult,
+    EvictionSettings,
+    Evictor,
+    PodRef,
+    eviction_version,
+    wait_gone,
+)
+from chaoslab.faults.selection import namespace_problems, selection_problems
 from chaoslab.targets import Target
 
 

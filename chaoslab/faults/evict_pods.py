@@ -3,7 +3,7 @@ PodDisruptionBudgets hold — or, only when the experiment says `bypassPdb: true
 within a blast radius the experiment states.
 
 Which pods: the pods of the `namespaces` named (`*` for all; kube-system only with `allowKubeSystem`,
-the same rules and names as `drain-node`, see chaoslab.selection) that match `selector`, then `count`
+the same rules and names as `drain-node`, see chaoslab.faults.selection) that match `selector`, then `count`
 (default 1) or `percent` of them at random; more than `maxPods` (default 3) is refused, never cut down.
 Pods that no eviction should touch are not candidates: pods already being deleted, finished pods, mirror
 pods, pods no controller recreates (unless `force`) and pods with emptyDir data (unless
@@ -32,12 +32,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from chaoslab.drain import FINISHED, MIRROR_ANNOTATION, controller_of, has_local_storage
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError
-from chaoslab.eviction import EvictionResult, EvictionSettings, Evictor, PodRef, eviction_version, wait_gone
 from chaoslab.faults.base import Injection, Record, ignore_events
-from chaoslab.kubeapi import KubeApi
-from chaoslab.selection import ALL_NAMESPACES, choose, namespace_problems, protection, selection_problems
+from chaoslab.faults.drain import FINISHED, MIRROR_ANNOTATION, controller_of, has_local_storage
+from chaoslab.faults.eviction import (
+    EvictionResult,
+    EvictionSettings,
+    Evictor,
+    PodRef,
+    eviction_version,
+    wait_gone,
+)
+from chaoslab.faults.selection import (
+    ALL_NAMESPACES,
+    choose,
+    namespace_problems,
+    protection,
+    selection_problems,
+)
 from chaoslab.targets import Target
 
 #: The default blast radius: a handful of pods, so a selector that matches too much is refused.

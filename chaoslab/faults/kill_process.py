@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from chaoslab.clients.leaders import current_etcd_leader, holder_host, lease_holder
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults.base import Injection, Record, Undo, ignore_events
-from chaoslab.leaders import current_etcd_leader, holder_host, lease_holder
 from chaoslab.targets import Target
 from chaoslab.targets.helperpod import HelperPods, helper_runner, kill_script, pod_manifest
 

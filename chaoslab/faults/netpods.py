@@ -6,7 +6,7 @@ hold for the fault's duration, heal — also on TERM, when chaoslab deletes the 
 Called by the two faults when their target runs helper pods (a kubeconfig target with
 `spec.target.helperPod`). `pod_undo` fixes each pod's name and node when the fault is resolved, so the
 undo written to the run directory before anything is created is `delete-pod` per pod; `manifest` builds
-a pod from the commands the fault computes for its host (the same `chaoslab.netrules` argv as over ssh
+a pod from the commands the fault computes for its host (the same `chaoslab.faults.netrules` argv as over ssh
 or in the lab, quoted one token at a time by `script`); `inject` creates the pods and waits until each
 has applied its rules.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from chaoslab.errors import InjectionError
 from chaoslab.faults.base import Record, Undo
-from chaoslab.netrules import Command
+from chaoslab.faults.netrules import Command
 from chaoslab.targets import Target
 from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, helper_runner, pod_manifest, script
 

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Protocol
 
 from chaoslab.faults import netpods
 from chaoslab.faults.base import Injection, Record, heal_lines, network_lines
-from chaoslab.netrules import Command
+from chaoslab.faults.netrules import Command
 from chaoslab.targets import Target
 
 

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults.base import Injection, Record, Undo, ignore_events
 from chaoslab.faults.drain_node import select_nodes
-from chaoslab.selection import selection_problems
+from chaoslab.faults.selection import selection_problems
 from chaoslab.targets import Target
 
 

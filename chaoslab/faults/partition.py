@@ -18,7 +18,7 @@ load balancer and everyone behind it: users, chaoslab's probes, the per-member e
 Where clients come from is the target's answer (`Target.clients`): the lab's haproxy source address in the
 host's namespace, a real host's load balancer or client network.
 
-The rules come from `chaoslab.netrules` (a chain per fault on every host involved). Before injecting, a
+The rules come from `chaoslab.faults.netrules` (a chain per fault on every host involved). Before injecting, a
 dead-man's switch is armed that heals the partition `duration + deadman` (60) seconds later even if chaoslab
 is killed; a normal revert heals, disarms it and checks that no rule is left.
 
@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from chaoslab.clients.leaders import current_etcd_leader
 from chaoslab.errors import InjectionError, RevertError, TargetError
 from chaoslab.faults import netpods
 from chaoslab.faults.base import (
@@ -46,9 +47,7 @@ from chaoslab.faults.base import (
     heal_network,
     ignore_events,
 )
-from chaoslab.faults.network import NetworkFault
-from chaoslab.leaders import current_etcd_leader
-from chaoslab.netrules import (
+from chaoslab.faults.netrules import (
     Command,
     Endpoint,
     Flow,
@@ -61,6 +60,7 @@ from chaoslab.netrules import (
     split,
     wrap,
 )
+from chaoslab.faults.network import NetworkFault
 from chaoslab.targets import Target
 from chaoslab.targets.helperpod import helper_runner
 

@@ -40,8 +40,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import ChaoslabError
-from chaoslab.kubeapi import ApiError, KubeApi
 
 log = logging.getLogger("chaoslab.lab.nodes")
 

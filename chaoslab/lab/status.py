@@ -14,11 +14,11 @@ from typing import Any
 
 import requests
 
+from chaoslab.clients.etcd import EtcdMember, MemberStatus, RpcError, Tls
+from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.clients.leaders import LEASES, lease_holder
 from chaoslab.errors import LabError, TargetError
-from chaoslab.etcd import EtcdMember, MemberStatus, RpcError, Tls
-from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
-from chaoslab.leaders import LEASES, lease_holder
 
 LEADER_LEASES = tuple(LEASES)
 

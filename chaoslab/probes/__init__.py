@@ -18,8 +18,8 @@ from chaoslab.probes.kube_sequence import KubeSequenceProbe
 from chaoslab.probes.lease import LeaseProbe
 from chaoslab.probes.workloads import WorkloadsProbe
 from chaoslab.probes.writes import WritesProbe
-from chaoslab.run.timeline import Timeline
 from chaoslab.targets import Target
+from chaoslab.timeline import Timeline
 
 PROBES: dict[str, type[Sampler]] = {p.kind: p for p in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe,
                                                         WritesProbe, KubeSequenceProbe, WorkloadsProbe)}

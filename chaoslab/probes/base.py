@@ -7,8 +7,8 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 
-from chaoslab.run.timeline import Timeline
 from chaoslab.targets import Target
+from chaoslab.timeline import Timeline
 
 log = logging.getLogger("chaoslab.probes")
 

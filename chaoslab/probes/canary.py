@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import TargetError
-from chaoslab.kubeapi import ApiError, KubeApi
 from chaoslab.probes.base import Sampler
 
 NAMESPACE = "chaoslab-canary"

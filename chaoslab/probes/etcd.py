@@ -3,7 +3,7 @@ one thread per member so a member that hangs does not delay the others' samples.
 
 from __future__ import annotations
 
-from chaoslab.etcd import EtcdMember, RpcError
+from chaoslab.clients.etcd import EtcdMember, RpcError
 from chaoslab.probes.base import Sampler
 
 

@@ -1,6 +1,6 @@
 """Kubernetes API consistency probe (`kube-sequence`): the data-safety guarantees of the etcd workload
 (`chaoslab.probes.writes`) seen through the apiservers. One ConfigMap is updated in sequence, read back
-from every apiserver, and watched on every apiserver; `chaoslab.consistency` judges the samples after the
+from every apiserver, and watched on every apiserver; `chaoslab.judge.consistency` judges the samples after the
 run (`resourceVersionRegressions`, `watchGaps`, `watchRelists`, `apiReadErrorRate`, `apiWriteErrorRate`).
 
 - Updates: every `interval` (200 ms) one PUT through the load-balanced endpoint sets `data.counter` to the
@@ -34,8 +34,8 @@ import time
 import uuid
 from typing import Any
 
+from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import TargetError
-from chaoslab.kubeapi import ApiError, KubeApi
 from chaoslab.probes.base import Sampler
 from chaoslab.probes.canary import LABEL, NAMESPACE, ensure_namespace
 

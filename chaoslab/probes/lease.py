@@ -9,8 +9,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from chaoslab.clients.leaders import LEASES, holder_host
 from chaoslab.errors import TargetError
-from chaoslab.leaders import LEASES, holder_host
 from chaoslab.probes.base import Sampler
 
 PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"

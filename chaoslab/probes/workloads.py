@@ -1,5 +1,5 @@
 """Workloads probe: the Deployments and StatefulSets an experiment disrupts, their pods and the
-PodDisruptionBudgets over them, so `chaoslab.disruption` can tell how fast evicted pods were replaced, how
+PodDisruptionBudgets over them, so `chaoslab.judge.disruption` can tell how fast evicted pods were replaced, how
 long a workload was short of ready replicas and whether a budget was breached.
 
 Every `interval` (500 ms) one list per namespace of Deployments, StatefulSets (both filtered by
@@ -15,7 +15,7 @@ watch cache, not from etcd. Samples:
   ``ready``, ``deleting``, ``gone`` (it left the list).
 - `workloads/pdb/<ns>/<name>`, every interval, for budgets selecting a pod of a selected workload:
   ``healthy`` (pods it selects that are Ready and not being deleted, from the same pod list),
-  ``required`` (what its spec demands, `chaoslab.disruption.required_healthy`), ``minAvailable``,
+  ``required`` (what its spec demands, `chaoslab.judge.disruption.required_healthy`), ``minAvailable``,
   ``maxUnavailable``, and the disruption controller's ``currentHealthy``, ``desiredHealthy``,
   ``disruptionsAllowed``, ``expectedPods``, plus ``workloads`` it covers.
 
@@ -31,9 +31,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chaoslab.disruption import POD, PROBE, WORKLOAD_KINDS, matches, pod_healthy, pod_ready, required_healthy
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import TargetError
-from chaoslab.kubeapi import KubeApi
+from chaoslab.judge.disruption import (
+    POD,
+    PROBE,
+    WORKLOAD_KINDS,
+    matches,
+    pod_healthy,
+    pod_ready,
+    required_healthy,
+)
 from chaoslab.probes.base import Sampler
 
 PLURAL = {"Deployment": "deployments", "StatefulSet": "statefulsets"}

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from etcd3.exceptions import Etcd3Exception
 
-from chaoslab.etcd import EtcdMember, RpcError
+from chaoslab.clients.etcd import EtcdMember, RpcError
 from chaoslab.probes.base import Sampler
 
 PREFIX = "/chaoslab/writes/"

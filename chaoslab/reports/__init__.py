@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chaoslab.conditions import RENEWAL_WINDOW
 from chaoslab.errors import SpecError
-from chaoslab.gate import Policy, evaluate
-from chaoslab.measure import Measurements, measure
+from chaoslab.judge.conditions import RENEWAL_WINDOW
+from chaoslab.judge.gate import Policy, evaluate
+from chaoslab.judge.measure import Measurements, measure
+from chaoslab.judge.verdict import Verdict, judge
 from chaoslab.reports import html, json_report, junit, markdown
-from chaoslab.run.timeline import Timeline
 from chaoslab.spec.model import Experiment
 from chaoslab.spec.serialize import experiment_from_json, experiment_to_json
-from chaoslab.verdict import Verdict, judge
+from chaoslab.timeline import Timeline
 
 __all__ = ["experiment_from_json", "experiment_to_json", "rebuild", "write_reports"]
 

@@ -18,14 +18,14 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from chaoslab.gate import Gate, Policy, evaluate
-from chaoslab.measure import Measurements, measure
+from chaoslab.judge.gate import Gate, Policy, evaluate
+from chaoslab.judge.measure import Measurements, measure
+from chaoslab.judge.verdict import Verdict, distribution, format_value
 from chaoslab.reports import _renewal_window, _write, html, junit
 from chaoslab.reports.markdown import cell, headline
-from chaoslab.run.timeline import Timeline
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.spec.serialize import experiment_from_json
-from chaoslab.verdict import Verdict, distribution, format_value
+from chaoslab.timeline import Timeline
 
 SCHEMA = "chaoslab.io/gameday/v1"
 STATUS_TEXT = {"passed": "PASS", "failed": "FAIL", "error": "NOT CARRIED OUT", "skipped": "skipped"}

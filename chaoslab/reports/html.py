@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from html import escape
 
-from chaoslab.conditions import LEASE_OF, Interval
-from chaoslab.disruption import drains
-from chaoslab.gate import Gate, Policy, evaluate
-from chaoslab.measure import Measurements, condition_intervals
+from chaoslab.judge.conditions import LEASE_OF, Interval
+from chaoslab.judge.disruption import drains
+from chaoslab.judge.gate import Gate, Policy, evaluate
+from chaoslab.judge.measure import Measurements, condition_intervals
+from chaoslab.judge.verdict import Verdict, format_value
 from chaoslab.reports.markdown import drain_counts, drain_reasons, headline, result, started
-from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS, Experiment
-from chaoslab.verdict import Verdict, format_value
+from chaoslab.timeline import Sample, Timeline
 
 #: Colour-blind-safe host colours (Paul Tol's bright and muted schemes), assigned to hosts in name order.
 PALETTE = ("#4477aa", "#ee7733", "#aa3377", "#66ccee", "#ccbb44", "#332288", "#44aa99", "#882255")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from chaoslab.verdict import Verdict
+from chaoslab.judge.verdict import Verdict
 
 
 def render(verdict: Verdict) -> str:

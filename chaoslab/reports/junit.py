@@ -12,10 +12,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from chaoslab.gate import Gate, Policy, evaluate
-from chaoslab.measure import Measurements
+from chaoslab.judge.gate import Gate, Policy, evaluate
+from chaoslab.judge.measure import Measurements
+from chaoslab.judge.verdict import Verdict
 from chaoslab.spec.model import Experiment
-from chaoslab.verdict import Verdict
 
 
 def render(experiment: Experiment, verdict: Verdict, measurements: list[Measurements],

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 
-from chaoslab.disruption import Drain, drains
-from chaoslab.gate import Gate, GatedSlo, Policy, evaluate
-from chaoslab.measure import Measurements
-from chaoslab.run.timeline import Timeline
+from chaoslab.judge.disruption import Drain, drains
+from chaoslab.judge.gate import Gate, GatedSlo, Policy, evaluate
+from chaoslab.judge.measure import Measurements
+from chaoslab.judge.verdict import Verdict, format_value
 from chaoslab.spec.model import METRICS, Experiment
-from chaoslab.verdict import Verdict, format_value
+from chaoslab.timeline import Timeline
 
 
 def cell(text: object) -> str:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
-from chaoslab.gate import Gate
-from chaoslab.run.timeline import Timeline
+from chaoslab.judge.gate import Gate
+from chaoslab.judge.verdict import Verdict
 from chaoslab.spec.model import METRICS
-from chaoslab.verdict import Verdict
+from chaoslab.timeline import Timeline
 
 #: Every metric chaoslab exports: name → (help, labels besides `experiment`).
 EXPORTED: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chaoslab.gate import Gate
+from chaoslab.judge.gate import Gate
+from chaoslab.judge.verdict import Verdict, format_value
 from chaoslab.reports.markdown import cell, headline, result
 from chaoslab.spec.model import METRICS
-from chaoslab.verdict import Verdict, format_value
 
 MARKER = "<!-- chaoslab-summary -->"
 

@@ -23,7 +23,7 @@ from chaoslab.errors import SpecError
 from chaoslab.spec import loader
 from chaoslab.spec.loader import Document, FieldPath, check, parse
 from chaoslab.spec.model import Experiment, TargetSpec
-from chaoslab.window import DAYS, Window, parse_freeze, parse_hours
+from chaoslab.spec.window import DAYS, Window, parse_freeze, parse_hours
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from chaoslab.errors import SpecError
+from chaoslab.spec import checks
 from chaoslab.spec.durations import parse_duration
 from chaoslab.spec.model import METRICS, BlastRadius, Experiment, FaultSpec, SloSpec, TargetSpec
 
@@ -372,25 +373,21 @@ def _probe_problems(doc: Document) -> list[str]:
 
 
 def _target_problems(doc: Document) -> list[str]:
-    """An ssh target's hosts, addresses and files, checked where the schema cannot (cross-field)."""
+    """The target's own checks (an ssh target's hosts, addresses and files), where the schema cannot."""
     target = (doc.data.get("spec") or {}).get("target")
-    if not isinstance(target, dict) or target.get("kind") != "ssh":
+    if not isinstance(target, dict):
         return []
-    from chaoslab.targets.ssh import config_problems  # deferred: only ssh experiments need it
-
-    return [doc.problem(("spec", "target", *path), message) for path, message in config_problems(target)]
+    return [doc.problem(("spec", "target", *path), message) for path, message in checks.target_problems(target)]
 
 
 def _fault_problems(doc: Document) -> list[str]:
     """Fault parameters that pass the schema one by one but contradict each other (e.g. `minority` without
     `shape: split`), each at its field."""
-    from chaoslab.faults import param_problems  # deferred: validating needs no fault until here
-
     out = []
     for i, fault in enumerate(doc.data["spec"]["faults"]):
         params = {**_fault_defaults(fault["kind"]), **{k: v for k, v in fault.items() if k != "kind"}}
         out += [doc.problem(("spec", "faults", i, name), message)
-                for name, message in param_problems(fault["kind"], params)]
+                for name, message in checks.fault_problems(fault["kind"], params)]
     return out
 
 
@@ -417,7 +414,7 @@ def _load(text: str, file: str, source: Path | None, probe_sets_ok: bool,
     game_days = game_days if game_days is not None else []
     for doc in docs:
         if is_chaostoolkit(doc.data):
-            from chaoslab.chaostoolkit.convert import experiment_from_chaostoolkit  # only for such files
+            from chaoslab.spec.chaostoolkit import experiment_from_chaostoolkit  # only for such files
 
             try:
                 experiments.append(experiment_from_chaostoolkit(doc, source))

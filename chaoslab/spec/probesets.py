@@ -1,5 +1,5 @@
 """Probe sets: reusable lists of probes in `probes/NAME.yaml` (kind ProbeSet) that experiments name in
-`spec.probes`. Called by `chaoslab.run.session` to learn which samplers to start, and by the loader to check
+`spec.probes`. Called by `chaoslab.ops.session` to learn which samplers to start, and by the loader to check
 that the names an experiment uses exist.
 
     >>> load_probe_set("control-plane")                                     # doctest: +SKIP

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from chaoslab.etcd import EtcdMember
-from chaoslab.kubeapi import KubeApi
-from chaoslab.netrules import Command, Endpoint, Wrap
+from chaoslab.clients.etcd import EtcdMember
+from chaoslab.clients.hosts import Command, Endpoint, Wrap
+from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.spec.checks import add_target_check
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 
@@ -60,7 +61,7 @@ class Target(Protocol):
 
     def python(self, host: str) -> tuple[str, ...]:
         """The command line that runs chaoslab's Python on `host` (before `host_wrap`), for helpers such as
-        `python -m chaoslab.delayer`. The lab: this very interpreter, since its hosts share the machine."""
+        `python -m chaoslab.faults.delayer`. The lab: this very interpreter, since its hosts share the machine."""
 
     def run_commands(self, commands: Sequence[Command]) -> list[str]:
         """Run already-wrapped commands in order, from where this target controls its hosts; return each
@@ -75,6 +76,15 @@ class Target(Protocol):
     def lock_path(self) -> Path:
         """A file whose lock marks the one run allowed against this target at a time."""
 
+
+
+def _ssh_problems(target: Mapping[str, object]) -> list[tuple[tuple[str | int, ...], str]]:
+    from chaoslab.targets.ssh import config_problems  # deferred: only ssh experiments need it
+
+    return list(config_problems(target))
+
+
+add_target_check("ssh", _ssh_problems)
 
 TARGET_PARAMS = {"lab": {"name", "state_root"}, "kubeconfig": {"context", "kubeconfig", "inCluster", "etcd", "helperPod"}}
 

@@ -9,7 +9,7 @@ tolerates the control-plane taints, shares the host's PID and network namespaces
 duration and runs the undo — also on SIGTERM (chaoslab deleting it at revert, or `activeDeadlineSeconds`
 running out) — so the fault reverts itself even when chaoslab is gone.
 
-Commands come from chaoslab's own rules (`chaoslab.netrules`, signals by process name) and are quoted
+Commands come from chaoslab's own rules (`chaoslab.faults.netrules`, signals by process name) and are quoted
 one argument at a time with `shlex.quote`: no user text becomes shell syntax.
 
 Which node: a Lease holder identity is `<hostname>_<uuid>` and kubeadm names etcd members after their
@@ -36,8 +36,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chaoslab.clients.leaders import holder_host
 from chaoslab.errors import InjectionError, SpecError, TargetError
-from chaoslab.leaders import holder_host
 
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
 """A public image with iptables, tc (iproute2) and procps (pkill, pgrep)."""

@@ -30,10 +30,10 @@ from urllib.parse import urlsplit
 
 from etcd3 import etcdrpc
 
+from chaoslab.clients.etcd import EtcdMember, RpcError, Tls
+from chaoslab.clients.hosts import Command, Endpoint, Wrap
+from chaoslab.clients.kubeapi import SERVICE_ACCOUNT_DIR, ApiError, KubeApi
 from chaoslab.errors import SpecError, TargetError
-from chaoslab.etcd import EtcdMember, RpcError, Tls
-from chaoslab.kubeapi import SERVICE_ACCOUNT_DIR, ApiError, KubeApi
-from chaoslab.netrules import Command, Endpoint, Wrap
 from chaoslab.targets import kubeadm
 from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, node_for_host
 

@@ -11,15 +11,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from chaoslab.clients.etcd import EtcdMember
+from chaoslab.clients.hosts import Command, Endpoint, Wrap, in_netns
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, TargetError
-from chaoslab.etcd import EtcdMember
-from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import Component, Host, LabLayout
 from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
 from chaoslab.lab.network import HOST_DEVICE
 from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
-from chaoslab.netrules import Command, Endpoint, Wrap, in_netns
 
 CLIENTS = "clients"
 """The name of the clients' endpoint in flows (`cp2->clients`)."""

@@ -62,10 +62,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from chaoslab.clients.etcd import EtcdMember, Tls
+from chaoslab.clients.hosts import Argv, Command, Endpoint, Wrap
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError, TargetError
-from chaoslab.etcd import EtcdMember, Tls
-from chaoslab.kubeapi import KubeApi
-from chaoslab.netrules import Argv, Command, Endpoint, Wrap
 from chaoslab.targets import kubeadm
 
 __all__ = ["PROCESS_PATTERNS", "SshHost", "SshSettings", "SshTarget", "config_problems", "exit_argv", "shared",

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from waiting import etcd_leaders, eventually
 
+from chaoslab.clients.etcd import RpcError
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import TargetError
-from chaoslab.etcd import RpcError
-from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up

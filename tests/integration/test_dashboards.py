@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from chaoslab import dashboards
 from chaoslab.lab.config import LabLayout
+from chaoslab.ops import dashboards
 from chaoslab.reports.prometheus import EXPORTED
 
 SCRAPE = """

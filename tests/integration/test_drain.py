@@ -26,10 +26,10 @@ from workloads import (
     uids,
 )
 
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build
 from chaoslab.faults.base import apply_undo
-from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
 from chaoslab.targets.lab import LabTarget
 

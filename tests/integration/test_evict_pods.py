@@ -11,9 +11,9 @@ import pytest
 from waiting import eventually
 from workloads import Events, deployment, namespace, pdb, ready_counts, ready_pods, uids
 
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build
-from chaoslab.kubeapi import KubeApi
 from chaoslab.targets.lab import LabTarget
 
 

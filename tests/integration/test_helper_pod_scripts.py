@@ -21,12 +21,12 @@ from collections.abc import Iterator
 import pytest
 from waiting import renewing_holder
 
+from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.clients.leaders import holder_host
 from chaoslab.faults import netpods
+from chaoslab.faults.netrules import heal_partition, isolate, leftovers, partition_commands
 from chaoslab.faults.partition import PartitionFault, PartitionParams
-from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
-from chaoslab.leaders import holder_host
-from chaoslab.netrules import heal_partition, isolate, leftovers, partition_commands
 from chaoslab.targets.helperpod import MARK, HelperPodSettings, kill_script, markers, pod_manifest, script
 from chaoslab.targets.lab import LabTarget
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chaoslab.kubeapi import KubeApi
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
 from chaoslab.probes.canary import LABEL, NAMESPACE
 

@@ -19,11 +19,11 @@ from waiting import eventually
 from workloads import deployment, namespace, ready_pods
 
 from chaoslab.cli import main
+from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import InjectionError
 from chaoslab.faults import build, netpods
-from chaoslab.kubeapi import ApiError, KubeApi
+from chaoslab.faults.netrules import Command, heal_partition
 from chaoslab.lab.config import LabLayout
-from chaoslab.netrules import Command, heal_partition
 from chaoslab.targets.helperpod import HelperPodSettings, kill_script, pod_manifest
 from chaoslab.targets.kubeconfig import KubeconfigTarget
 

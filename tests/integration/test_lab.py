@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from waiting import eventually
 
+from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.clients.leaders import holder_host
 from chaoslab.errors import LabError
-from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import up
 from chaoslab.lab.status import LEADER_LEASES, collect
-from chaoslab.leaders import holder_host
 
 
 def processes(lab: LabLayout) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""chaoslab.netrules against real network namespaces of its own (`chaoslab-h4-*`): three hosts on a bridge,
+"""chaoslab.faults.netrules against real network namespaces of its own (`chaoslab-h4-*`): three hosts on a bridge,
 each with a TCP listener on 2379 and 2380 and a UDP receiver that logs what arrives. Needs root; never
 touches a lab's namespaces."""
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from chaoslab.netrules import (
+from chaoslab.faults.netrules import (
     Command,
     Endpoint,
     Netem,

@@ -17,8 +17,8 @@ import pytest
 from test_partition import ROOT, chains, command, value
 from waiting import etcd_leaders
 
+from chaoslab.faults.netrules import Command, wrap
 from chaoslab.lab.config import LabLayout
-from chaoslab.netrules import Command, wrap
 from chaoslab.targets.lab import LabTarget
 
 EXPERIMENT = """\
@@ -73,7 +73,7 @@ def test_loss_on_the_leaders_peer_links_is_random_drops_on_that_host_only_and_he
 
 
 def delayers() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "chaoslab[.]delayer --queue"], capture_output=True, text=True, check=False)
+    out = subprocess.run(["pgrep", "-af", "chaoslab[.]faults[.]delayer --queue"], capture_output=True, text=True, check=False)
     return out.stdout.splitlines()
 
 

@@ -18,11 +18,11 @@ import pytest
 from waiting import eventually
 from workloads import Events, busiest_node, deployment, namespace, ready_pods
 
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError
 from chaoslab.faults import build
 from chaoslab.faults.base import apply_undo
 from chaoslab.faults.node_failure import ready
-from chaoslab.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
 from chaoslab.targets.lab import LabTarget
 

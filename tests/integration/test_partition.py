@@ -19,14 +19,14 @@ import grpc
 import pytest
 from waiting import eventually, renewing_holder
 
-from chaoslab.etcd import EtcdMember
+from chaoslab.clients.etcd import EtcdMember
+from chaoslab.clients.leaders import holder_host
+from chaoslab.faults.netrules import Command, wrap
 from chaoslab.lab.config import LabLayout
-from chaoslab.leaders import holder_host
-from chaoslab.netrules import Command, wrap
 from chaoslab.probes.base import Sampler
 from chaoslab.probes.writes import ERRORS, PREFIX, WritesProbe
-from chaoslab.run.timeline import Timeline
 from chaoslab.targets.lab import LabTarget
+from chaoslab.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parents[2]
 

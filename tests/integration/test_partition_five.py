@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from chaoslab.clients.leaders import current_etcd_leader
+from chaoslab.faults.netrules import Command, wrap
 from chaoslab.lab.config import LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up
-from chaoslab.leaders import current_etcd_leader
-from chaoslab.netrules import Command, wrap
 from chaoslab.targets.lab import LabTarget
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import pytest
 from waiting import eventually
 from workloads import busiest_node, deployment, namespace, pdb, per_node, ready_pods
 
-from chaoslab.kubeapi import KubeApi
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
 
 ROOT = Path(__file__).resolve().parents[2]

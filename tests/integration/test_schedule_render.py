@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from chaoslab import schedule
 from chaoslab.cli import main
-from chaoslab.kubeapi import KubeApi
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.lab.config import LabLayout
+from chaoslab.ops import schedule
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "chaoslab-sched-itest"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from chaoslab.faults.base import arm_switch
+from chaoslab.faults.netrules import Command, isolate, leftovers, partition_commands
 from chaoslab.lab.config import LabLayout
-from chaoslab.netrules import Command, isolate, leftovers, partition_commands
 from chaoslab.targets.lab import LabTarget
 from chaoslab.targets.ssh import SshTarget
 
@@ -196,7 +196,7 @@ def test_the_switch_on_the_host_heals_without_chaoslab(target: SshTarget) -> Non
     """A partition whose revert never comes (chaoslab killed) is healed by the switch armed on the host."""
     tag, marker = "sshtest-dms", "chaoslab-sshtest-dms"
     cut = isolate(target.endpoint("cp3"), [target.endpoint("cp1")], ports=[9])
-    from chaoslab.netrules import heal_partition, ruled_hosts
+    from chaoslab.faults.netrules import heal_partition, ruled_hosts
 
     hosts = ruled_hosts(cut)
     # Long enough for the rules to go in over ssh first (about half a second a command here).

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.clients.leaders import LEASES
 from chaoslab.errors import TargetError
-from chaoslab.kubeapi import KubeApi
-from chaoslab.leaders import LEASES
 from chaoslab.targets.lab import LabTarget
 
 T = TypeVar("T")

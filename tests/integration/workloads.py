@@ -13,7 +13,7 @@ from typing import Any
 
 from waiting import eventually
 
-from chaoslab.kubeapi import KubeApi
+from chaoslab.clients.kubeapi import KubeApi
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Unit tests for chaoslab.kubeapi: error messages, query encoding, kubeconfig resolution, watch framing.
+"""Unit tests for chaoslab.clients.kubeapi: error messages, query encoding, kubeconfig resolution, watch framing.
 
 No network: a fake session answers, and kubeconfigs carry dummy inline data.
 """
@@ -15,8 +15,8 @@ import pytest
 import requests
 import yaml
 
+from chaoslab.clients.kubeapi import ApiError, KubeApi, format_api_error, query
 from chaoslab.errors import TargetError
-from chaoslab.kubeapi import ApiError, KubeApi, format_api_error, query
 
 
 def _response(status: int, body: bytes | list[bytes], reason: str = "") -> requests.Response:

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from chaoslab.errors import TargetError
+from chaoslab.faults.netrules import Endpoint
 from chaoslab.lab.components import haproxy_config
 from chaoslab.lab.config import LabConfig, LabLayout
-from chaoslab.netrules import Endpoint
 from chaoslab.targets.lab import LabTarget
 
 

@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
-from chaoslab import netrules
-from chaoslab.netrules import (
+from chaoslab.faults import netrules
+from chaoslab.faults.netrules import (
     Command,
     Endpoint,
     Flow,
@@ -336,7 +336,7 @@ def test_nfqueue_refuses_bad_queues_and_no_sender(queue: int, senders: list[Endp
 def test_delayer_command_carries_delay_jitter_deadline_and_marker_last() -> None:
     argv = delayer_command(("/venv/bin/python",), 10001, Netem(delay_ms=1500, jitter_ms=100), 1767225600,
                            "chaoslab-d0-1a2b")
-    assert argv == ("/venv/bin/python", "-m", "chaoslab.delayer", "--queue", "10001", "--delay-ms", "1500",
+    assert argv == ("/venv/bin/python", "-m", "chaoslab.faults.delayer", "--queue", "10001", "--delay-ms", "1500",
                     "--jitter-ms", "100", "--until", "1767225600", "--detach", "--marker", "chaoslab-d0-1a2b")
     with pytest.raises(ValueError, match="needs a delay"):
         delayer_command(("python3",), 1, Netem(loss_percent=5), 1767225600, "m")

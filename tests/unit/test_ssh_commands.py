@@ -13,7 +13,7 @@ import pytest
 
 from chaoslab.errors import InjectionError, SpecError, TargetError
 from chaoslab.faults.base import arm_switch, disarm_switch
-from chaoslab.netrules import Command, heal_partition
+from chaoslab.faults.netrules import Command, heal_partition
 from chaoslab.spec.loader import load_text
 from chaoslab.targets import describe, resolve_target
 from chaoslab.targets.ssh import (

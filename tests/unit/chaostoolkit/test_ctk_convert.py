@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chaoslab.chaostoolkit.convert import ACTIONS, CONTROL, PROBES, control_experiment, to_chaostoolkit
 from chaoslab.cli import main
 from chaoslab.errors import SpecError
 from chaoslab.spec import load, load_text
+from chaoslab.spec.chaostoolkit import ACTIONS, CONTROL, PROBES, control_experiment, to_chaostoolkit
 from chaoslab.spec.loader import parse
 from chaoslab.spec.model import TargetSpec
 

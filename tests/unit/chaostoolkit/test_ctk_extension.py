@@ -10,8 +10,8 @@ import pytest
 
 import chaoslab
 from chaoslab.chaostoolkit import actions, control, probes
-from chaoslab.chaostoolkit.convert import ACTIONS, control_experiment
 from chaoslab.errors import InjectionError
+from chaoslab.spec.chaostoolkit import ACTIONS, control_experiment
 
 
 def test_discovery_lists_every_fault_action_and_probe_with_typed_arguments() -> None:

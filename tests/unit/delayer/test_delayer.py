@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from chaoslab import delayer
-from chaoslab.delayer import Held, Schedule, main
+from chaoslab.faults import delayer
+from chaoslab.faults.delayer import Held, Schedule, main
 
 
 def test_public_api_is_pinned() -> None:
@@ -62,4 +62,4 @@ def test_a_constant_delay_never_reorders() -> None:
 ])
 def test_bad_arguments_exit_2_before_touching_any_queue(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
-    assert "chaoslab.delayer:" in capsys.readouterr().err
+    assert "chaoslab.faults.delayer:" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chaoslab.drain import (
+from chaoslab.faults.drain import (
     DAEMONSET_FATAL,
     DAEMONSET_WARNING,
     LOCAL_STORAGE_FATAL,

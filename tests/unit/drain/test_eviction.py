@@ -6,8 +6,8 @@ import threading
 import time
 from typing import Any
 
-from chaoslab.eviction import Evictor, PodRef, eviction_body, eviction_version, wait_gone
-from chaoslab.kubeapi import ApiError
+from chaoslab.clients.kubeapi import ApiError
+from chaoslab.faults.eviction import Evictor, PodRef, eviction_body, eviction_version, wait_gone
 
 
 class FakeApi:

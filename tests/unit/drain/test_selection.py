@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from chaoslab.selection import choose, how_many, namespace_problems, protection, selection_problems
+from chaoslab.faults.selection import choose, how_many, namespace_problems, protection, selection_problems
 
 
 @pytest.mark.parametrize(("namespace", "namespaces", "allow", "reason"), [

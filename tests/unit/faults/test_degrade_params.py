@@ -12,7 +12,7 @@ from chaoslab.faults import build
 from chaoslab.faults import partition as partition_module
 from chaoslab.faults.base import Injection, heal_network
 from chaoslab.faults.degrade import DegradeParams, NetworkDegrade
-from chaoslab.netrules import Command, Endpoint, Netem, Wrap, in_netns
+from chaoslab.faults.netrules import Command, Endpoint, Netem, Wrap, in_netns
 
 
 def test_delay_and_jitter_are_durations_turned_into_netem_milliseconds() -> None:
@@ -103,7 +103,7 @@ def test_the_undo_covers_both_mechanisms_before_either_runs() -> None:
 def test_delay_uses_netem_on_the_host_where_the_kernel_has_it() -> None:
     target = FakeTarget(netem=True)
     injected(target, delay="1500ms")
-    assert ran(target, "netem") and not ran(target, "chaoslab.delayer") and not ran(target, "NFQUEUE")
+    assert ran(target, "netem") and not ran(target, "chaoslab.faults.delayer") and not ran(target, "NFQUEUE")
     assert [(k, d["mechanism"], d["on"]) for k, d in target.events] == [("degrade", "netem", ["cp1"])]
 
 
@@ -111,7 +111,7 @@ def test_without_netem_each_peer_gets_a_bound_delayer_then_rules_for_what_the_ho
     target = FakeTarget(netem=False)
     injection = injected(target, delay="1500ms", jitter="100ms")
     queue = injection.undo[0].params["queue"]
-    starts, rules = ran(target, "chaoslab.delayer"), ran(target, "NFQUEUE")
+    starts, rules = ran(target, "chaoslab.faults.delayer"), ran(target, "NFQUEUE")
     assert [s.split()[3] for s in starts] == ["lab-cp2", "lab-cp3"]
     assert all(f"--queue {queue} --delay-ms 1500 --jitter-ms 100" in s for s in starts)
     assert rules == [f"ip netns exec lab-{h} iptables -w -A CHAOSLAB-{injection.undo[0].params['tag']} "

@@ -123,7 +123,7 @@ def test_a_random_selection_larger_than_max_nodes_is_refused() -> None:
 
 
 def test_uncordon_undo_clears_unschedulable_and_ignores_a_node_that_is_gone() -> None:
-    from chaoslab.kubeapi import ApiError
+    from chaoslab.clients.kubeapi import ApiError
 
     class Api(FakeApi):
         def patch(self, path: str, body: Any, **kw: Any) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
+from chaoslab.clients.kubeapi import ApiError
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import FAULTS, build
 from chaoslab.faults.evict_pods import EvictPods, EvictPodsParams, candidates, exclusion
-from chaoslab.kubeapi import ApiError
 from chaoslab.spec.loader import load_text
 
 

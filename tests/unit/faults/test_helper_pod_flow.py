@@ -14,7 +14,7 @@ import pytest
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults.base import apply_undo
 from chaoslab.faults.kill_process import KillProcess, KillProcessParams
-from chaoslab.guard import capability_problems
+from chaoslab.plan.guard import capability_problems
 from chaoslab.targets.helperpod import HelperPods, HelperPodSettings
 from chaoslab.targets.kubeconfig import KubeconfigTarget
 

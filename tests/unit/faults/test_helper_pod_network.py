@@ -16,8 +16,8 @@ from chaoslab.errors import InjectionError
 from chaoslab.faults.base import apply_undo
 from chaoslab.faults.degrade import DegradeParams, NetworkDegrade
 from chaoslab.faults.partition import PartitionFault, PartitionParams
-from chaoslab.guard import Settings
-from chaoslab.plan import make_plan
+from chaoslab.plan.guard import Settings
+from chaoslab.plan.planner import make_plan
 from chaoslab.spec.loader import load_text
 from chaoslab.targets.helperpod import HelperPods, HelperPodSettings
 from chaoslab.targets.kubeconfig import KubeconfigTarget

@@ -13,8 +13,8 @@ import pytest
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build, param_problems
 from chaoslab.faults import partition as partition_module
+from chaoslab.faults.netrules import Command, Endpoint, Wrap, in_netns
 from chaoslab.faults.partition import PartitionFault, PartitionParams, recorded_partition
-from chaoslab.netrules import Command, Endpoint, Wrap, in_netns
 from chaoslab.spec.loader import load_text
 
 LEADER = "cp3"

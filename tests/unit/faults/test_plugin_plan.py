@@ -11,8 +11,8 @@ from test_helper_pod_network import NetApi, target
 
 from chaoslab import faults
 from chaoslab.faults.base import Injection, Undo
-from chaoslab.guard import Settings
-from chaoslab.plan import make_plan
+from chaoslab.plan.guard import Settings
+from chaoslab.plan.planner import make_plan
 from chaoslab.spec import loader as spec_loader
 from chaoslab.spec.loader import load_text
 

@@ -14,7 +14,7 @@ from reports.test_reports import experiment, run_dir
 
 from chaoslab.reports.gameday import write_day_reports
 from chaoslab.reports.html import NOT_READY, PALETTE, READY
-from chaoslab.run.timeline import Timeline
+from chaoslab.timeline import Timeline
 
 
 def shifted(tl: Timeline, seconds: float) -> Timeline:

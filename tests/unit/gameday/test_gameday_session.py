@@ -16,13 +16,13 @@ import pytest
 from rich.console import Console
 
 from chaoslab.errors import SpecError
-from chaoslab.notify import send
-from chaoslab.run import gameday as session
-from chaoslab.run.session import Outcome
-from chaoslab.run.timeline import Timeline
+from chaoslab.ops import gameday as session
+from chaoslab.ops.notify import send
+from chaoslab.ops.session import Outcome
 from chaoslab.spec.gameday import GameDay, Notification, Step
 from chaoslab.spec.model import Experiment, FaultSpec
-from chaoslab.window import Window
+from chaoslab.spec.window import Window
+from chaoslab.timeline import Timeline
 
 NOW = dt.datetime(2026, 5, 19, 11, 0, tzinfo=dt.UTC)
 

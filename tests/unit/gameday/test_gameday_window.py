@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chaoslab.window import Window, next_opening, parse_freeze, parse_hours, parse_now, refusal
+from chaoslab.spec.window import Window, next_opening, parse_freeze, parse_hours, parse_now, refusal
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKLY = Window(days=("Tue", "Wed"), start=dt.time(10), end=dt.time(16), time_zone="Europe/Berlin",

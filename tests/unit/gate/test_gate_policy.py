@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from chaoslab.errors import SpecError
-from chaoslab.gate import Policy, check_names, evaluate, near_limit, parse_fail_on, parse_margin
-from chaoslab.verdict import SloResult, Verdict
+from chaoslab.judge.gate import Policy, check_names, evaluate, near_limit, parse_fail_on, parse_margin
+from chaoslab.judge.verdict import SloResult, Verdict
 
 
 def slo(metric: str, measured: float | None, threshold: float, aggregate: str = "max", passed: bool | None = None,

@@ -10,9 +10,9 @@ from measure.synthetic import scheduler_kill
 from reports.test_reports import experiment, run_dir
 
 from chaoslab import cli
-from chaoslab.gate import Policy, evaluate
-from chaoslab.run import session
-from chaoslab.run.session import Outcome
+from chaoslab.judge.gate import Policy, evaluate
+from chaoslab.ops import session
+from chaoslab.ops.session import Outcome
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import SpecError, TargetError
 from chaoslab.faults.base import Injection
-from chaoslab.guard import (
+from chaoslab.plan.guard import (
     Settings,
     abort_problems,
     allow_problems,
@@ -23,7 +24,6 @@ from chaoslab.guard import (
     load_settings,
     radius_problems,
 )
-from chaoslab.kubeapi import KubeApi
 from chaoslab.spec.model import BlastRadius, Experiment, FaultSpec
 from chaoslab.targets import resolve_target
 from chaoslab.targets.helperpod import helper_pod, node_for_holder, node_for_member, script

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from chaoslab import stats
 from chaoslab.cli import main
 from chaoslab.errors import SpecError
-from chaoslab.history import compare, scan, select
+from chaoslab.judge import stats
+from chaoslab.judge.verdict import SloResult, Verdict
+from chaoslab.ops.history import compare, scan, select
 from chaoslab.reports import json_report
-from chaoslab.verdict import SloResult, Verdict
 
 METRIC = "schedulerTimeToNewLeader"
 
@@ -185,11 +185,11 @@ def test_history_of_run_directories_written_by_the_reporting_code(tmp_path: Path
     takeover 14–19 s after the kill for seven runs, then 25–27 s (a planted regression)."""
     from measure.synthetic import scheduler_kill
 
-    from chaoslab.measure import measure
+    from chaoslab.execute import runner
+    from chaoslab.judge.measure import measure
+    from chaoslab.judge.verdict import judge
     from chaoslab.reports import experiment_to_json, write_reports
-    from chaoslab.run import runner
     from chaoslab.spec import load
-    from chaoslab.verdict import judge
 
     [exp] = load(Path(__file__).resolve().parents[3] / "experiments/scheduler-leader-kill.yaml")
     takeovers = [16.1, 17.4, 15.2, 18.9, 16.7, 14.8, 19.0, 25.0, 26.5, 27.0]

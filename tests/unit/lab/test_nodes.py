@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from chaoslab.clients.kubeapi import ApiError
 from chaoslab.errors import TargetError
-from chaoslab.kubeapi import ApiError
 from chaoslab.lab import nodes as sim
 
 NOW = 1_795_443_400.25  # 2026-11-22T..., with a fraction to see the microseconds

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from chaoslab.run.timeline import Timeline
+from chaoslab.timeline import Timeline
 
 Record = tuple[float, str, str, Mapping[str, Any]] | tuple[float, str, Mapping[str, Any]]
 MEMBERS = ("cp1", "cp2", "cp3")
@@ -142,7 +142,7 @@ def etcd_kill(lost: float = 10.2, no_leader: float = 11.0, elected: float = 11.3
     return build(recs)
 
 
-# ---- a drained node under a PodDisruptionBudget (chaoslab.disruption) --------------------------------
+# ---- a drained node under a PodDisruptionBudget (chaoslab.judge.disruption) --------------------------------
 W = "Deployment/shop/web"
 
 

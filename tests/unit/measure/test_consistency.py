@@ -1,4 +1,4 @@
-"""The Kubernetes API consistency checks (`chaoslab.consistency`) on fake `kube-sequence` timelines: a read
+"""The Kubernetes API consistency checks (`chaoslab.judge.consistency`) on fake `kube-sequence` timelines: a read
 that goes back in resourceVersion, a watch that skips an acknowledged update, a relist that covers the
 updates it could not deliver, a watch left behind at stop, and the error rates."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaoslab import consistency
-from chaoslab.measure import measure
-from chaoslab.run.timeline import Sample, Timeline
+from chaoslab.judge import consistency
+from chaoslab.judge.measure import measure
+from chaoslab.timeline import Sample, Timeline
 
 from .synthetic import Record, build
 

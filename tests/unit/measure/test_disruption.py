@@ -1,4 +1,4 @@
-"""Workload disruption from synthetic timelines (`chaoslab.disruption`, through `chaoslab.measure`): a node
+"""Workload disruption from synthetic timelines (`chaoslab.judge.disruption`, through `chaoslab.judge.measure`): a node
 drained under a PodDisruptionBudget, pods replaced on other nodes, a budget breached, drain summaries; and
 the label-selector and budget arithmetic the workloads probe uses."""
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from chaoslab import disruption
-from chaoslab.disruption import matches, required_healthy
-from chaoslab.measure import measure
+from chaoslab.judge import disruption
+from chaoslab.judge.disruption import matches, required_healthy
+from chaoslab.judge.measure import measure
 from measure.synthetic import W, build, drained, eviction, lb, pdb, pod
 
 

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from chaoslab.conditions import failing_conditions
-from chaoslab.measure import PHASES, condition_intervals, measure
+from chaoslab.judge.conditions import failing_conditions
+from chaoslab.judge.measure import PHASES, condition_intervals, measure
 from chaoslab.spec.model import METRICS, STEADY_STATE_CONDITIONS
 
 from .synthetic import (

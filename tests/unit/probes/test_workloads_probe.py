@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaoslab.plan.probes import fault_namespaces, probes_for
 from chaoslab.probes.workloads import WorkloadsProbe, policy_version
-from chaoslab.run.session import fault_namespaces, probes_for
-from chaoslab.run.timeline import Timeline
 from chaoslab.spec.model import Experiment, FaultSpec
+from chaoslab.timeline import Timeline
 
 
 def pod(name: str, uid: str, node: str, ready: bool, deleting: bool = False, app: str = "web") -> dict[str, Any]:

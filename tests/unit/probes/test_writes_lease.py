@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from chaoslab.probes.writes import WritesProbe
-from chaoslab.run.timeline import Timeline
+from chaoslab.timeline import Timeline
 
 
 @dataclass

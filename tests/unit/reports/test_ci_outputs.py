@@ -5,7 +5,7 @@ from pathlib import Path
 
 from measure.synthetic import scheduler_kill
 
-from chaoslab.gate import Policy, evaluate
+from chaoslab.judge.gate import Policy, evaluate
 from chaoslab.reports import junit, rebuild, summary
 from reports.test_reports import experiment, run_dir
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from measure.synthetic import drained, scheduler_kill
 
-from chaoslab.measure import measure
+from chaoslab.judge.measure import measure
+from chaoslab.judge.verdict import judge
 from chaoslab.reports import html, markdown
 from chaoslab.spec.model import Experiment, FaultSpec, SloSpec
-from chaoslab.verdict import judge
 
 EXPERIMENT = Experiment(name="drain", faults=(FaultSpec("drain-node", {"nodes": ["n1"], "namespaces": ["shop"]}),),
                         duration=10.0, steady_state=("apiserver-ready",),

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chaoslab import dashboards
-from chaoslab.dashboards import COMPONENT_METRICS, metric_names
+from chaoslab.ops import dashboards
+from chaoslab.ops.dashboards import COMPONENT_METRICS, metric_names
 from chaoslab.reports.prometheus import EXPORTED
 
 FILES = dashboards.files()

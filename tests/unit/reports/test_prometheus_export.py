@@ -10,11 +10,11 @@ import pytest
 from measure.synthetic import STARTED_WALL, scheduler_kill
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaoslab.gate import Policy, evaluate
-from chaoslab.measure import measure
+from chaoslab.judge.gate import Policy, evaluate
+from chaoslab.judge.measure import measure
+from chaoslab.judge.verdict import judge
 from chaoslab.reports import prometheus
 from chaoslab.reports.prometheus import EXPORTED, Result, push, write_textfile
-from chaoslab.verdict import judge
 from reports.test_reports import experiment
 
 FINISHED = STARTED_WALL + 120.0

@@ -6,13 +6,13 @@ import pytest
 from measure.synthetic import build, etcd_steady, inject, scheduler_kill
 
 from chaoslab.errors import SpecError
-from chaoslab.measure import measure
+from chaoslab.judge.measure import measure
+from chaoslab.judge.verdict import Verdict, judge
 from chaoslab.reports import experiment_from_json, experiment_to_json, rebuild, write_reports
-from chaoslab.run.timeline import Timeline
 from chaoslab.spec import load
 from chaoslab.spec.gameday import load_game_day
 from chaoslab.spec.model import Experiment, FaultSpec, SloSpec
-from chaoslab.verdict import Verdict, judge
+from chaoslab.timeline import Timeline
 
 REPO = Path(__file__).resolve().parents[3]
 STEADY = ("apiserver-ready", "etcd-quorum", "scheduler-leader", "controller-manager-leader")

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from chaoslab.run.timeline import Timeline
+from chaoslab.timeline import Timeline
 
 
 class FakeClock:

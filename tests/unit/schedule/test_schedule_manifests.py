@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from chaoslab import schedule
 from chaoslab.cli import main
 from chaoslab.errors import SpecError
+from chaoslab.ops import schedule
 
 REPO = Path(__file__).resolve().parents[3]
 EXPERIMENT = REPO / "experiments/scheduler-leader-kill.yaml"

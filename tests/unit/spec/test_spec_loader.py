@@ -255,7 +255,7 @@ def test_an_unknown_probe_set_is_named_with_the_known_ones() -> None:
 
 
 def test_a_probe_with_inline_parameters_runs_as_written() -> None:
-    from chaoslab.run.session import probes_for
+    from chaoslab.plan.probes import probes_for
 
     text = COMPACT_AS_FULL + "  probes: [etcd, {kind: workloads, selector: app=web, interval: 1s}]\n"
     [experiment] = load_text(text, "p.yaml")

@@ -4,9 +4,9 @@ import math
 import pytest
 from measure.synthetic import scheduler_kill
 
-from chaoslab.measure import Measurements, measure
+from chaoslab.judge.measure import Measurements, measure
+from chaoslab.judge.verdict import SCHEMA, Verdict, judge, percentile, runs_needed
 from chaoslab.spec.model import METRICS, Experiment, FaultSpec, SloSpec
-from chaoslab.verdict import SCHEMA, Verdict, judge, percentile, runs_needed
 
 
 def experiment(*slos: SloSpec, runs: int = 1) -> Experiment:
@@ -109,7 +109,7 @@ def test_verdict_round_trips_through_json() -> None:
 
 
 def test_a_ratio_is_shown_as_a_fraction_and_a_percentage() -> None:
-    from chaoslab.verdict import format_value
+    from chaoslab.judge.verdict import format_value
 
     assert METRICS["apiReadErrorRate"] == "ratio"
     assert format_value(0.0274, "ratio") == "0.0274 (2.7%)"

@@ -1,11 +1,11 @@
 """Hold queued packets for a delay: the userspace half of `network-degrade`'s delay on kernels without netem.
 
-iptables rules (`chaoslab.netrules.nfqueue_commands`) divert packets to netfilter queue N; this process,
+iptables rules (`chaoslab.faults.netrules.nfqueue_commands`) divert packets to netfilter queue N; this process,
 running in the same network namespace, takes each one, holds it for `delay ± jitter` and then lets it go
 on (verdict ACCEPT): real packets on the kernel's own path, only the waiting happens here. The fault
 starts it on each host whose incoming packets are delayed:
 
-    python -m chaoslab.delayer --queue 12345 --delay-ms 1500 --jitter-ms 0 --until 1767225600 \\
+    python -m chaoslab.faults.delayer --queue 12345 --delay-ms 1500 --jitter-ms 0 --until 1767225600 \\
         --detach --marker chaoslab-d0-1a2b3c4d
 
 It is safe to lose: the rules say `--queue-bypass`, so once it is gone (killed, crashed) packets pass
@@ -159,7 +159,7 @@ def hold(queue: int, schedule: Schedule, until_monotonic: float, stop: threading
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m chaoslab.delayer", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m chaoslab.faults.delayer", description=__doc__.split("\n\n")[0])
     p.add_argument("--queue", type=int, required=True, help="netfilter queue number (0-65535)")
     p.add_argument("--delay-ms", type=int, required=True, help="added delay in milliseconds")
     p.add_argument("--jitter-ms", type=int, default=0, help="uniform variation of the delay, ms")
@@ -179,7 +179,7 @@ def _detach(run: Callable[[Callable[[], None]], None]) -> int:
             message = pipe.read().decode(errors="replace")
         if message == "ready":
             return 0
-        print(f"chaoslab.delayer: {message or 'exited before binding its queue'}", file=sys.stderr)
+        print(f"chaoslab.faults.delayer: {message or 'exited before binding its queue'}", file=sys.stderr)
         return 1
     os.close(r)
     os.setsid()
@@ -205,12 +205,12 @@ def _detach(run: Callable[[Callable[[], None]], None]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not 0 <= args.queue <= 65535:
-        print(f"chaoslab.delayer: queue {args.queue}: give 0-65535", file=sys.stderr)
+        print(f"chaoslab.faults.delayer: queue {args.queue}: give 0-65535", file=sys.stderr)
         return 2
     try:
         schedule = Schedule(args.delay_ms, args.jitter_ms)
     except ValueError as exc:
-        print(f"chaoslab.delayer: {exc}", file=sys.stderr)
+        print(f"chaoslab.faults.delayer: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
 

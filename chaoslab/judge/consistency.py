@@ -1,5 +1,5 @@
 """Consistency checks over what the `kube-sequence` probe (`chaoslab.probes.kube_sequence`) recorded: pure
-functions over timeline samples, called by `chaoslab.measure`. Definitions are in docs/measurements.md.
+functions over timeline samples, called by `chaoslab.judge.measure`. Definitions are in docs/measurements.md.
 
 resourceVersions are compared as integers. Kubernetes calls them opaque, but with etcd3 storage (every
 real apiserver) an object's resourceVersion is its etcd mod_revision and a list's is the store revision:
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chaoslab.run.timeline import Sample, Timeline
+from chaoslab.timeline import Sample, Timeline
 
 PROBE = "kube-sequence"
 

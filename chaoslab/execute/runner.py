@@ -31,15 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaoslab.conditions import failing_conditions, live_value
 from chaoslab.errors import ChaoslabError, InjectionError, TargetError
 from chaoslab.faults import build
 from chaoslab.faults.base import Injection, Undo, apply_undo
-from chaoslab.guard import radius_problems
+from chaoslab.judge.conditions import failing_conditions, live_value
+from chaoslab.plan.guard import radius_problems
 from chaoslab.probes import ProbeGroup
-from chaoslab.run.timeline import Timeline
 from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target
+from chaoslab.timeline import Timeline
 
 #: Seconds to wait for the steady state before injecting; the run aborts when it does not hold by then.
 STEADY_STATE_TIMEOUT = 60.0

@@ -33,7 +33,7 @@ Format = Literal["cronjob", "github", "gitlab"]
 
 #: The least-privilege roles chaoslab ships (`deploy/rbac/`, proven by a run with exactly those rights):
 #: the CronJob's account gets the same, so a scheduled run needs nothing the tested one did not.
-RBAC_DIR = Path(__file__).resolve().parents[1] / "deploy" / "rbac"
+RBAC_DIR = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
 _ROLE_KINDS = ("ClusterRole", "Role")
 _BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
 
@@ -102,7 +102,7 @@ class Job:
             base += ["--target", self.target]
         if self.target and not self.target.startswith("lab"):
             # Scheduling it is the consent `--yes` stands for; a production-looking cluster still needs
-            # the allow-list ($CHAOSLAB_CONFIG) as well (chaoslab.guard).
+            # the allow-list ($CHAOSLAB_CONFIG) as well (chaoslab.plan.guard).
             base += ["--yes"]
         if not self.gameday:
             base += ["--junit", f"{results_dir}/junit.xml", "--summary", f"{results_dir}/summary.md"]
@@ -381,7 +381,7 @@ def to_yaml(docs: Sequence[Mapping[str, Any]], header: str = "") -> str:
 def served_cronjob_version(api: Any) -> str:
     """The newest CronJob version the apiserver serves: batch/v1 from 1.21, else batch/v1beta1 (1.20 serves
     batch/v1 for Jobs only, so the group version alone does not tell: its resource list does)."""
-    from chaoslab.kubeapi import ApiError
+    from chaoslab.clients.kubeapi import ApiError
 
     for version in CRONJOB_VERSIONS:
         try:
@@ -408,7 +408,7 @@ def api_path(obj: Mapping[str, Any]) -> str:
 
 def dry_run(api: Any, docs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """POST every object with ?dryRun=All; (object, problem) for each the apiserver refuses."""
-    from chaoslab.kubeapi import ApiError
+    from chaoslab.clients.kubeapi import ApiError
 
     problems = []
     for obj in docs:

@@ -1,5 +1,5 @@
 """What `kubectl drain` does with each pod of a node, as pure logic over pod dicts; and which nodes a drain
-picks. Called by the `drain-node` fault (chaoslab.faults.drain_node); the I/O lives in chaoslab.eviction.
+picks. Called by the `drain-node` fault (chaoslab.faults.drain_node); the I/O lives in chaoslab.faults.eviction.
 
 kubectl runs its filters in this order and stops at the first that keeps a pod (kubectl/pkg/drain):
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from chaoslab.selection import ALL_NAMESPACES, KUBE_SYSTEM, choose, how_many, protection
+from chaoslab.faults.selection import ALL_NAMESPACES, KUBE_SYSTEM, choose, how_many, protection
 
 __all__ = ["ALL_NAMESPACES", "KUBE_SYSTEM", "DrainOptions", "PodDecision", "choose_nodes", "classify", "decide",
            "node_count", "refusal"]
@@ -181,7 +181,7 @@ def node_count(candidates: int, count: int | None, percent: float | None) -> int
 
 def choose_nodes(nodes: Sequence[Mapping[str, Any]], names: Sequence[str], count: int | None,
                  percent: float | None, max_nodes: int, rng: random.Random) -> tuple[list[str], list[str]]:
-    """(chosen node names, problems): `chaoslab.selection.choose` over Node objects, limited by maxNodes.
+    """(chosen node names, problems): `chaoslab.faults.selection.choose` over Node objects, limited by maxNodes.
     `nodes` are the candidates (already narrowed by label selector)."""
     return choose([n["metadata"]["name"] for n in nodes], names, count, percent, max_nodes, rng, "node",
                   "maxNodes")

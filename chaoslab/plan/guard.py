@@ -31,10 +31,10 @@ from typing import Any
 
 import yaml
 
-from chaoslab.conditions import LIVE_METRICS
 from chaoslab.errors import SpecError
 from chaoslab.faults import fault_class
 from chaoslab.faults.base import Injection
+from chaoslab.judge.conditions import LIVE_METRICS
 from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target
 

@@ -33,8 +33,8 @@ from tenacity import (
     wait_fixed,
 )
 
+from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import TargetError
-from chaoslab.kubeapi import ApiError, KubeApi
 from chaoslab.spec.durations import parse_duration
 
 Outcome = Literal["evicted", "deleted", "gone", "blocked", "failed"]

@@ -1,7 +1,7 @@
 """Small, dependency-free statistics for comparing runs: the one-sided Mann–Whitney U test (exact
 permutation p-value for the sizes chaos runs come in, normal approximation with tie and continuity
 correction beyond that), and the median/MAD outlier rule for a single new run. Pure; called by
-`chaoslab.history`. Why these two and what they cannot say for small n: docs/history.md.
+`chaoslab.ops.history`. Why these two and what they cannot say for small n: docs/history.md.
 
     >>> mann_whitney_greater([10.1, 10.4, 9.8, 10.0, 10.2], [14.9, 15.3, 15.1]).p_value    # doctest: +SKIP
     0.0179

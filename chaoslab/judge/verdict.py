@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaoslab.measure import Measurements
+from chaoslab.judge.measure import Measurements
 from chaoslab.spec.model import METRICS, Experiment
 
 SCHEMA = "chaoslab.io/verdict/v1"

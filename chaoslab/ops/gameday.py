@@ -3,7 +3,7 @@
 that did not pass, stopping the day when its abort conditions are crossed (live, and after every
 experiment) or when an experiment cannot be carried out — and write the combined report. Each experiment
 runs exactly as under `chaoslab run` (`run_experiment`: live view, run directory, reports). Called by the
-CLI; the notifications are sent by the CLI afterwards (`chaoslab.notify`).
+CLI; the notifications are sent by the CLI afterwards (`chaoslab.ops.notify`).
 
 Day directory:
 
@@ -26,14 +26,14 @@ from typing import Any, Literal
 
 from rich.console import Console
 
-from chaoslab.conditions import live_value, value_until
 from chaoslab.errors import ChaoslabError, SpecError
-from chaoslab.gate import Policy
-from chaoslab.run.session import Outcome, run_experiment
-from chaoslab.run.timeline import Timeline
+from chaoslab.judge.conditions import live_value, value_until
+from chaoslab.judge.gate import Policy
+from chaoslab.ops.session import Outcome, run_experiment
 from chaoslab.spec.gameday import GameDay, Step
+from chaoslab.spec.window import local, refusal
 from chaoslab.targets import close_target, resolve_target
-from chaoslab.window import local, refusal
+from chaoslab.timeline import Timeline
 
 Status = Literal["passed", "failed", "error", "skipped"]
 EXIT_OK, EXIT_SLO_VIOLATED, EXIT_COULD_NOT_RUN = 0, 1, 3

@@ -1,5 +1,5 @@
 """Network fault rules as command lines: partitions as iptables rules, degradation as `tc netem` (or, on
-kernels without netem, iptables NFQUEUE rules feeding `chaoslab.delayer`), the commands that heal them, and a dead-man's switch that heals even if chaoslab dies. Pure: nothing here runs a
+kernels without netem, iptables NFQUEUE rules feeding `chaoslab.faults.delayer`), the commands that heal them, and a dead-man's switch that heals even if chaoslab dies. Pure: nothing here runs a
 command. Faults (`partition`, `network-degrade`) build the commands; a target runs them where the host is —
 in a lab namespace today, over SSH or in a privileged pod later — by wrapping each argv (`in_netns`).
 
@@ -26,11 +26,12 @@ script, the dead-man's switch, says in `dead_mans_switch` why it is safe)."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from chaoslab.clients.hosts import Argv, Command, Endpoint, Wrap, in_netns, on_host, wrap
 
 __all__ = [
     "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
@@ -39,69 +40,13 @@ __all__ = [
     "one_way", "partition_commands", "ruled_hosts", "split", "stop_delayer", "wrap",
 ]
 
-Argv = tuple[str, ...]
-
-# `CHAOSLAB-` + 19 = 28 characters: iptables refuses chain names of 29 or more.
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,19}$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$")
-_NETNS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _MARKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_./:%,=+@-]+$")
 
 
-@dataclass(frozen=True)
-class Command:
-    """One command line. `may_fail`: a failure means "already undone" (heal is idempotent), so the runner
-    ignores its exit status; check the result afterwards instead (`leftovers`)."""
-
-    argv: Argv
-    may_fail: bool = False
-
-
-# ---- where a command runs ------------------------------------------------------------------------------
-
-Wrap = Callable[[Sequence[str]], Argv]
-"""Turns a command line into one that runs it on/in the host. SSH would be `ssh HOST -- shlex.join(argv)`:
-ssh hands the remote shell one string, so that wrapper must quote."""
-
-
-def on_host(argv: Sequence[str]) -> Argv:
-    """Run as is, on the machine chaoslab runs on."""
-    return tuple(argv)
-
-
-def in_netns(netns: str) -> Wrap:
-    """Run inside the network namespace `netns` (`ip netns exec`), as the lab's hosts are."""
-    if not _NETNS.match(netns):
-        raise ValueError(f"network namespace {netns!r}: use letters, digits, '_', '.', '-'")
-    return lambda argv: ("ip", "netns", "exec", netns, *argv)
-
-
-def wrap(commands: Iterable[Command], how: Wrap) -> tuple[Command, ...]:
-    return tuple(Command(how(c.argv), c.may_fail) for c in commands)
-
-
 # ---- partitions ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A host as the network sees it, or a party outside the control plane (`managed=False`)."""
-
-    host: str
-    address: str
-    """IPv4 address its peers reach it on (iptables only; IPv6 would need ip6tables)."""
-    device: str | None = None
-    """The interface its peer traffic leaves by (for `tc`), when the target knows it."""
-    managed: bool = True
-    """False for a party chaoslab installs no rule on, such as the clients of a host (a load balancer,
-    users): its flows are cut by the rules on the other end only."""
-
-    def __post_init__(self) -> None:
-        try:
-            ipaddress.IPv4Address(self.address)
-        except ValueError as exc:
-            raise ValueError(f"host {self.host!r}: address {self.address!r} is not an IPv4 address") from exc
 
 
 @dataclass(frozen=True)
@@ -321,13 +266,13 @@ def heal_degrade(dev: str) -> tuple[Command, ...]:
     return (Command(("tc", "qdisc", "del", "dev", _dev(dev), "root"), may_fail=True),)
 
 
-# ---- delay without netem: NFQUEUE and chaoslab.delayer -------------------------------------------------
+# ---- delay without netem: NFQUEUE and chaoslab.faults.delayer -------------------------------------------------
 
 
 def nfqueue_commands(tag: str, host: Endpoint, senders: Iterable[Endpoint], queue: int,
                      ports: Iterable[int] | None = None) -> tuple[Command, ...]:
     """Commands for `host` that hand the packets it receives from `senders` to netfilter queue `queue`,
-    where a `chaoslab.delayer` bound to it in the host's namespace holds them. `--queue-bypass`: with no
+    where a `chaoslab.faults.delayer` bound to it in the host's namespace holds them. `--queue-bypass`: with no
     delayer bound (not started yet, died, healed) the packets pass undelayed — the rules fail open. With
     `ports`, only TCP from or to those ports. Healed like a partition (`heal_partition(tag)`).
 
@@ -362,7 +307,7 @@ def _queue(queue: int) -> int:
 
 
 def delayer_command(python: Sequence[str], queue: int, netem: Netem, until: int, marker: str) -> Argv:
-    """The command that starts a detached `chaoslab.delayer` on queue `queue` (wrap it to run in the host's
+    """The command that starts a detached `chaoslab.faults.delayer` on queue `queue` (wrap it to run in the host's
     namespace): it returns once the queue is bound, or fails saying why, and the delayer exits by itself
     at Unix time `until`. `python` runs chaoslab's Python on the host (`Target.python`). Loss is not its
     job (see `loss_commands`)."""
@@ -370,14 +315,14 @@ def delayer_command(python: Sequence[str], queue: int, netem: Netem, until: int,
         raise ValueError(f"{netem}: the delayer needs a delay")
     if isinstance(until, bool) or not isinstance(until, int) or until < 1:
         raise ValueError(f"until {until!r}: give a Unix time in whole seconds")
-    return (*python, "-m", "chaoslab.delayer", "--queue", str(_queue(queue)), "--delay-ms", str(netem.delay_ms),
+    return (*python, "-m", "chaoslab.faults.delayer", "--queue", str(_queue(queue)), "--delay-ms", str(netem.delay_ms),
             "--jitter-ms", str(netem.jitter_ms), "--until", str(until), "--detach", "--marker", _marker(marker))
 
 
 def delayer_pattern(marker: str) -> str:
     """A `pkill -f`/`pgrep -f` pattern matching the delayer started with `marker` and nothing else: anchored
-    to its own command line (`PYTHON -m chaoslab.delayer … --marker MARKER`), not a wrapper's."""
-    return f"^[^ ]+ -m chaoslab[.]delayer .* --marker {_marker(marker)}$"
+    to its own command line (`PYTHON -m chaoslab.faults.delayer … --marker MARKER`), not a wrapper's."""
+    return f"^[^ ]+ -m chaoslab[.]faults[.]delayer .* --marker {_marker(marker)}$"
 
 
 def stop_delayer(marker: str) -> Command:

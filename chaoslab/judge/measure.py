@@ -4,7 +4,7 @@ with timestamps per metric, and the intervals in which the steady state held (fo
 
 Pure functions over a `Timeline`: the run session calls `measure` after each run, `chaoslab report`
 (`chaoslab.reports.rebuild`) calls it again on the saved timelines. Condition truth is the one in
-`chaoslab.conditions`, computed here as intervals in one sweep per condition instead of one query per
+`chaoslab.judge.conditions`, computed here as intervals in one sweep per condition instead of one query per
 instant. The definitions, with a worked example, are in docs/measurements.md.
 
     >>> m = measure(timeline, ("apiserver-ready", "scheduler-leader"), settle=5.0)   # doctest: +SKIP
@@ -18,8 +18,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from chaoslab import consistency, disruption
-from chaoslab.conditions import (
+from chaoslab.judge import consistency, disruption
+from chaoslab.judge.conditions import (
     RENEWAL_WINDOW,
     Interval,
     Samples,
@@ -28,8 +28,8 @@ from chaoslab.conditions import (
     holds_until,
     merge,
 )
-from chaoslab.run.timeline import Sample, Timeline
 from chaoslab.spec.model import METRICS
+from chaoslab.timeline import Sample, Timeline
 
 #: The milestone each phase ends with; phase i runs from milestone i-1 (phase 0: the injection) to it.
 PHASES = ("leader lost", "new leader elected", "API writable again", "steady state restored")
@@ -114,7 +114,7 @@ def intervals(index: Samples, end: float, until: Callable[[float], float]) -> li
 
 def condition_intervals(timeline: Timeline | Samples, condition: str, end: float,
                         renewal_window: float = RENEWAL_WINDOW) -> list[Interval]:
-    """Where one steady-state condition holds on [0, end]: `chaoslab.conditions`' definition."""
+    """Where one steady-state condition holds on [0, end]: `chaoslab.judge.conditions`' definition."""
     index = timeline if isinstance(timeline, Samples) else Samples(timeline)
     return intervals(index, end, lambda t: holds_until(index, condition, t, renewal_window))
 
@@ -252,7 +252,7 @@ def _lease(timeline: Timeline, name: str, inject: float, targets: Sequence[str])
 def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
             renewal_window: float = RENEWAL_WINDOW) -> Measurements:
     """Measure one finished run. `renewal_window` is the target's (seconds without an observed Lease
-    renewal after which a holder counts as gone, see `chaoslab.conditions`)."""
+    renewal after which a holder counts as gone, see `chaoslab.judge.conditions`)."""
     # Judge exactly what was saved (times rounded to 0.1 ms), so `chaoslab report` on the saved file
     # reproduces the in-memory result to the byte.
     tl = Timeline.from_records(timeline.records())
@@ -392,7 +392,7 @@ def _data_safety(tl: Timeline, start: float, values: dict[str, float | None], ev
 def _api_consistency(tl: Timeline, start: float, values: dict[str, float | None],
                      evidence: dict[str, str]) -> None:
     """resourceVersionRegressions, watchGaps, watchRelists and the API error rates from the
-    `kube-sequence` probe (`chaoslab.consistency` has the definitions)."""
+    `kube-sequence` probe (`chaoslab.judge.consistency` has the definitions)."""
     updates = tl.samples_of(consistency.PROBE, "update")
     reads = consistency.reads_of(tl)
     if not updates and not reads:
@@ -420,7 +420,7 @@ def _api_consistency(tl: Timeline, start: float, values: dict[str, float | None]
 def _workloads(tl: Timeline, start: float, end: float, values: dict[str, float | None],
                evidence: dict[str, str]) -> None:
     """reschedulingTime, workloadUnavailable and pdbViolations from the `workloads` probe, drainDuration from
-    the drain-node fault's events (`chaoslab.disruption` has the definitions)."""
+    the drain-node fault's events (`chaoslab.judge.disruption` has the definitions)."""
     moved = disruption.rescheduling(tl, start)
     values["reschedulingTime"], evidence["reschedulingTime"] = moved.value, moved.evidence()
     if not disruption.workload_samples(tl) and not tl.samples_of(disruption.PROBE, disruption.POD):

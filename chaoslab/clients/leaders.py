@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from chaoslab.etcd import EtcdMember, RpcError
-from chaoslab.kubeapi import KubeApi
+from chaoslab.clients.etcd import EtcdMember, RpcError
+from chaoslab.clients.kubeapi import KubeApi
 
 if TYPE_CHECKING:
     from chaoslab.targets import Target

@@ -23,7 +23,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise
 
-from chaoslab.run.timeline import Sample, Timeline
+from chaoslab.timeline import Sample, Timeline
 
 LEASE_OF = {"scheduler-leader": "kube-scheduler", "controller-manager-leader": "kube-controller-manager"}
 SCHEDULING_PATIENCE = 10.0

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chaoslab.errors import SpecError
+from chaoslab.judge.verdict import SloResult, Verdict, format_value
 from chaoslab.spec.model import METRICS
-from chaoslab.verdict import SloResult, Verdict, format_value
 
 SCHEMA = "chaoslab.io/gate/v1"
 FILE = "gate.json"

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 from rich.console import Console
@@ -19,51 +18,18 @@ from rich.live import Live
 from rich.table import Table
 
 from chaoslab.errors import ChaoslabError, SpecError
-from chaoslab.gate import Gate, Policy, check_names, evaluate
-from chaoslab.guard import Settings, load_settings
-from chaoslab.measure import measure
-from chaoslab.plan import make_plan
+from chaoslab.execute.runner import Runner, RunView, new_run_dir, recover
+from chaoslab.judge.gate import Gate, Policy, check_names, evaluate
+from chaoslab.judge.measure import measure
+from chaoslab.judge.verdict import Verdict, format_value, judge
+from chaoslab.plan.guard import Settings, load_settings
+from chaoslab.plan.planner import make_plan
+from chaoslab.plan.probes import probes_for
 from chaoslab.reports import experiment_to_json, junit, prometheus, summary, write_reports
-from chaoslab.run.runner import Runner, RunView, new_run_dir, recover
-from chaoslab.run.timeline import Timeline
 from chaoslab.spec import load
 from chaoslab.spec.model import METRICS, Experiment
-from chaoslab.spec.probesets import SINGLE_PROBES, find_probe_set, load_probe_set
 from chaoslab.targets import Target, close_target, describe, resolve_target, target_from_description
-from chaoslab.verdict import Verdict, format_value, judge
-
-#: The default probe set, for an installed chaoslab run outside a checkout that has probes/.
-CONTROL_PLANE: list[dict[str, Any]] = [{"kind": "etcd", "interval": 0.1}, {"kind": "lease"}, {"kind": "apiserver", "interval": 0.25},
-                 {"kind": "canary", "interval": 2.0}]
-
-
-def probes_for(experiment: Experiment) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for name in experiment.probes:
-        if not isinstance(name, str):
-            out.append(dict(name))
-        elif name in SINGLE_PROBES:
-            out.append({"kind": name})
-        elif name == "control-plane" and find_probe_set(name) is None:
-            out.extend(CONTROL_PLANE)
-        else:
-            out.extend(load_probe_set(name))
-    # One sampler per kind: a set and a single probe naming the same kind must not double the load.
-    probes = list({p["kind"]: p for p in out}.values())
-    for p in probes:
-        if p["kind"] == "workloads" and not p.get("namespaces"):
-            p["namespaces"] = fault_namespaces(experiment)
-    return probes
-
-
-def fault_namespaces(experiment: Experiment) -> list[str]:
-    """The namespaces the experiment's faults may disrupt (`namespaces`/`namespace` params; `*` for all),
-    which the workloads probe watches unless its probe set names others; `default` if none is named."""
-    names: list[str] = []
-    for f in experiment.faults:
-        value = f.params.get("namespaces", f.params.get("namespace"))
-        names += [value] if isinstance(value, str) else list(value or [])
-    return list(dict.fromkeys(str(n) for n in names)) or ["default"]
+from chaoslab.timeline import Timeline
 
 
 def _leaders(view: RunView) -> dict[str, str]:

@@ -19,7 +19,7 @@ from chaoslab.faults import build
 from chaoslab.faults.base import Fault, Injection
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.network import NetworkFault
-from chaoslab.guard import (
+from chaoslab.plan.guard import (
     Settings,
     abort_problems,
     allow_problems,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-DIRECTORY = Path(__file__).resolve().parent.parent / "dashboards"
+DIRECTORY = Path(__file__).resolve().parents[2] / "dashboards"
 
 #: Metrics of the control-plane components the dashboards use, by the component that exports them.
 COMPONENT_METRICS = {

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from chaoslab import stats
 from chaoslab.errors import SpecError
+from chaoslab.judge import stats
 from chaoslab.spec.model import METRICS
 
 #: `runs/20261123-151228-scheduler-leader-kill[-2]`: new_run_dir's UTC stamp.

@@ -3,7 +3,7 @@ how long selected workloads ran short of ready replicas (`workloadUnavailable`),
 was ever breached (`pdbViolations`) and what each drain did (`drainDuration` and the report's drain summary).
 
 Pure functions over what the `workloads` probe (`chaoslab.probes.workloads`) sampled and the `cordon`,
-`eviction` and `drain` events the `drain-node` fault recorded; `chaoslab.measure` calls them, and the
+`eviction` and `drain` events the `drain-node` fault recorded; `chaoslab.judge.measure` calls them, and the
 reports call `drains`. The label-selector and budget arithmetic the probe uses lives here too, so it is
 tested once. Definitions, with examples, are in docs/measurements.md.
 
@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaoslab.conditions import Interval, merge, spans
-from chaoslab.run.timeline import Event, Sample, Timeline
+from chaoslab.judge.conditions import Interval, merge, spans
+from chaoslab.timeline import Event, Sample, Timeline
 
 PROBE = "workloads"
 POD = "pod"
@@ -93,7 +93,7 @@ def pod_healthy(pod: Mapping[str, Any]) -> bool:
 
 # ---- helpers --------------------------------------------------------------------------------------------
 def percentile(values: Sequence[float], p: float) -> float:
-    """Linear interpolation between closest ranks (as `chaoslab.verdict.percentile`)."""
+    """Linear interpolation between closest ranks (as `chaoslab.judge.verdict.percentile`)."""
     xs = sorted(values)
     rank = p / 100 * (len(xs) - 1)
     lo = math.floor(rank)

@@ -1,0 +1,72 @@
+"""How chaoslab speaks to a control-plane host: a command line (`Command`, an argument list, never a shell
+string), how it is wrapped to run on or in the host (`Wrap`: in a network namespace, over ssh, in a helper
+pod), and the host as its peers reach it on the network (`Endpoint`). Targets run these; faults build them.
+
+    >>> wrap([Command(("iptables", "-L"))], in_netns("chaoslab-lab-cp2"))[0].argv
+    ('ip', 'netns', 'exec', 'chaoslab-lab-cp2', 'iptables', '-L')
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["Argv", "Command", "Endpoint", "Wrap", "in_netns", "on_host", "wrap"]
+
+Argv = tuple[str, ...]
+
+_NETNS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command line. `may_fail`: a failure means "already undone" (heal is idempotent), so the runner
+    ignores its exit status; check the result afterwards instead (`leftovers`)."""
+
+    argv: Argv
+    may_fail: bool = False
+
+
+# ---- where a command runs ------------------------------------------------------------------------------
+
+Wrap = Callable[[Sequence[str]], Argv]
+"""Turns a command line into one that runs it on/in the host. SSH would be `ssh HOST -- shlex.join(argv)`:
+ssh hands the remote shell one string, so that wrapper must quote."""
+
+
+def on_host(argv: Sequence[str]) -> Argv:
+    """Run as is, on the machine chaoslab runs on."""
+    return tuple(argv)
+
+
+def in_netns(netns: str) -> Wrap:
+    """Run inside the network namespace `netns` (`ip netns exec`), as the lab's hosts are."""
+    if not _NETNS.match(netns):
+        raise ValueError(f"network namespace {netns!r}: use letters, digits, '_', '.', '-'")
+    return lambda argv: ("ip", "netns", "exec", netns, *argv)
+
+
+def wrap(commands: Iterable[Command], how: Wrap) -> tuple[Command, ...]:
+    return tuple(Command(how(c.argv), c.may_fail) for c in commands)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A host as the network sees it, or a party outside the control plane (`managed=False`)."""
+
+    host: str
+    address: str
+    """IPv4 address its peers reach it on (iptables only; IPv6 would need ip6tables)."""
+    device: str | None = None
+    """The interface its peer traffic leaves by (for `tc`), when the target knows it."""
+    managed: bool = True
+    """False for a party chaoslab installs no rule on, such as the clients of a host (a load balancer,
+    users): its flows are cut by the rules on the other end only."""
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.IPv4Address(self.address)
+        except ValueError as exc:
+            raise ValueError(f"host {self.host!r}: address {self.address!r} is not an IPv4 address") from exc
