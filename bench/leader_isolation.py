@@ -31,11 +31,14 @@ from rich.console import Console
 from rich.table import Table
 
 from chaoslab.errors import ChaoslabError
-from chaoslab.execute.runner import RunAborted, Runner, new_run_dir, run_lock
+from chaoslab.execute.executor import Execution, RunAborted, run_lock
+from chaoslab.execute.rundir import RunDir
 from chaoslab.judge.measure import measure
 from chaoslab.lab.config import EtcdTimings, LabConfig, LabLayout
 from chaoslab.lab.install import find_binaries
 from chaoslab.lab.lifecycle import down, up
+from chaoslab.plan.guard import Settings
+from chaoslab.plan.planner import make_plan
 from chaoslab.spec import load
 from chaoslab.targets.lab import LabTarget
 from chaoslab.timeline import Timeline
@@ -91,9 +94,11 @@ def bench_config(result: Result, args: argparse.Namespace, runs_root: Path) -> N
         target = LabTarget(layout)
         exp = dataclasses.replace(load(EXPERIMENT)[0], duration=args.duration, settle=args.settle,
                                   runs=args.runs, probes=("etcd", "apiserver", "writes"))
-        run_dir = new_run_dir(runs_root, exp)
-        result.run_dir = str(run_dir)
-        runner = Runner(exp, target, run_dir, PROBES)
+        run_dir = RunDir.create(runs_root, exp.name)
+        result.run_dir = str(run_dir.path)
+        plan = make_plan(exp, target, PROBES, settings=Settings(), yes=False)
+        plan.refuse()
+        runner = Execution(plan, target, run_dir)
         with run_lock(target, run_dir):
             for i in range(1, args.runs + 1):
                 try:

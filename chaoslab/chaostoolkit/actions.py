@@ -1,7 +1,9 @@
 """Chaos Toolkit actions (python provider, module `chaoslab.chaostoolkit.actions`): inject one chaoslab
 fault, and revert it as a rollback. `chaos discover chaoslab` lists every function in `__all__`.
 
-Undo as data, on disk before the cluster is touched, as in a chaoslab run: each injection gets a pending
+Each call is a chaoslab run of one fault: it makes a plan (the same guard rails as `chaoslab run`: a
+cluster that is not the lab needs the allow-list or `yes: true`, the blast radius, target capabilities) and
+hands it to the executor's inject and revert, so the undo is on disk before the cluster is touched: each injection gets a pending
 directory `RUNS_DIR/chaostoolkit-KEY/` holding `undo.json` and `target.json` (so `chaoslab recover` replays
 it after a crash). `revert_fault` with the same `key` applies that undo and removes the directory; a key
 whose undo is still pending is refused, never overwritten. `chaoslab export --to chaostoolkit` gives every
@@ -16,16 +18,19 @@ Annotations are the plain `typing` ones on purpose (no `from __future__ import a
 discovery names argument types from the annotation objects (`Dict` → mapping, `str` → string).
 """
 
-import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict  # noqa: UP035 (see the module docstring)
+from typing import Any, Dict, List  # noqa: UP035 (see the module docstring)
 
-from chaoslab.errors import ChaoslabError, InjectionError, RevertError
-from chaoslab.faults import build
-from chaoslab.faults.base import Injection, Undo, apply_undo
-from chaoslab.targets import describe, resolve_target
+from chaoslab.errors import InjectionError
+from chaoslab.execute.executor import bind, inject, revert, revert_pending
+from chaoslab.execute.rundir import RunDir
+from chaoslab.faults.base import Injection, ignore_events
+from chaoslab.plan.guard import load_settings
+from chaoslab.plan.planner import make_plan
+from chaoslab.spec.model import Experiment, FaultSpec
+from chaoslab.targets import Target, resolve_target, target_from_description
 
 __all__ = ["inject_fault", "kill_process", "network_degrade", "partition", "revert_fault"]
 
@@ -35,6 +40,11 @@ INJECTION_FORMAT = "chaoslab.io/chaostoolkit-injection/v1"
 REVERT_FORMAT = "chaoslab.io/chaostoolkit-revert/v1"
 
 
+def consent(yes: object) -> bool:
+    """`yes` as Chaos Toolkit passes it: a boolean, or a string from `--var chaoslab_yes=true`."""
+    return yes is True or (isinstance(yes, str) and yes.strip().lower() in ("true", "yes", "1", "on"))
+
+
 def pending_dir(runs_dir: str, key: str) -> Path:
     """Where the undo of the injection `key` waits until it is reverted."""
     if not key or "/" in key or key.startswith("."):
@@ -42,63 +52,56 @@ def pending_dir(runs_dir: str, key: str) -> Path:
     return Path(runs_dir) / f"chaostoolkit-{key}"
 
 
-def _write(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
-
-
-def revert_pending(pending: Path, target: str | None = None) -> list[dict[str, Any]]:
+def revert_pending_dir(pending: Path, target: str | None = None) -> List[Json]:  # noqa: UP006
     """Apply the pending undo in `pending` (if any) and remove the directory; the injections reverted.
     `RevertError` leaves `undo.json` in place for `chaoslab recover`."""
-    undo_file = pending / "undo.json"
-    if not undo_file.exists():
+    run_dir = RunDir(pending)
+    injections = run_dir.pending()
+    if not injections:
         return []
-    injections = json.loads(undo_file.read_text())
-    if target is None:
-        info = json.loads((pending / "target.json").read_text())
-        tgt = resolve_target(f"lab:{info['name']}", state_root=Path(info["state_root"]))
-    else:
-        tgt = resolve_target(target)
-    errors = []
-    for inj in injections:
-        for u in inj["undo"]:
-            try:
-                apply_undo(tgt, Undo.from_json(u))
-            except ChaoslabError as exc:
-                errors.append(str(exc))
-    if errors:
-        raise RevertError("; ".join(errors) + f" (pending undo kept in {undo_file})")
+    tgt: Target = target_from_description(run_dir.target()) if target is None else resolve_target(target)
+    try:
+        revert_pending(tgt, run_dir)
+    finally:
+        tgt.close()
     shutil.rmtree(pending)
-    return list(injections)
+    return injections
 
 
 def inject_fault(kind: str, params: Json, target: str = "lab", duration: float = 0.0,
-                 key: str = "chaostoolkit", runs_dir: str = "runs") -> Json:
+                 key: str = "chaostoolkit", runs_dir: str = "runs", yes: bool = False) -> Json:
     """Inject one chaoslab fault (`kind` as in an experiment's spec.faults: kill-process, partition,
-    network-degrade, drain-node; `params` its parameters, YAML spelling) against `target` (`lab` or
-    `lab:NAME`). `duration` (seconds) is how long the fault will hold: network faults arm a dead-man's switch
-    that heals them `duration + deadman` seconds later even if nothing reverts them. The undo is written to
-    RUNS_DIR/chaostoolkit-KEY/undo.json before injecting; revert it with `revert_fault` and the same `key`.
-    Returns the injection (what was hit, its undo, `injectedAt` wall-clock seconds)."""
-    pending = pending_dir(runs_dir, key)
-    if (pending / "undo.json").exists():
-        raise InjectionError(f"chaostoolkit key {key!r}: an earlier injection is still pending in {pending}; "
-                             f"revert it first (`chaoslab recover {pending}`)")
+    network-degrade, drain-node; `params` its parameters, YAML spelling) against `target` (`lab`, `lab:NAME`,
+    `kubeconfig:CONTEXT` or `in-cluster`). A target that is not the lab needs the allow-list in chaoslab's
+    config file or `yes` (true), as `chaoslab run --yes`. `duration` (seconds) is how long the fault will
+    hold: network faults arm a dead-man's switch that heals them `duration + deadman` seconds later even if
+    nothing reverts them. The undo is written to RUNS_DIR/chaostoolkit-KEY/undo.json before injecting;
+    revert it with `revert_fault` and the same `key`. Returns the injection (what was hit, its undo,
+    `injectedAt` wall-clock seconds)."""
+    pending = RunDir(pending_dir(runs_dir, key))
+    if pending.has_pending:
+        raise InjectionError(f"chaostoolkit key {key!r}: an earlier injection is still pending in {pending.path}; "
+                             f"revert it first (`chaoslab recover {pending.path}`)")
     tgt = resolve_target(target)
-    fault = build(kind, params, f"chaostoolkit action {kind}", float(duration))
-    injection: Injection = fault.resolve(tgt, 0)
-    pending.mkdir(parents=True, exist_ok=True)
-    _write(pending / "target.json", describe(tgt))
-    _write(pending / "undo.json", [injection.to_json()])
-    injected_at = time.time()
     try:
-        fault.inject(tgt, injection)
-    except BaseException:
-        revert_pending(pending, target)  # what was done so far, at once; the injection error is the news
-        raise
-    return {"format": INJECTION_FORMAT, "key": key, "pending": str(pending), "target": target,
-            "injectedAt": injected_at, "duration": float(duration), "injection": injection.to_json()}
+        experiment = Experiment(key, (FaultSpec(kind, dict(params), f"chaostoolkit action {kind}"),),
+                                float(duration), steady_state=(), probes=())
+        plan = make_plan(experiment, tgt, [], settings=load_settings(), yes=consent(yes))
+        plan.refuse()
+        bound = bind(plan, tgt)
+        pending.path.mkdir(parents=True, exist_ok=True)
+        pending.write_target(tgt.describe())
+        injected: list[Injection] = []
+        injected_at = time.time()
+        try:
+            inject(plan, tgt, bound, pending, ignore_events, injected)
+        except BaseException:
+            revert(tgt, injected, pending, ignore_events)  # what was done so far, at once; the error is the news
+            raise
+    finally:
+        tgt.close()
+    return {"format": INJECTION_FORMAT, "key": key, "pending": str(pending.path), "target": target,
+            "injectedAt": injected_at, "duration": float(duration), "injection": bound[0].to_json()}
 
 
 def revert_fault(target: str = "lab", key: str = "chaostoolkit", runs_dir: str = "runs") -> Json:
@@ -106,24 +109,24 @@ def revert_fault(target: str = "lab", key: str = "chaostoolkit", runs_dir: str =
     uncordon nodes) and remove it. Nothing pending (never injected, or reverted already) is not an error.
     Returns what was reverted and `revertedAt` (wall-clock seconds)."""
     pending = pending_dir(runs_dir, key)
-    reverted = revert_pending(pending, target)
+    reverted = revert_pending_dir(pending, target)
     return {"format": REVERT_FORMAT, "key": key, "pending": str(pending), "target": target,
             "revertedAt": time.time(), "reverted": reverted}
 
 
 def kill_process(component: str, select: str = "leader", signal: str = "KILL", count: int = 1,
                  target: str = "lab", duration: float = 0.0, key: str = "chaostoolkit",
-                 runs_dir: str = "runs") -> Json:
+                 runs_dir: str = "runs", yes: bool = False) -> Json:
     """Signal a control-plane component (etcd, kube-apiserver, kube-scheduler, kube-controller-manager):
     its `select` (leader, follower, random, all, host:NAME) with `signal` (KILL, TERM, or STOP, resumed
     by `revert_fault`). `inject_fault` with kind kill-process; same `target`, `duration`, `key`."""
     return inject_fault("kill-process", {"component": component, "select": select, "signal": signal,
-                                         "count": count}, target, duration, key, runs_dir)
+                                         "count": count}, target, duration, key, runs_dir, yes)
 
 
 def partition(shape: str = "isolate", select: str = "leader", traffic: str = "all", minority: int = 0,
               direction: str = "inbound", clients: bool = False, deadman: int = 60, target: str = "lab",
-              duration: float = 0.0, key: str = "chaostoolkit", runs_dir: str = "runs") -> Json:
+              duration: float = 0.0, key: str = "chaostoolkit", runs_dir: str = "runs", yes: bool = False) -> Json:
     """Cut the network between control-plane hosts with packet filters: `shape` isolate, split (a
     `minority` of hosts, 0 = the largest) or one-way (`direction` inbound or outbound), the host chosen by
     etcd role (`select`), `traffic` all, peer (TCP 2380) or client (TCP 2379), `clients` also cuts the load
@@ -132,14 +135,14 @@ def partition(shape: str = "isolate", select: str = "leader", traffic: str = "al
                               "clients": clients, "deadman": deadman}
     if minority:
         params["minority"] = minority
-    return inject_fault("partition", params, target, duration, key, runs_dir)
+    return inject_fault("partition", params, target, duration, key, runs_dir, yes)
 
 
 def network_degrade(select: str = "leader", loss: float = 0.0, delay: str = "0", jitter: str = "0",
                     traffic: str = "all", deadman: int = 60, target: str = "lab", duration: float = 0.0,
-                    key: str = "chaostoolkit", runs_dir: str = "runs") -> Json:
+                    key: str = "chaostoolkit", runs_dir: str = "runs", yes: bool = False) -> Json:
     """Make one host's links to its peers lossy (`loss` percent, each way) or slow (`delay`, `jitter`,
     e.g. 1500ms; needs the kernel's netem). Healed by `revert_fault` or the dead-man's switch."""
     return inject_fault("network-degrade", {"select": select, "loss": loss, "delay": delay, "jitter": jitter,
                                             "traffic": traffic, "deadman": deadman},
-                        target, duration, key, runs_dir)
+                        target, duration, key, runs_dir, yes)

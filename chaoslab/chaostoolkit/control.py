@@ -31,6 +31,7 @@ what they raise, except `InterruptExecution`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -39,17 +40,16 @@ from typing import Any
 
 from chaoslab.chaostoolkit import actions
 from chaoslab.errors import ChaoslabError
-from chaoslab.execute.runner import TICK, new_run_dir, run_lock
-from chaoslab.judge.conditions import failing_conditions, live_value
-from chaoslab.judge.measure import measure
-from chaoslab.judge.verdict import judge
-from chaoslab.plan.probes import probes_for
-from chaoslab.probes import ProbeGroup
-from chaoslab.reports import experiment_to_json, write_reports
+from chaoslab.execute.executor import FIRST_SAMPLES, TICK, Observation, run_lock
+from chaoslab.execute.rundir import RunDir, write_json
+from chaoslab.judge.assess import assess
+from chaoslab.judge.gate import Policy
+from chaoslab.plan.guard import load_settings
+from chaoslab.plan.planner import Plan, make_plan
+from chaoslab.reports import write_reports
 from chaoslab.spec.chaostoolkit import ACTIONS, control_experiment
 from chaoslab.spec.model import Experiment
-from chaoslab.targets import Target, describe, resolve_target
-from chaoslab.timeline import Timeline
+from chaoslab.targets import Target, resolve_target
 
 SETTLE = 10.0
 """Seconds the session waits at its start for chaoslab's steady state before Chaos Toolkit goes on."""
@@ -60,15 +60,19 @@ __all__ = ["after_activity_control", "after_experiment_control", "after_method_c
 
 
 class Session:
-    """One `chaos run`, from before the experiment to after it: the only writer of its timeline."""
+    """One `chaos run`, from before the experiment to after it: the only writer of its timeline. Chaos
+    Toolkit injects (through chaoslab's actions, which run the executor's inject and revert); the session
+    observes with the executor's `Observation` over the plan's probes."""
 
-    def __init__(self, experiment: Experiment, target: Target, run_dir: Path) -> None:
+    def __init__(self, experiment: Experiment, plan: Plan, target: Target, run_dir: RunDir) -> None:
         self.experiment = experiment
+        """What is judged: the plan's experiment, with a placeholder fault for other extensions' methods."""
+        self.plan = plan
         self.target = target
         self.run_dir = run_dir
         self.stack = contextlib.ExitStack()
-        self.timeline = Timeline.start()
-        self.group: ProbeGroup | None = None
+        self.observation = Observation(plan, target)
+        self.timeline = self.observation.timeline
         self.pending: dict[str, Path] = {}
         """key → pending directory of every chaoslab injection not reverted yet."""
         self.injections = 0
@@ -82,27 +86,24 @@ class Session:
         return max(0.0, wall - self.timeline.started_wall)
 
     def failing(self) -> list[str]:
-        return failing_conditions(self.timeline, self.experiment.steady_state, self.timeline.now(),
-                                  self.target.renewal_window)
+        return self.observation.failing()
 
     def start(self) -> None:
         self.stack.enter_context(run_lock(self.target, self.run_dir))
         self.timeline.event("run-start", experiment=self.experiment.name, run=1, driver="chaostoolkit")
-        self.group = ProbeGroup.start(probes_for(self.experiment), self.target, self.timeline)
+        self.observation.start()
         if self.experiment.abort:
             threading.Thread(target=self._watch_abort, name="chaoslab-abort", daemon=True).start()
-        time.sleep(1.0)  # the probes' first samples, before the hypothesis and the method
+        time.sleep(FIRST_SAMPLES)  # the probes' first samples, before the hypothesis and the method
         # Then the steady state, as a chaoslab run waits for it (a Lease counts once a renewal is seen, up to
         # a retry period); not met by then, the method's start records it as failing.
-        deadline = time.monotonic() + SETTLE
-        while self.failing() and time.monotonic() < deadline:
-            time.sleep(TICK)
+        self.observation.wait_steady(0.0, SETTLE)
 
     def revert_all(self, why: str) -> None:
         with self.lock:
             for key, pending in list(self.pending.items()):
                 try:
-                    reverted = actions.revert_pending(pending)
+                    reverted = actions.revert_pending_dir(pending)
                     error = None
                 except ChaoslabError as exc:
                     reverted, error = [], str(exc)
@@ -116,51 +117,35 @@ class Session:
         while not self.done.wait(TICK):
             if not self.pending or self.aborted:
                 continue
-            for metric, threshold in self.experiment.abort.items():
-                value = live_value(self.timeline, metric)
-                if value is not None and value > threshold:
-                    self.aborted = f"abort condition {metric} > {threshold:g} (now {value:.1f})"
-                    self.timeline.event("abort", reason=self.aborted)
-                    self.revert_all("abort")
-                    break
+            if reason := self.observation.abort_reason():
+                self.aborted = reason
+                self.timeline.event("abort", reason=reason)
+                self.revert_all("abort")
 
     def recover(self) -> None:
         """After the rollbacks: wait for the steady state to hold for the settle period."""
         exp = self.experiment
-        deadline = self.timeline.now() + exp.recovery_timeout
-        since: float | None = None
-        while self.timeline.now() < deadline:
-            now = self.timeline.now()
-            since = (since if since is not None else now) if not self.failing() else None
-            if since is not None and now - since >= exp.settle:
-                break
-            time.sleep(TICK)
-        self.timeline.event("steady-state", phase="after", ok=since is not None and
-                            self.timeline.now() - since >= exp.settle, failing=self.failing())
+        ok = self.observation.wait_steady(exp.settle, exp.recovery_timeout)
+        self.timeline.event("steady-state", phase="after", ok=ok, failing=self.failing())
 
     def finish(self) -> dict[str, Any]:
-        """Stop, save, measure, judge, write the reports; the journal's `chaoslab` entry."""
+        """Stop, save, assess once, write the reports; the journal's `chaoslab` entry."""
         self.timeline.event("run-end")
         self.stop()
-        out = self.run_dir / "runs" / "1"
-        out.mkdir(parents=True, exist_ok=True)
-        self.timeline.save(out / "timeline.jsonl")
-        m = measure(self.timeline, self.experiment.steady_state, self.experiment.settle,
-                    self.target.renewal_window)
-        verdict = judge(self.experiment, [m])
-        write_reports(self.run_dir, self.experiment, verdict, [self.timeline], [m])
-        entry = {"passed": verdict.passed, "runDirectory": str(self.run_dir.resolve()),
-                 "verdict": verdict.to_json()}
+        self.run_dir.save_timeline(1, self.timeline)
+        a = assess(self.experiment, [self.timeline], self.target.renewal_window, Policy())
+        write_reports(self.run_dir, self.experiment, a, [self.timeline])
+        entry = {"passed": a.verdict.passed, "runDirectory": str(self.run_dir.path.resolve()),
+                 "verdict": a.verdict.to_json()}
         if self.aborted:
             entry["aborted"] = self.aborted
         return entry
 
     def stop(self) -> None:
         self.done.set()
-        if self.group is not None:
-            self.group.stop()
-            self.group = None
+        self.observation.stop()
         self.stack.close()
+        self.target.close()
 
 
 _configured: dict[str, Any] = {}
@@ -183,18 +168,29 @@ def configure_control(experiment: dict[str, Any] | None = None, **arguments: Any
 
 
 def before_experiment_control(context: dict[str, Any], target: str = "lab", runs_dir: str = "runs",
-                              **arguments: Any) -> None:
-    """Take the target's run lock, make the run directory and start chaoslab's probes."""
+                              yes: bool = False, **arguments: Any) -> None:
+    """Plan (the guard rails of `chaoslab run`: a target that is not the lab needs the allow-list or `yes`),
+    take the target's run lock, make the run directory and start chaoslab's probes."""
     global _session
     try:
         exp = control_experiment(context, arguments)
         tgt = resolve_target(target)
-        run_dir = new_run_dir(Path(runs_dir), exp)
-        (run_dir / "experiment.json").write_text(json.dumps(experiment_to_json(exp), indent=1))
-        (run_dir / "target.json").write_text(json.dumps(describe(tgt), indent=1))
-        (run_dir / "chaostoolkit-experiment.json").write_text(json.dumps(context, indent=1, default=str))
-        session = Session(exp, tgt, run_dir)
-        session.start()
+        try:
+            chaoslab_faults = tuple(f for f in exp.faults if f.kind != "chaostoolkit-method")
+            plan = make_plan(dataclasses.replace(exp, faults=chaoslab_faults), tgt, settings=load_settings(),
+                             yes=actions.consent(yes))
+            plan.refuse()
+            run_dir = RunDir.create(Path(runs_dir), exp.name)
+            run_dir.write_experiment(exp)
+            run_dir.write_target(tgt.describe())
+            run_dir.write_plan(plan.to_json())
+            write_json(run_dir / "chaostoolkit-experiment.json", json.loads(json.dumps(context, default=str)),
+                       sort_keys=False)
+            session = Session(exp, plan, tgt, run_dir)
+            session.start()
+        except BaseException:
+            tgt.close()
+            raise
     except ChaoslabError as exc:
         raise _interrupt(f"{exc}; nothing was injected") from exc
     _session = session
@@ -278,7 +274,7 @@ def after_experiment_control(context: dict[str, Any], state: dict[str, Any] | No
         entry = s.finish()
     except Exception as exc:  # noqa: BLE001 -- chaoslib would swallow it: the journal must say what failed
         s.stop()
-        entry = {"passed": False, "runDirectory": str(s.run_dir.resolve()), "error": str(exc)}
+        entry = {"passed": False, "runDirectory": str(s.run_dir.path.resolve()), "error": str(exc)}
     if state is not None:
         state["chaoslab"] = entry
 

@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from chaoslab.errors import SpecError
-from chaoslab.faults.base import Fault
+from chaoslab.faults.base import Fault, FaultParams
 from chaoslab.faults.degrade import NetworkDegrade
 from chaoslab.faults.drain_node import DrainNode
 from chaoslab.faults.evict_pods import EvictPods
@@ -24,20 +25,39 @@ from chaoslab.faults.partition import PartitionFault
 from chaoslab.spec.checks import add_fault_check
 
 FAULTS: dict[str, type[Any]] = {}
+LEVELS = ("api", "node")
+
+
+def _takes(method: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def register(cls: type[Any]) -> type[Any]:
-    """Add a fault class; refuses a kind claimed twice or a params type that is not a dataclass."""
-    kind = getattr(cls, "kind", None)
+    """Add a fault class, checking its contract once, here, so callers never probe it: a `kind` claimed by
+    no other class, a dataclass `params_type`, a `level` (`api` or `node`), `resolve(target, index)`,
+    `inject(target, injection, record)` and `describe(target, injection)`. Errors name the plugin."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    kind = cls.__dict__.get("kind", getattr(cls, "kind", None))
     if not isinstance(kind, str) or not kind:
-        raise TypeError(f"{cls.__name__} has no `kind`")
+        raise TypeError(f"fault plugin {name} has no `kind`")
     if kind in FAULTS and FAULTS[kind] is not cls:
-        raise TypeError(f"fault kind {kind!r} is claimed by {FAULTS[kind].__name__} and {cls.__name__}")
-    if not dataclasses.is_dataclass(getattr(cls, "params_type", None)):
-        raise TypeError(f"{cls.__name__}.params_type must be a dataclass")
-    for method in ("resolve", "inject"):
+        raise TypeError(f"fault kind {kind!r} is claimed by {FAULTS[kind].__name__} and {cls.__name__} ({name})")
+    params_type = getattr(cls, "params_type", None)
+    if not (isinstance(params_type, type) and dataclasses.is_dataclass(params_type)
+            and issubclass(params_type, FaultParams)):
+        raise TypeError(f"fault plugin {name}: params_type must be a dataclass deriving from "
+                        f"chaoslab.faults.base.FaultParams")
+    if getattr(cls, "level", None) not in LEVELS:
+        raise TypeError(f"fault plugin {name}: level must be one of {', '.join(LEVELS)} (node: acts on hosts)")
+    for method in ("resolve", "inject", "describe"):
         if not callable(getattr(cls, method, None)):
-            raise TypeError(f"{cls.__name__} has no {method}()")
+            raise TypeError(f"fault plugin {name} has no {method}()")
+    if not _takes(cls.inject, "record"):
+        raise TypeError(f"fault plugin {name}: inject(target, injection, record) must take `record` (the "
+                        f"timeline's event function, for what it does as it goes)")
     FAULTS[kind] = cls
     return cls
 
@@ -72,8 +92,7 @@ def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]
     fields = {f.name for f in dataclasses.fields(cls.params_type)} if cls else set()
     if cls is None or set(params) - fields:
         return []
-    check = getattr(cls.params_type(**params), "problems", None)
-    return list(check()) if callable(check) else []
+    return list(cls.params_type(**params).problems())
 
 
 add_fault_check(param_problems)  # so `chaoslab validate` reports them with file, line and field

@@ -24,6 +24,7 @@ from chaoslab.faults.netrules import (
     wrap,
 )
 from chaoslab.targets import Target
+from chaoslab.targets.helperpod import HelperPodSettings
 
 Record = Callable[..., object]
 """The timeline's `event(kind, **detail)`: the runner hands it to faults whose inject takes `record`."""
@@ -77,17 +78,63 @@ class Injection:
         return out
 
 
+class FaultParams:
+    """What every fault's params dataclass is: fields as written in the experiment (attribute docstrings say
+    unit and default), plus the checks across fields that the JSON schema cannot make."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for each field that contradicts another; none by default."""
+        return []
+
+
 class Fault(Protocol):
+    """The contract `chaoslab.faults.register` checks once, so no caller ever probes a fault."""
+
     kind: ClassVar[str]
-    params_type: ClassVar[type]
+    """The YAML `kind`, e.g. `kill-process`."""
+    params_type: ClassVar[type[FaultParams]]
+    level: ClassVar[str]
+    """`api` (through the Kubernetes API only) or `node` (acts on control-plane hosts)."""
 
-    def resolve(self, target: Target, index: int) -> Injection: ...
+    def resolve(self, target: Target, index: int) -> Injection:
+        """Bind the fault to the cluster as it is now (which member leads, which node runs what): read-only."""
 
-    def inject(self, target: Target, injection: Injection) -> None: ...
+    def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
+        """Do it. `record` is the timeline's `event`, for what the fault does as it goes."""
 
-    # Optional, and every built-in fault has it: `describe(target, injection) -> (inject lines, undo lines)`,
-    # what `inject` and the undo will do, commands exactly as they will run; read-only, for the plan that
-    # `chaoslab run --dry-run` prints. A plugin fault without it is planned from its targets and undo data.
+    def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
+        """What `inject` and the undo will do (commands exactly as they will run), one line each; read-only,
+        for the plan that `chaoslab run --dry-run` prints. `describe_from_data` serves faults with nothing
+        more to say than their targets and undo."""
+
+    def helper_pods(self, target: Target, injection: Injection) -> list[dict[str, Any]]:
+        """The pods `inject` would create through the API (generated, not created)."""
+
+    def refused_helper_pods(self, target: Target, index: int, settings: HelperPodSettings) -> list[dict[str, Any]]:
+        """The helper pods it would run where the target refuses it for want of them."""
+
+
+class FaultBase:
+    """What a fault need not say itself: its plan lines from its targets and undo data, and no helper pods.
+    Built-in faults derive from it; so may plugins."""
+
+    def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
+        return describe_from_data(injection)
+
+    def helper_pods(self, target: Target, injection: Injection) -> list[dict[str, Any]]:
+        """The pods `inject` would create through the API (generated, not created): none."""
+        return []
+
+    def refused_helper_pods(self, target: Target, index: int, settings: HelperPodSettings) -> list[dict[str, Any]]:
+        """For a fault the target refuses: the helper pods it would run if the target allowed them, so the
+        plan shows what enabling helper pods means; none."""
+        return []
+
+
+def describe_from_data(injection: Injection) -> tuple[list[str], list[str]]:
+    """A fault's plan lines from its targets and undo as data."""
+    return ([f"{injection.fault} on {t}" for t in injection.targets],
+            [f"{u.action} {dict(u.params)}" for u in injection.undo])
 
 
 def apply_undo(target: Target, undo: Undo) -> None:
@@ -176,7 +223,7 @@ def switch_commands(target: Target, heal: Mapping[str, Sequence[Command]], deadl
     after `deadline_s`. Where it runs is the target's choice: on chaoslab's machine, reaching each host with
     its wrap (the lab), or on every host itself (`remote_switch`, e.g. over ssh), so a host cut off from
     chaoslab still heals."""
-    if getattr(target, "remote_switch", False):
+    if target.remote_switch:
         return [c for host, commands in heal.items()
                 for c in wrap([Command(dead_mans_switch(commands, deadline_s, marker))], target.host_wrap(host))]
     wrapped = [c for host, commands in heal.items() for c in wrap(commands, target.host_wrap(host))]
@@ -208,7 +255,7 @@ def arm_switch(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s
 def disarm_switch(target: Target, hosts: Sequence[str], marker: str) -> None:
     """End the switch `arm_switch` armed, where it armed it; nothing to end is fine."""
     cancel = cancel_dead_mans_switch(marker)
-    if getattr(target, "remote_switch", False):
+    if target.remote_switch:
         for host in hosts:
             target.run_commands(wrap([cancel], target.host_wrap(host)))
     else:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from chaoslab.errors import InjectionError, SpecError, TargetError
 from chaoslab.faults import netpods
 from chaoslab.faults.base import (
+    FaultParams,
     Injection,
     Record,
     Undo,
@@ -52,11 +53,10 @@ from chaoslab.faults.network import NetworkFault
 from chaoslab.faults.partition import HEAL_MARGIN, TRAFFIC, select_etcd_host
 from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
-from chaoslab.targets.helperpod import helper_runner
 
 
 @dataclass(frozen=True)
-class DegradeParams:
+class DegradeParams(FaultParams):
     select: str = "leader"
     """The degraded host by etcd role: leader, follower, random or host:NAME."""
     loss: float = 0.0
@@ -123,7 +123,7 @@ class NetworkDegrade(NetworkFault):
             # netem on the host's device; NFQUEUE chains and delayers on the peers.
             params.update(devices={host: device}, hosts=[host, *peers], delayers=peers,
                           queue=QUEUE_BASE + index * 1000 + int(tag[-8:], 16) % 1000)
-        runner = helper_runner(target)
+        runner = target.helper_pods()
         if runner is not None:
             # One pod, on the degraded host: loss rules and netem both act there (no delayer on the peers).
             extra = {"tag": tag, "peers": peers, "device": params["devices"].get(host)}

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError
-from chaoslab.faults.base import Injection, Record, Undo, ignore_events
+from chaoslab.faults.base import FaultBase, Injection, Record, Undo, ignore_events
 from chaoslab.faults.drain import DrainOptions, PodDecision, choose_nodes, classify, refusal
 from chaoslab.faults.eviction import (
     EvictionResult,
@@ -108,7 +108,7 @@ def select_nodes(api: KubeApi, kind: str, names: Sequence[str], selector: str | 
     return chosen, candidates
 
 
-class DrainNode:
+class DrainNode(FaultBase):
     kind: ClassVar[str] = "drain-node"
     params_type: ClassVar[type] = DrainNodeParams
     level: ClassVar[str] = "api"

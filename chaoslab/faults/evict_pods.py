@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError
-from chaoslab.faults.base import Injection, Record, ignore_events
+from chaoslab.faults.base import FaultBase, Injection, Record, ignore_events
 from chaoslab.faults.drain import FINISHED, MIRROR_ANNOTATION, controller_of, has_local_storage
 from chaoslab.faults.eviction import (
     EvictionResult,
@@ -128,7 +128,7 @@ def list_pods(api: KubeApi, namespaces: Sequence[str], selector: str | None) -> 
             for p in api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector)["items"]]
 
 
-class EvictPods:
+class EvictPods(FaultBase):
     kind: ClassVar[str] = "evict-pods"
     params_type: ClassVar[type] = EvictPodsParams
     level: ClassVar[str] = "api"

@@ -35,6 +35,7 @@ from tenacity import (
 
 from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import TargetError
+from chaoslab.faults.base import FaultParams
 from chaoslab.spec.durations import parse_duration
 
 Outcome = Literal["evicted", "deleted", "gone", "blocked", "failed"]
@@ -233,7 +234,7 @@ def wait_gone(api: KubeApi, pods: Iterable[PodRef], node: str | None, deadline: 
 
 
 @dataclass(frozen=True)
-class EvictionSettings:
+class EvictionSettings(FaultParams):
     """How a fault evicts, as experiments spell it: the parameters `drain-node` and `evict-pods` share
     (their params types extend this one)."""
 

@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 
 from chaoslab.clients.leaders import current_etcd_leader, holder_host, lease_holder
 from chaoslab.errors import InjectionError, TargetError
-from chaoslab.faults.base import Injection, Record, Undo, ignore_events
+from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, ignore_events
 from chaoslab.targets import Target
-from chaoslab.targets.helperpod import HelperPods, helper_runner, kill_script, pod_manifest
+from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, kill_script, node_for_host, pod_manifest
 
 SIGNALS = ("KILL", "TERM", "STOP")
 CONFIRM_SECONDS = 30.0
@@ -40,7 +40,7 @@ TERM of an apiserver takes a few seconds)."""
 
 
 @dataclass(frozen=True)
-class KillProcessParams:
+class KillProcessParams(FaultParams):
     component: str
     """etcd, kube-apiserver, kube-scheduler or kube-controller-manager."""
     select: str = "leader"
@@ -51,7 +51,7 @@ class KillProcessParams:
     """How many processes `follower` and `random` pick."""
 
 
-class KillProcess:
+class KillProcess(FaultBase):
     kind: ClassVar[str] = "kill-process"
     params_type: ClassVar[type] = KillProcessParams
     level: ClassVar[str] = "node"
@@ -99,15 +99,12 @@ class KillProcess:
     def resolve(self, target: Target, index: int) -> Injection:
         p = self.params
         role, hosts = self.choose(target)
-        runner = helper_runner(target)
+        runner = target.helper_pods()
         if runner is not None:
             # Names fixed now, so the undo on disk names the pods before they exist.
             run = uuid.uuid4().hex[:6]
-            node_of = getattr(target, "node_of", None)
-            if not callable(node_of):
-                raise InjectionError(f"kill-process: {target.name} runs helper pods but cannot map hosts to nodes")
             undo = tuple(Undo("delete-pod", {"namespace": runner.settings.namespace,
-                                             "name": f"chaoslab-kill-{index}-{i}-{run}", "node": node_of(h),
+                                             "name": f"chaoslab-kill-{index}-{i}-{run}", "node": target.node_of(h),
                                              "host": h}) for i, h in enumerate(hosts))
             return Injection(self.kind, index, p.component, role, tuple(f"{p.component}@{h}" for h in hosts), undo)
         undo = tuple(Undo("signal", {"component": p.component, "host": h, "signal": "CONT"})
@@ -129,9 +126,18 @@ class KillProcess:
         """The pods `inject` would create through the API (generated, not created)."""
         return [self.helper_manifest(target, u.params) for u in injection.undo]
 
+    def refused_helper_pods(self, target: Target, index: int, settings: HelperPodSettings) -> list[dict[str, Any]]:
+        if target.provider():
+            return []  # a managed control plane: no pod reaches its hosts either
+        _, hosts = self.choose(target)
+        nodes = target.api().get("/api/v1/nodes")["items"]
+        program = kill_script(self.params.component, self.params.signal, self.duration)
+        return [pod_manifest(f"chaoslab-kill-{index}-{i}", node_for_host(h, nodes), program, self.duration, settings)
+                for i, h in enumerate(hosts)]
+
     def helper_manifest(self, target: Target, params: Mapping[str, Any]) -> dict[str, Any]:
         """The helper pod that signals the component on one host (`params`: a `delete-pod` undo's)."""
-        runner = helper_runner(target)
+        runner = target.helper_pods()
         if runner is None:
             raise InjectionError(f"kill-process: {target.name} does not run helper pods")
         program = kill_script(self.params.component, self.params.signal, self.duration)
@@ -179,7 +185,7 @@ class KillProcess:
                 return
 
     def _inject_by_pod(self, target: Target, t: str, params: Mapping[str, Any], record: Record) -> None:
-        runner = helper_runner(target)
+        runner = target.helper_pods()
         assert runner is not None
         ns, name, sig = params["namespace"], params["name"], self.params.signal
         runner.create(self.helper_manifest(target, params))

@@ -30,7 +30,7 @@ from chaoslab.errors import InjectionError
 from chaoslab.faults.base import Record, Undo
 from chaoslab.faults.netrules import Command
 from chaoslab.targets import Target
-from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, helper_runner, pod_manifest, script
+from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, pod_manifest, script
 
 HostCommands = Callable[[str], tuple[Sequence[Command], Sequence[Command]]]
 """host → (commands that apply its part of the fault, commands that heal it), unwrapped."""
@@ -38,7 +38,7 @@ HostCommands = Callable[[str], tuple[Sequence[Command], Sequence[Command]]]
 
 def runner_of(target: Target, fault: str) -> HelperPods:
     """The target's helper pods; `InjectionError` when it runs none."""
-    runner = helper_runner(target)
+    runner = target.helper_pods()
     if runner is None:
         raise InjectionError(f"{fault}: {target.name} does not run helper pods")
     return runner
@@ -49,12 +49,9 @@ def pod_undo(target: Target, runner: HelperPods, short: str, index: int, hosts: 
     """One `delete-pod` per host, named `chaoslab-<short>-<index>-<i>-<run>` and pinned to the host's node
     (`node_of`, never a guess); `extra` (the fault's tag, flows …) goes with each, so `inject` rebuilds the
     same commands."""
-    node_of = getattr(target, "node_of", None)
-    if not callable(node_of):
-        raise InjectionError(f"{target.name} runs helper pods but cannot map hosts to nodes")
     run = uuid.uuid4().hex[:6]
     return tuple(Undo("delete-pod", {"namespace": runner.settings.namespace, "name": f"chaoslab-{short}-{index}-{i}-{run}",
-                                     "node": node_of(h), "host": h, **extra}) for i, h in enumerate(hosts))
+                                     "node": target.node_of(h), "host": h, **extra}) for i, h in enumerate(hosts))
 
 
 def manifest(params: Mapping[str, Any], commands: Sequence[Command], heal: Sequence[Command], duration: float,

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from chaoslab.faults import netpods
-from chaoslab.faults.base import Injection, Record, heal_lines, network_lines
+from chaoslab.faults.base import FaultBase, Injection, Record, heal_lines, network_lines
 from chaoslab.faults.netrules import Command
 from chaoslab.targets import Target
 
@@ -19,7 +19,7 @@ class _Deadman(Protocol):
     def deadman(self) -> int: ...
 
 
-class NetworkFault:
+class NetworkFault(FaultBase):
     kind: ClassVar[str]
     params: _Deadman
     duration: float

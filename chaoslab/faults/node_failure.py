@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from chaoslab.errors import InjectionError, SpecError
-from chaoslab.faults.base import Injection, Record, Undo, ignore_events
+from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, ignore_events
 from chaoslab.faults.drain_node import select_nodes
 from chaoslab.faults.selection import selection_problems
 from chaoslab.targets import Target
 
 
 @dataclass(frozen=True)
-class NodeFailureParams:
+class NodeFailureParams(FaultParams):
     nodes: Sequence[str] = ()
     """Nodes by name (then `count`, `percent` and `selector` must not be set)."""
     selector: str | None = None
@@ -65,7 +65,7 @@ def ready(node: Mapping[str, Any]) -> str:
     return ""
 
 
-class NodeFailure:
+class NodeFailure(FaultBase):
     kind: ClassVar[str] = "node-failure"
     params_type: ClassVar[type] = NodeFailureParams
     level: ClassVar[str] = "node"

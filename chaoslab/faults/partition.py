@@ -40,6 +40,7 @@ from chaoslab.clients.leaders import current_etcd_leader
 from chaoslab.errors import InjectionError, RevertError, TargetError
 from chaoslab.faults import netpods
 from chaoslab.faults.base import (
+    FaultParams,
     Injection,
     Record,
     Undo,
@@ -62,7 +63,6 @@ from chaoslab.faults.netrules import (
 )
 from chaoslab.faults.network import NetworkFault
 from chaoslab.targets import Target
-from chaoslab.targets.helperpod import helper_runner
 
 TRAFFIC: dict[str, tuple[int, ...] | None] = {"all": None, "peer": (2380,), "client": (2379,)}
 HEAL_MARGIN = 60
@@ -70,7 +70,7 @@ HEAL_MARGIN = 60
 
 
 @dataclass(frozen=True)
-class PartitionParams:
+class PartitionParams(FaultParams):
     shape: str = "isolate"
     """isolate, split or one-way."""
     select: str = "leader"
@@ -163,7 +163,7 @@ class PartitionFault(NetworkFault):
         hosts = ruled_hosts(partition)
         flows = sorted(f"{f.src.host}->{f.dst.host}" + (f":{','.join(map(str, f.ports))}" if f.ports else "")
                        for f in partition)
-        runner = helper_runner(target)
+        runner = target.helper_pods()
         if runner is not None:
             # One pod per host with rules, named now: the undo on disk names the pods before they exist.
             undo_pods = netpods.pod_undo(target, runner, "partition", index, hosts, {"tag": tag, "flows": flows})

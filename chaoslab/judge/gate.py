@@ -13,11 +13,9 @@ not gating). Pure; read by the CLI (exit code), the reports and the Prometheus e
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from chaoslab.errors import SpecError
@@ -25,7 +23,6 @@ from chaoslab.judge.verdict import SloResult, Verdict, format_value
 from chaoslab.spec.model import METRICS
 
 SCHEMA = "chaoslab.io/gate/v1"
-FILE = "gate.json"
 
 Status = Literal["pass", "warn", "fail", "ignored"]
 
@@ -56,21 +53,6 @@ class Policy:
         fail_on = data.get("failOn", "all")
         return cls(None if fail_on == "all" else frozenset(str(m) for m in fail_on),
                    float(data.get("warnMargin", 0.0)))
-
-    def save(self, run_dir: Path) -> Path:
-        path = run_dir / FILE
-        path.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, run_dir: Path) -> Policy:
-        """The policy a run was gated with; the default (every SLO gates, no warnings) for runs without one."""
-        try:
-            return cls.from_json(json.loads((run_dir / FILE).read_text()))
-        except FileNotFoundError:
-            return cls()
-        except (ValueError, TypeError) as exc:
-            raise SpecError([f"{run_dir / FILE}: cannot be read ({exc})"]) from exc
 
 
 def parse_fail_on(text: str) -> frozenset[str] | None:

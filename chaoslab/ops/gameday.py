@@ -2,7 +2,8 @@
 — pausing between them, asking for confirmation where a step wants it, skipping the dependents of a step
 that did not pass, stopping the day when its abort conditions are crossed (live, and after every
 experiment) or when an experiment cannot be carried out — and write the combined report. Each experiment
-runs exactly as under `chaoslab run` (`run_experiment`: live view, run directory, reports). Called by the
+runs exactly as under `chaoslab run` (`run_plan`: the executor, live view, run directory, reports);
+every step's plan is made, and its guard rails checked, before the first step runs. Called by the
 CLI; the notifications are sent by the CLI afterwards (`chaoslab.ops.notify`).
 
 Day directory:
@@ -29,10 +30,12 @@ from rich.console import Console
 from chaoslab.errors import ChaoslabError, SpecError
 from chaoslab.judge.conditions import live_value, value_until
 from chaoslab.judge.gate import Policy
-from chaoslab.ops.session import Outcome, run_experiment
+from chaoslab.ops.session import Outcome, run_plan
+from chaoslab.plan.guard import Settings, load_settings
+from chaoslab.plan.planner import Plan, make_plan
 from chaoslab.spec.gameday import GameDay, Step
 from chaoslab.spec.window import local, refusal
-from chaoslab.targets import close_target, resolve_target
+from chaoslab.targets import Target, resolve_target
 from chaoslab.timeline import Timeline
 
 Status = Literal["passed", "failed", "error", "skipped"]
@@ -82,7 +85,7 @@ class DayBudget:
         return None
 
     def check(self, timeline: Timeline) -> str | None:
-        """For `Runner(abort_check=…)`: the running timeline's values count towards the day."""
+        """For `execute(abort_check=…)`: the running timeline's values count towards the day."""
         self._live[id(timeline)] = {m: live_value(timeline, m) or 0.0 for m in self.limits}
         return self.reason()
 
@@ -158,14 +161,52 @@ def new_day_dir(root: Path, name: str) -> Path:
     return path
 
 
+def plan_day(day: GameDay, target: str | None, *, yes: bool, settings: Settings) -> list[tuple[Plan, Target]]:
+    """Every step's plan, made before the first step runs, so a refused step 4 stops the day before step 1
+    changes anything (`SpecError` with every refusal, each named by its step). Targets are opened once per
+    step and closed by the caller."""
+    plans: list[tuple[Plan, Target]] = []
+    refusals: list[str] = []
+    try:
+        for step in day.steps:
+            exp = step.experiment
+            tgt = resolve_target(target, exp.target.kind if exp.target else None,
+                                 exp.target.params if exp.target else None)
+            plans.append((make_plan(exp, tgt, settings=settings, yes=yes), tgt))
+            refusals += [f"step {step.name}: {r}" for r in plans[-1][0].refusals]
+        if refusals:
+            raise SpecError([*refusals, "nothing was changed: no step of the game day ran"])
+    except BaseException:
+        for _, tgt in plans:
+            tgt.close()
+        raise
+    return plans
+
+
 def run_game_day(day: GameDay, *, target: str | None, runs_root: Path, now: dt.datetime, yes: bool,
                  interactive: bool, ask: Callable[[str], bool], live: bool, console: Console,
-                 policy: Policy | None = None, sleep: Callable[[float], None] = time.sleep) -> DayOutcome:
-    """Run the day (the window must be open at `now`, else SpecError before anything is made) and write
-    its combined report."""
+                 policy: Policy | None = None, sleep: Callable[[float], None] = time.sleep,
+                 settings: Settings | None = None) -> DayOutcome:
+    """Run the day (the window must be open at `now` and every step's plan free of refusals, else
+    SpecError before anything is made) and write its combined report. `yes` confirms steps that ask and
+    consents to a target that is not the lab, as `chaoslab run --yes` does."""
     from chaoslab.reports.gameday import write_day_reports
 
     check_window(day, now)
+    plans = plan_day(day, target, yes=yes, settings=settings if settings is not None else load_settings())
+    try:
+        return _run_day(day, plans, target=target, runs_root=runs_root, now=now, yes=yes, interactive=interactive,
+                        ask=ask, live=live, console=console, policy=policy, sleep=sleep,
+                        write_day_reports=write_day_reports)
+    finally:
+        for _, tgt in plans:
+            tgt.close()
+
+
+def _run_day(day: GameDay, plans: list[tuple[Plan, Target]], *, target: str | None, runs_root: Path,
+             now: dt.datetime, yes: bool, interactive: bool, ask: Callable[[str], bool], live: bool,
+             console: Console, policy: Policy | None, sleep: Callable[[float], None],
+             write_day_reports: Callable[[Path], object]) -> DayOutcome:
     day_dir = new_day_dir(runs_root, day.name)
     if day.source and day.source.exists():
         shutil.copy(day.source, day_dir / "gameday.yaml")
@@ -178,7 +219,7 @@ def run_game_day(day: GameDay, *, target: str | None, runs_root: Path, now: dt.d
     console.print(f"game day [bold]{day.name}[/]: {len(day.steps)} steps against {target_name} → {day_dir}")
     ran_one = False
     stopped_at = ""
-    for i, (step, rec) in enumerate(zip(day.steps, records), 1):
+    for i, (step, rec, (plan, tgt)) in enumerate(zip(day.steps, records, plans), 1):
         if outcome.stopped:
             rec.reason = f"not run: the day stopped at {stopped_at}"
             continue
@@ -198,19 +239,13 @@ def run_game_day(day: GameDay, *, target: str | None, runs_root: Path, now: dt.d
             continue
         console.rule(f"step {i}/{len(day.steps)}: {step.name}")
         rec.started = time.time()
-        exp = step.experiment
         try:
-            tgt = resolve_target(target, exp.target.kind if exp.target else None,
-                                 exp.target.params if exp.target else None)
-            try:
-                result = run_experiment(exp, tgt, day_dir / "experiments", live=live, console=console,
-                                        policy=policy, abort_check=budget.check if budget.limits else None)
-            finally:
-                close_target(tgt)
+            result = run_plan(plan, tgt, day_dir / "experiments", live=live, console=console, policy=policy,
+                              abort_check=budget.check if budget.limits else None)
         except SpecError:
             raise
         except ChaoslabError as exc:
-            result = Outcome(exp, finished=time.time(), error=f"{type(exc).__name__}: {exc}")
+            result = Outcome(step.experiment, finished=time.time(), error=f"{type(exc).__name__}: {exc}")
         ran_one = True
         outcome.outcomes.append(result)
         rec.finished = time.time()

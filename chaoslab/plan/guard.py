@@ -101,10 +101,9 @@ def _listed(names: Iterable[str], patterns: Iterable[str]) -> list[str]:
 
 def allow_problems(target: Target, settings: Settings, yes: bool) -> list[str]:
     """Why chaoslab may not act on `target` (empty: it may). The lab is always allowed."""
-    names: Mapping[str, Sequence[str]] | None = getattr(target, "allow_names", None)
-    if getattr(target, "layout", None) is not None:
+    if target.is_lab:
         return []
-    names = names or {"contexts": [], "hosts": []}
+    names = target.allow_names
     contexts, hosts = list(names.get("contexts", ())), list(names.get("hosts", ()))
     listed = _listed(contexts, settings.contexts) + _listed(hosts, settings.hosts)
     production = [n for n in contexts + hosts if re.search(settings.production_pattern, n)]
@@ -131,20 +130,19 @@ def abort_problems(experiment: Experiment) -> list[str]:
 
 
 def fault_level(kind: str) -> str:
-    """`api` or `node`; unknown third-party faults count as node-level (the safe side)."""
-    return str(getattr(fault_class(kind), "level", "node"))
+    """`api` or `node`, as the fault declares (checked when it was registered)."""
+    level: str = fault_class(kind).level
+    return level
 
 
 def capability_problems(experiment: Experiment, target: Target, probes: Sequence[Mapping[str, Any]]) -> list[str]:
     """Faults and probes of `experiment` that `target` says it cannot carry out, each with its reason."""
     problems = []
-    refuse_node = getattr(target, "node_level_refusal", None)
     for i, f in enumerate(experiment.faults):
-        reason = refuse_node(f.kind) if callable(refuse_node) and fault_level(f.kind) == "node" else None
+        reason = target.node_level_refusal(f.kind) if fault_level(f.kind) == "node" else None
         if reason:
             problems.append(f"{f.where or f'spec.faults[{i}]'}: {reason}")
-    refuse_etcd = getattr(target, "etcd_refusal", None)
-    reason = refuse_etcd() if callable(refuse_etcd) else None
+    reason = target.etcd_refusal()
     if reason:
         kinds = [p["kind"] for p in probes if p["kind"] in ETCD_PROBES]
         conditions = [c for c in experiment.steady_state if c in ETCD_CONDITIONS]

@@ -1,10 +1,19 @@
-"""Experiment + target → Plan: every fault resolved against the cluster as it is now (read-only), with what
-it will touch, the exact commands per host, its undo, and every guard rail's refusal. `chaoslab run
---dry-run` prints it and stops; a real run makes the same plan first and refuses to start when it holds a
-refusal. Making a plan changes nothing: fault `resolve` only reads (Nodes, Pods, Leases, etcd status).
+"""Experiment + target → Plan: the only input of the executor, and the one place where the guard rails are
+checked, whoever starts the run (`chaoslab run`, a game-day step, the Chaos Toolkit control or action).
 
-    >>> plan = make_plan(experiment, target, probes, settings=load_settings(), yes=False)   # doctest: +SKIP
-    >>> plan.refusals                                                                    # doctest: +SKIP
+The plan holds the faults built once from the spec (the very objects the executor injects), each resolved
+against the cluster as it is now (read-only: Nodes, Pods, Leases, etcd status) with what it will touch, the
+exact commands per host and its undo, the probes, and every refusal: allow-list / `--yes`, production
+names, target capabilities (managed control planes, no host or etcd access), abort conditions that could
+never fire, blast radius and etcd quorum loss. `chaoslab run --dry-run` prints it and stops; every caller
+hands the same object to `chaoslab.execute.execute`, which refuses a plan with a refusal before anything
+changes.
+
+Which member plays `leader` or `follower` is bound again at each injection (the leader moves between
+runs); the executor checks that binding against the same blast radius (`guard.radius_problems`).
+
+    >>> plan = make_plan(experiment, target, settings=load_settings(), yes=False)   # doctest: +SKIP
+    >>> plan.refusals                                                            # doctest: +SKIP
     ['kubeconfig context "prod-eu" looks like production ...']
 """
 
@@ -14,11 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaoslab.errors import ChaoslabError
+from chaoslab.errors import ChaoslabError, SpecError
 from chaoslab.faults import build
 from chaoslab.faults.base import Fault, Injection
-from chaoslab.faults.kill_process import KillProcess
-from chaoslab.faults.network import NetworkFault
 from chaoslab.plan.guard import (
     Settings,
     abort_problems,
@@ -27,14 +34,12 @@ from chaoslab.plan.guard import (
     fault_level,
     radius_problems,
 )
+from chaoslab.plan.probes import probes_for
 from chaoslab.spec.model import Experiment
-from chaoslab.targets import Target, describe
-from chaoslab.targets.helperpod import (
-    HelperPodSettings,
-    kill_script,
-    node_for_host,
-    pod_manifest,
-)
+from chaoslab.targets import Target
+from chaoslab.targets.helperpod import HelperPodSettings
+
+NOTHING_CHANGED = "nothing was changed; `chaoslab run --dry-run` shows the whole plan"
 
 
 @dataclass
@@ -42,6 +47,8 @@ class FaultPlan:
     kind: str
     level: str
     where: str
+    fault: Fault
+    """The fault built from the spec: the object the executor injects."""
     injection: dict[str, Any] | None = None
     """The resolved injection (targets, role, undo as data); None when it could not be resolved."""
     actions: list[str] = field(default_factory=list)
@@ -50,71 +57,66 @@ class FaultPlan:
     helper_pods: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "level": self.level, "where": self.where, "injection": self.injection,
+                "actions": self.actions, "undo": self.undo, "helperPods": self.helper_pods, "error": self.error}
+
 
 @dataclass
 class Plan:
-    experiment: str
+    experiment: Experiment
     target: dict[str, object]
+    """The target's description (`Target.describe`)."""
     faults: list[FaultPlan]
     probes: list[dict[str, Any]]
     refusals: list[str]
 
+    @property
+    def name(self) -> str:
+        return self.experiment.name
+
     def to_json(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "target": self.target, "refusals": self.refusals,
-                "probes": self.probes,
-                "faults": [{"kind": f.kind, "level": f.level, "where": f.where, "injection": f.injection,
-                            "actions": f.actions, "undo": f.undo, "helperPods": f.helper_pods, "error": f.error}
-                           for f in self.faults]}
+        return {"experiment": self.experiment.name, "target": self.target, "refusals": self.refusals,
+                "probes": self.probes, "faults": [f.to_json() for f in self.faults]}
+
+    def refuse(self) -> None:
+        """`SpecError` (exit 2) with every refusal, when there is one: nothing may be changed."""
+        if self.refusals:
+            raise SpecError([*self.refusals, NOTHING_CHANGED])
 
 
-def _describe(fault: Fault, target: Target, inj: Injection) -> tuple[list[str], list[str]]:
-    """The fault's own `describe`; for a plugin fault without one, its targets and undo as data."""
-    describe = getattr(fault, "describe", None)
-    if callable(describe):
-        lines: tuple[list[str], list[str]] = describe(target, inj)
-        return lines
-    return [f"{inj.fault} on {t}" for t in inj.targets], [f"{u.action} {dict(u.params)}" for u in inj.undo]
-
-
-def _helper_pods(fault: KillProcess, target: Target, index: int, duration: float,
-                 settings: HelperPodSettings) -> list[dict[str, Any]]:
-    """The helper pods a kill-process would run through the API (generated, not created)."""
-    _, hosts = fault.choose(target)
-    nodes = target.api().get("/api/v1/nodes")["items"]
-    program = kill_script(fault.params.component, fault.params.signal, duration)
-    return [pod_manifest(f"chaoslab-kill-{index}-{i}", node_for_host(h, nodes), program, duration, settings)
-            for i, h in enumerate(hosts)]
-
-
-def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[str, Any]], *, settings: Settings,
-              yes: bool, helper: HelperPodSettings | None = None) -> Plan:
-    """The plan, with every refusal; never changes the cluster."""
+def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[str, Any]] | None = None, *,
+              settings: Settings, yes: bool, helper: HelperPodSettings | None = None) -> Plan:
+    """The plan, with every refusal; never changes the cluster. `probes` default to the experiment's own
+    (`probes_for`); `yes` is the user's consent for a target that is not the lab."""
     helper = helper or HelperPodSettings()
+    probes = probes_for(experiment) if probes is None else probes
     refusals = [*allow_problems(target, settings, yes), *abort_problems(experiment),
                 *capability_problems(experiment, target, probes)]
-    refuse_node = getattr(target, "node_level_refusal", None)
     plans, injections = [], []
     for i, spec in enumerate(experiment.faults):
-        fp = FaultPlan(spec.kind, fault_level(spec.kind), spec.where or f"spec.faults[{i}]")
-        plans.append(fp)
         fault = build(spec.kind, spec.params, spec.where, experiment.duration)
+        fp = FaultPlan(spec.kind, fault_level(spec.kind), spec.where or f"spec.faults[{i}]", fault)
+        plans.append(fp)
         try:
-            if callable(refuse_node) and fp.level == "node" and refuse_node(spec.kind):
+            if fp.level == "node" and target.node_level_refusal(spec.kind):
                 fp.error = "refused: this target cannot reach hosts"
-                if isinstance(fault, KillProcess) and not getattr(target, "provider", lambda: None)():
-                    fp.helper_pods = _helper_pods(fault, target, i, experiment.duration, helper)
+                fp.helper_pods = fault.refused_helper_pods(target, i, helper)
                 continue
             inj = fault.resolve(target, i)
             injections.append(inj)
             fp.injection = inj.to_json()
-            fp.actions, fp.undo = _describe(fault, target, inj)
-            if isinstance(fault, (KillProcess, NetworkFault)) and inj.through_pods:
+            fp.actions, fp.undo = fault.describe(target, inj)
+            if inj.through_pods:
                 fp.helper_pods = fault.helper_pods(target, inj)
         except ChaoslabError as exc:
             fp.error = (fp.error + "; " if fp.error else "") + str(exc)
             if not fp.error.startswith("refused"):
                 refusals.append(f"{fp.where}: {exc}")
-    members = len(target.hosts("etcd")) if injections and any(i.component == "etcd" for i in injections) else 0
-    refusals += radius_problems(experiment, injections, members)
-    probe_list = [dict(p) for p in probes]
-    return Plan(experiment.name, describe(target), plans, probe_list, refusals)
+    refusals += radius_problems(experiment, injections, etcd_members(target, injections))
+    return Plan(experiment, target.describe(), plans, [dict(p) for p in probes], refusals)
+
+
+def etcd_members(target: Target, injections: Sequence[Injection]) -> int:
+    """How many etcd members the quorum rule counts, when any injection touches etcd (else 0: no rule)."""
+    return len(target.hosts("etcd")) if any(i.component == "etcd" for i in injections) else 0

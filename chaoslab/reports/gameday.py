@@ -18,10 +18,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from chaoslab.judge.gate import Gate, Policy, evaluate
+from chaoslab.execute.rundir import RunDir, write_text
+from chaoslab.judge.gate import Gate, evaluate
 from chaoslab.judge.measure import Measurements, measure
 from chaoslab.judge.verdict import Verdict, distribution, format_value
-from chaoslab.reports import _renewal_window, _write, html, junit
+from chaoslab.reports import _renewal_window, html, junit
 from chaoslab.reports.markdown import cell, headline
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.spec.serialize import experiment_from_json
@@ -58,21 +59,19 @@ def load_step(day_dir: Path, record: dict[str, Any]) -> StepRun:
     step = StepRun(record)
     if not record.get("runDir"):
         return step
-    d = day_dir / record["runDir"]
-    step.run_dir = d
+    d = RunDir(day_dir / record["runDir"])
+    step.run_dir = d.path
     try:
         step.experiment = experiment_from_json(json.loads((d / "experiment.json").read_text()))
     except (OSError, ValueError, KeyError):
         return step
-    files = sorted((d / "runs").glob("*/timeline.jsonl"), key=lambda p: int(p.parent.name)
-                   if p.parent.name.isdigit() else 0)
-    step.timelines = [Timeline.load(f) for f in files]
+    step.timelines = d.timelines()
     window = _renewal_window(d)
     exp = step.experiment
     step.measurements = [measure(tl, exp.steady_state, exp.settle, window) for tl in step.timelines]
     if (d / "verdict.json").exists():
         step.verdict = Verdict.from_json(json.loads((d / "verdict.json").read_text()))
-        step.gate = evaluate(step.verdict, Policy.load(d))
+        step.gate = evaluate(step.verdict, d.policy())
     return step
 
 
@@ -264,8 +263,8 @@ def write_day_reports(day_dir: Path) -> list[Path]:
     steps = [load_step(day_dir, r) for r in record["steps"]]
     data = to_json(record, steps)
     return [
-        _write(day_dir / "gameday.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n"),
-        _write(day_dir / "junit.xml", render_junit(steps, record["name"])),
-        _write(day_dir / "summary.md", render_markdown(data, steps)),
-        _write(day_dir / "report.html", render_html(data, steps, day_dir)),
+        write_text(day_dir / "gameday.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n"),
+        write_text(day_dir / "junit.xml", render_junit(steps, record["name"])),
+        write_text(day_dir / "summary.md", render_markdown(data, steps)),
+        write_text(day_dir / "report.html", render_html(data, steps, day_dir)),
     ]

@@ -7,6 +7,7 @@ The mapping (docs/chaostoolkit.md):
     chaoslab                         Chaos Toolkit
     metadata.name, description       title, description
     spec.target                      configuration.chaoslab_target ("lab" or "lab:NAME"), ${chaoslab_target}
+    (consent, --yes)                 configuration.chaoslab_yes (false), ${chaoslab_yes} to actions and control
     spec.steadyState                 steady-state-hypothesis: probe steady_state(conditions), tolerance true
     spec.faults[i]                   method: action inject_fault(kind, params, key "<name>-<i+1>")
     spec.duration                    the pause after the last action
@@ -37,7 +38,7 @@ from chaoslab.spec.serialize import _plain
 ACTIONS = "chaoslab.chaostoolkit.actions"
 PROBES = "chaoslab.chaostoolkit.probes"
 CONTROL = "chaoslab.chaostoolkit.control"
-TARGET_VAR, RUNS_DIR_VAR = "chaoslab_target", "chaoslab_runs_dir"
+TARGET_VAR, RUNS_DIR_VAR, YES_VAR = "chaoslab_target", "chaoslab_runs_dir", "chaoslab_yes"
 #: Per-kind actions → (fault kind, argument → parameter); arguments not listed are the action's own.
 KIND_ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "kill_process": ("kill-process", {a: a for a in ("component", "select", "signal", "count")}),
@@ -73,6 +74,7 @@ def to_chaostoolkit(experiment: Experiment) -> dict[str, Any]:
     e = experiment
     target = "lab" if e.target is None or not e.target.params.get("name") else f"lab:{e.target.params['name']}"
     common = {"target": f"${{{TARGET_VAR}}}"}
+    consent = {"yes": f"${{{YES_VAR}}}"}
     runs_dir = {"runs_dir": f"${{{RUNS_DIR_VAR}}}"}
     method: list[dict[str, Any]] = []
     rollbacks: list[dict[str, Any]] = []
@@ -81,7 +83,7 @@ def to_chaostoolkit(experiment: Experiment) -> dict[str, Any]:
         method.append({"type": "action", "name": f"inject-{fault.kind}-{i}",
                        "provider": _python(ACTIONS, "inject_fault", {
                            "kind": fault.kind, "params": _plain(fault.params), **common,
-                           "duration": e.duration, "key": key, **runs_dir})})
+                           "duration": e.duration, "key": key, **runs_dir, **consent})})
         rollbacks.insert(0, {"type": "action", "name": f"revert-{fault.kind}-{i}",
                              "provider": _python(ACTIONS, "revert_fault", {**common, "key": key, **runs_dir})})
     if method:
@@ -89,7 +91,8 @@ def to_chaostoolkit(experiment: Experiment) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "name": e.name, "steadyState": list(e.steady_state), "probes": _plain(e.probes),
         "slo": {s.metric: {s.aggregate: _goal(s.metric, s.threshold)} for s in e.slos},
-        "settle": _duration(e.settle), "recoveryTimeout": _duration(e.recovery_timeout), **common, **runs_dir}
+        "settle": _duration(e.settle), "recoveryTimeout": _duration(e.recovery_timeout), **common, **runs_dir,
+        **consent}
     if e.abort:
         arguments["abort"] = {m: _goal(m, v) for m, v in e.abort.items()}
     return {
@@ -97,7 +100,9 @@ def to_chaostoolkit(experiment: Experiment) -> dict[str, Any]:
         "title": e.name,
         **({"description": e.description} if e.description else {}),
         "tags": ["chaoslab", "kubernetes", "control-plane"],
-        "configuration": {TARGET_VAR: target, RUNS_DIR_VAR: "runs"},
+        # chaoslab_yes: consent for a target that is not the lab (`chaos run --var chaoslab_yes=true`), as
+        # `chaoslab run --yes`; the allow-list in chaoslab's config file works without it.
+        "configuration": {TARGET_VAR: target, RUNS_DIR_VAR: "runs", YES_VAR: False},
         # chaoslab reverts every fault, whatever happened: play the rollbacks even after a failure.
         "runtime": {"rollbacks": {"strategy": "always"}},
         "controls": [{"name": "chaoslab", "provider": {"type": "python", "module": CONTROL,

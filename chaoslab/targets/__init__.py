@@ -14,7 +14,9 @@ from typing import Protocol
 from chaoslab.clients.etcd import EtcdMember
 from chaoslab.clients.hosts import Command, Endpoint, Wrap
 from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.errors import TargetError
 from chaoslab.spec.checks import add_target_check
+from chaoslab.targets.helperpod import HelperPods
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 
@@ -76,6 +78,68 @@ class Target(Protocol):
     def lock_path(self) -> Path:
         """A file whose lock marks the one run allowed against this target at a time."""
 
+    # ---- capabilities: what the target can do, declared (callers never probe for attributes) ----------
+    is_lab: bool
+    """The local lab: chaoslab may always act on it (no allow-list, no --yes)."""
+    remote_switch: bool
+    """Network faults arm their dead-man's switch on each host (ssh), not on chaoslab's machine."""
+
+    @property
+    def allow_names(self) -> Mapping[str, Sequence[str]]:
+        """What an allow-list may name to let chaoslab act on this cluster: `contexts` and `hosts`."""
+
+    def provider(self) -> str | None:
+        """EKS, GKE or AKS when the control plane is managed; None otherwise."""
+
+    def node_level_refusal(self, kind: str) -> str | None:
+        """Why the node-level fault `kind` cannot run here, and what to do instead; None when it can."""
+
+    def etcd_refusal(self) -> str | None:
+        """Why etcd cannot be reached (so no etcd probes); None when it can."""
+
+    def helper_pods(self) -> HelperPods | None:
+        """The helper-pod runner when node-level faults run through privileged pods; None otherwise."""
+
+    def node_of(self, host: str) -> str:
+        """The Node that `host` is (for helper pods pinned to it); `TargetError` where hosts are not Nodes."""
+
+    def describe(self) -> dict[str, object]:
+        """Enough to reach the same target again (run directory, `chaoslab recover`): names and paths only,
+        never credentials. Has `kind`, `name` and `renewal_window`."""
+
+    def close(self) -> None:
+        """Let go of what the target holds open between commands (shared ssh connections)."""
+
+
+class TargetBase:
+    """The answers of a target that is not the lab and can do what it is asked: every concrete target
+    derives from it and overrides what differs."""
+
+    is_lab = False
+    remote_switch = False
+
+    @property
+    def allow_names(self) -> Mapping[str, Sequence[str]]:
+        return {"contexts": [], "hosts": []}
+
+    def provider(self) -> str | None:
+        return None
+
+    def node_level_refusal(self, kind: str) -> str | None:
+        return None
+
+    def etcd_refusal(self) -> str | None:
+        return None
+
+    def helper_pods(self) -> HelperPods | None:
+        return None
+
+    def node_of(self, host: str) -> str:
+        raise TargetError(f"{getattr(self, 'name', 'this target')} runs helper pods but cannot map hosts to nodes")
+
+    def close(self) -> None:
+        return None
+
 
 
 def _ssh_problems(target: Mapping[str, object]) -> list[tuple[tuple[str | int, ...], str]]:
@@ -130,32 +194,6 @@ def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: M
                                      helper_pod=params.get("helperPod"))
     root = state_root or (Path(str(params["state_root"])) if params.get("state_root") else None)
     return LabTarget.running(str(params.get("name") or "lab"), root)
-
-
-def close_target(target: Target) -> None:
-    """Let go of what a target holds open between commands (the ssh target's shared connections); a no-op
-    for targets that hold nothing."""
-    close = getattr(target, "close", None)
-    if callable(close):
-        close()
-
-
-def describe(target: Target) -> dict[str, object]:
-    """Enough to reach the same target again (written to the run directory for `chaoslab recover`):
-    names and paths only, never credentials."""
-    layout = getattr(target, "layout", None)
-    if layout is not None:
-        return {"kind": "lab", "name": layout.config.name, "state_root": str(layout.config.state_root),
-                "renewal_window": target.renewal_window}
-    own = getattr(target, "describe", None)
-    if callable(own):
-        return dict(own())
-    settings = getattr(target, "settings", None)
-    if settings is not None and hasattr(settings, "raw"):
-        # Paths and addresses only: an ssh target's settings hold no secret, only where the key file is.
-        return {"kind": "ssh", "name": target.name, "params": dict(settings.raw),
-                "renewal_window": target.renewal_window}
-    return {"kind": "unknown", "name": target.name, "renewal_window": target.renewal_window}
 
 
 def target_from_description(info: Mapping[str, object]) -> Target:

@@ -336,13 +336,6 @@ class HelperPods:
         self.api.delete(self.path(name, namespace))
 
 
-def helper_runner(target: object) -> HelperPods | None:
-    """The target's helper-pod runner when it runs node-level faults through helper pods."""
-    make = getattr(target, "helper_pods", None)
-    runner = make() if callable(make) else None
-    return runner if isinstance(runner, HelperPods) else None
-
-
 def waiting_reason(pod: Mapping[str, Any]) -> str:
     for status in pod.get("status", {}).get("containerStatuses") or []:
         waiting = (status.get("state") or {}).get("waiting")

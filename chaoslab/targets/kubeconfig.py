@@ -34,7 +34,7 @@ from chaoslab.clients.etcd import EtcdMember, RpcError, Tls
 from chaoslab.clients.hosts import Command, Endpoint, Wrap
 from chaoslab.clients.kubeapi import SERVICE_ACCOUNT_DIR, ApiError, KubeApi
 from chaoslab.errors import SpecError, TargetError
-from chaoslab.targets import kubeadm
+from chaoslab.targets import TargetBase, kubeadm
 from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, node_for_host
 
 IN_CLUSTER = "in-cluster"
@@ -132,7 +132,7 @@ def state_home() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "chaoslab"
 
 
-class KubeconfigTarget:
+class KubeconfigTarget(TargetBase):
     """A cluster through its API (see the module docstring)."""
 
     renewal_window = 2 * 2.0 + 1.0

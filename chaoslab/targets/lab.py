@@ -20,12 +20,15 @@ from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
 from chaoslab.lab.network import HOST_DEVICE
 from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
+from chaoslab.targets import TargetBase
 
 CLIENTS = "clients"
 """The name of the clients' endpoint in flows (`cp2->clients`)."""
 
 
-class LabTarget:
+class LabTarget(TargetBase):
+    is_lab = True
+
     def __init__(self, layout: LabLayout) -> None:
         self.layout = layout
         self.name = f"lab {layout.config.name!r}"
@@ -141,6 +144,10 @@ class LabTarget:
 
     def heartbeat_stopped(self, node: str) -> bool:
         return (self.layout.nodes_control_dir / node).exists()
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "lab", "name": self.layout.config.name, "state_root": str(self.layout.config.state_root),
+                "renewal_window": self.renewal_window}
 
     @property
     def lock_path(self) -> Path:

@@ -66,7 +66,7 @@ from chaoslab.clients.etcd import EtcdMember, Tls
 from chaoslab.clients.hosts import Argv, Command, Endpoint, Wrap
 from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError, TargetError
-from chaoslab.targets import kubeadm
+from chaoslab.targets import TargetBase, kubeadm
 
 __all__ = ["PROCESS_PATTERNS", "SshHost", "SshSettings", "SshTarget", "config_problems", "exit_argv", "shared",
            "ssh_argv"]
@@ -490,7 +490,7 @@ def crictl_pid_argv(container: str) -> Argv:
 # ---- the target ------------------------------------------------------------------------------------------
 
 
-class SshTarget:
+class SshTarget(TargetBase):
     """Hosts over ssh, the API through a kubeconfig, etcd members through their endpoints."""
 
     remote_switch = True
@@ -510,6 +510,11 @@ class SshTarget:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SshTarget:
         return cls(SshSettings.from_params(params))
+
+    def describe(self) -> dict[str, object]:
+        # Paths and addresses only: an ssh target's settings hold no secret, only where the key file is.
+        return {"kind": "ssh", "name": self.name, "params": dict(self.settings.raw),
+                "renewal_window": self.renewal_window}
 
     def python(self, host: str) -> tuple[str, ...]:
         """`python3` on the host: the delayer of network-degrade (kernels without netem) needs chaoslab

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeTarget
 
 from chaoslab.errors import InjectionError, SpecError, TargetError
 from chaoslab.faults.base import arm_switch, disarm_switch
 from chaoslab.faults.netrules import Command, heal_partition
 from chaoslab.spec.loader import load_text
-from chaoslab.targets import describe, resolve_target
+from chaoslab.targets import resolve_target
 from chaoslab.targets.ssh import (
     PROCESS_PATTERNS,
     SshHost,
@@ -113,7 +114,7 @@ def test_an_experiment_file_names_file_line_and_field(tmp_path: Path) -> None:
 def test_resolve_and_describe_round_trip_without_secrets() -> None:
     target = resolve_target(None, "ssh", PARAMS)
     assert isinstance(target, SshTarget) and target.name == "ssh 'ssh'"
-    info = describe(target)
+    info = target.describe()
     assert info["kind"] == "ssh" and info["params"] == PARAMS
     assert isinstance(resolve_target(None, "ssh", info["params"]), SshTarget)  # type: ignore[arg-type]
 
@@ -174,9 +175,9 @@ def test_the_dead_mans_switch_is_armed_and_disarmed_on_each_host() -> None:
 
 
 def test_the_lab_keeps_its_switch_on_the_local_machine() -> None:
-    class Local:
+    class Local(FakeTarget):
         def __init__(self) -> None:
-            self.ran: list[Command] = []
+            self.ran: list[Command] = []  # type: ignore[assignment]
 
         def host_wrap(self, host: str) -> Any:
             return lambda argv: ("ip", "netns", "exec", f"ns-{host}", *argv)

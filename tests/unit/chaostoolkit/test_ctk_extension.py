@@ -3,14 +3,19 @@ timeline as chaoslib calls it around activities."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+import fakes
 import pytest
 
 import chaoslab
 from chaoslab.chaostoolkit import actions, control, probes
 from chaoslab.errors import InjectionError
+from chaoslab.execute.rundir import RunDir
+from chaoslab.plan.guard import Settings
+from chaoslab.plan.planner import make_plan
 from chaoslab.spec.chaostoolkit import ACTIONS, control_experiment
 
 
@@ -37,7 +42,7 @@ def test_control_module_exposes_chaoslibs_hooks() -> None:
         assert callable(getattr(control, hook)), hook
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     name = "lab 'fake'"
     renewal_window = 5.0
 
@@ -45,7 +50,9 @@ class FakeTarget:
 @pytest.fixture
 def session(tmp_path: Path) -> Any:
     exp = control_experiment({"title": "t", "method": []}, {"steadyState": ["apiserver-ready"]})
-    s = control.Session(exp, FakeTarget(), tmp_path)  # type: ignore[arg-type]
+    target = FakeTarget()
+    plan = make_plan(dataclasses.replace(exp, faults=()), target, settings=Settings(), yes=True)
+    s = control.Session(exp, plan, target, RunDir(tmp_path))
     control._session = s
     yield s
     control._session = None

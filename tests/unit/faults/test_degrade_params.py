@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.errors import SpecError, TargetError
@@ -36,7 +37,7 @@ def test_meaningless_settings_are_refused_with_the_parameter(params: dict[str, A
 # ---- which delay mechanism runs ------------------------------------------------------------------------
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     """Three hosts cp1-cp3; records commands; `tc` fails as on a kernel without netem when `netem` is
     False."""
 

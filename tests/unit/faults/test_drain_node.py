@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.errors import InjectionError, SpecError
@@ -42,7 +43,7 @@ class FakeApi:
         return {}
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     name = "fake"
 
     def __init__(self, api: FakeApi) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.clients.kubeapi import ApiError
@@ -53,7 +54,7 @@ class FakeApi:
         return {}
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     name = "fake"
 
     def __init__(self, api: FakeApi) -> None:

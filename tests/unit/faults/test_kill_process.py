@@ -4,6 +4,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.errors import InjectionError, SpecError
@@ -12,7 +13,7 @@ from chaoslab.faults.base import Undo, apply_undo
 from chaoslab.faults.kill_process import KillProcess, KillProcessParams
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     """Three hosts; cp2 leads every leader-elected component; records signals and holds."""
 
     name = "fake"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.errors import InjectionError, RevertError, SpecError, TargetError
@@ -27,7 +28,7 @@ class FakeApi:
         return {"items": self.nodes}
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     name = "fake"
 
     def __init__(self, nodes: list[dict[str, Any]]) -> None:

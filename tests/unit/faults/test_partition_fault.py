@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.errors import InjectionError, SpecError
@@ -20,7 +21,7 @@ from chaoslab.spec.loader import load_text
 LEADER = "cp3"
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     """`count` hosts cp1…; records every command it is asked to run."""
 
     name = "fake"

@@ -1,5 +1,6 @@
-"""A fault kind from a plugin (entry point `chaoslab.faults`) that has only `resolve` and `inject` is still
-planned: its lines come from its targets and undo data."""
+"""A fault kind from a plugin (entry point `chaoslab.faults`): its contract is checked once, when it is
+registered, with errors naming the plugin; one that says nothing more than its targets and undo (it
+derives `FaultBase`) is planned from that data."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from test_helper_pod_network import NetApi, target
 
 from chaoslab import faults
-from chaoslab.faults.base import Injection, Undo
+from chaoslab.faults.base import FaultBase, FaultParams, Injection, Undo
 from chaoslab.plan.guard import Settings
 from chaoslab.plan.planner import make_plan
 from chaoslab.spec import loader as spec_loader
@@ -18,11 +19,11 @@ from chaoslab.spec.loader import load_text
 
 
 @dataclass(frozen=True)
-class BlackholeParams:
+class BlackholeParams(FaultParams):
     service: str = "web"
 
 
-class Blackhole:
+class Blackhole(FaultBase):
     kind: ClassVar[str] = "blackhole"
     params_type: ClassVar[type] = BlackholeParams
     level: ClassVar[str] = "api"
@@ -34,7 +35,7 @@ class Blackhole:
         return Injection(self.kind, index, "service", "by name", (f"service@{self.params.service}",),
                          (Undo("release", {"component": "web", "host": "cp-1"}),))
 
-    def inject(self, target: Any, injection: Injection) -> None:
+    def inject(self, target: Any, injection: Injection, record: Any = None) -> None:
         raise AssertionError("planning injects nothing")
 
 
@@ -51,10 +52,10 @@ spec:
 """
 
 
-def test_a_plugin_fault_without_describe_is_planned_from_its_targets_and_undo(
+def test_a_plugin_fault_with_the_default_describe_is_planned_from_its_targets_and_undo(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(faults.FAULTS, "blackhole", Blackhole)  # removed again after the test
-    faults.register(Blackhole)  # accepted: it has resolve and inject
+    faults.register(Blackhole)  # accepted: its contract holds
     monkeypatch.setattr(spec_loader, "_plugin_fault_kinds", lambda: frozenset({"blackhole"}))
     [exp] = load_text(EXPERIMENT, "x.yaml")
     plan = make_plan(exp, target(NetApi([])), [{"kind": "apiserver"}], settings=Settings(), yes=True)
@@ -62,3 +63,31 @@ def test_a_plugin_fault_without_describe_is_planned_from_its_targets_and_undo(
     [fp] = plan.faults
     assert fp.actions == ["blackhole on service@shop"]
     assert fp.undo == ["release {'component': 'web', 'host': 'cp-1'}"]
+
+
+class NoRecord(Blackhole):
+    kind: ClassVar[str] = "no-record"
+
+    def inject(self, target: Any, injection: Injection) -> None:  # type: ignore[override]
+        pass
+
+
+class NoLevel(Blackhole):
+    kind: ClassVar[str] = "no-level"
+    level: ClassVar[str] = "host"
+
+
+class PlainParams(Blackhole):
+    kind: ClassVar[str] = "plain-params"
+    params_type: ClassVar[type] = dict
+
+
+@pytest.mark.parametrize(("plugin", "message"), [
+    (NoRecord, r"fault plugin .*NoRecord: inject\(target, injection, record\) must take `record`"),
+    (NoLevel, r"fault plugin .*NoLevel: level must be one of api, node"),
+    (PlainParams, r"fault plugin .*PlainParams: params_type must be a dataclass deriving from .*FaultParams"),
+])
+def test_a_plugin_breaking_the_fault_contract_is_refused_at_registration_naming_it(plugin: type, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        faults.register(plugin)
+    assert plugin.kind not in faults.FAULTS

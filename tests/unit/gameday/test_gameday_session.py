@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
+from fakes import FakeTarget
 from rich.console import Console
 
 from chaoslab.errors import SpecError
@@ -37,10 +38,12 @@ def make_day(*steps: Step, **kw: Any) -> GameDay:
 
 def fake_runner(monkeypatch: pytest.MonkeyPatch, results: dict[str, str],
                 timelines: dict[str, list[Timeline]] | None = None) -> list[str]:
-    """Replace the experiment runner: `results[name]` is pass, fail or error. Returns the names run."""
+    """Replace the planner and the experiment runner: `results[name]` is pass, fail or error. Returns the
+    names run."""
     ran: list[str] = []
 
-    def run_experiment(experiment: Experiment, target: object, runs_root: Path, **kw: Any) -> Outcome:
+    def run_plan(plan: Any, target: object, runs_root: Path, **kw: Any) -> Outcome:
+        experiment = plan.experiment
         ran.append(experiment.name)
         tls = (timelines or {}).get(experiment.name, [])
         if kw.get("abort_check"):
@@ -52,8 +55,9 @@ def fake_runner(monkeypatch: pytest.MonkeyPatch, results: dict[str, str],
             return Outcome(experiment, error="TargetError: unreachable")
         return Outcome(experiment, gate=SimpleNamespace(passed=r == "pass"), timelines=tls)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(session, "run_experiment", run_experiment)
-    monkeypatch.setattr(session, "resolve_target", lambda *a, **k: object())
+    monkeypatch.setattr(session, "run_plan", run_plan)
+    monkeypatch.setattr(session, "resolve_target", lambda *a, **k: FakeTarget())
+    monkeypatch.setattr(session, "make_plan", lambda e, t, **kw: SimpleNamespace(experiment=e, refusals=[]))
     return ran
 
 
@@ -195,3 +199,17 @@ def test_failure_only_notifications_stay_quiet_on_success(tmp_path: Path) -> Non
     (tmp_path / "gameday.json").write_text("{}")
     (tmp_path / "summary.md").write_text("ok\n")
     assert send([Notification(command=("false",), on="failure")], tmp_path, exit_code=0) == ([], [])
+
+
+def test_a_refused_later_step_stops_the_day_before_the_first_step_changes_anything(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ran = fake_runner(monkeypatch, {})
+    monkeypatch.setattr(session, "make_plan", lambda e, t, **kw: SimpleNamespace(
+        experiment=e, refusals=["kubeconfig context 'prod' is not the lab and is not allowed"] if e.name == "d" else []))
+    day = make_day(Step("a", exp("a")), Step("b", exp("b")), Step("c", exp("c")), Step("d", exp("d")))
+    with pytest.raises(SpecError) as refused:
+        go(day, tmp_path)
+    assert ran == []
+    assert refused.value.problems == ["step d: kubeconfig context 'prod' is not the lab and is not allowed",
+                                      "nothing was changed: no step of the game day ran"]
+    assert not any(tmp_path.iterdir())

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from chaoslab.errors import SpecError
+from chaoslab.execute.rundir import RunDir
 from chaoslab.judge.gate import Policy, check_names, evaluate, near_limit, parse_fail_on, parse_margin
 from chaoslab.judge.verdict import SloResult, Verdict
 
@@ -91,12 +92,13 @@ def test_fail_on_a_metric_the_file_has_no_slo_for_is_an_error() -> None:
 
 
 def test_policy_round_trips_through_gate_json(tmp_path: Path) -> None:
-    assert Policy.load(tmp_path) == Policy()  # a run directory from before gates
+    run_dir = RunDir(tmp_path)
+    assert run_dir.policy() == Policy()  # a run directory from before gates
     policy = Policy(frozenset({"recoveryTime", "lostWrites"}), 0.15)
-    policy.save(tmp_path)
+    run_dir.write_policy(policy)
     assert json.loads((tmp_path / "gate.json").read_text())["failOn"] == ["lostWrites", "recoveryTime"]
-    assert Policy.load(tmp_path) == policy
+    assert run_dir.policy() == policy
     assert policy.describe() == "--fail-on lostWrites,recoveryTime --warn-margin 15%"
     (tmp_path / "gate.json").write_text('{"schema": "x"}')
     with pytest.raises(SpecError, match="gate.json: cannot be read"):
-        Policy.load(tmp_path)
+        run_dir.policy()

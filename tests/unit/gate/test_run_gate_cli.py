@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import lay_out_run
 from measure.synthetic import scheduler_kill
-from reports.test_reports import experiment, run_dir
+from reports.test_reports import experiment
 
 from chaoslab import cli
-from chaoslab.judge.gate import Policy, evaluate
+from chaoslab.judge.gate import Policy
 from chaoslab.ops import session
 from chaoslab.ops.session import Outcome
 
@@ -20,10 +21,9 @@ REPO = Path(__file__).resolve().parents[3]
 def judged(tmp_path: Path, policy: Policy, takeover: float = 27.0) -> Outcome:
     d = tmp_path / f"run-{takeover:g}"
     d.mkdir()
-    policy.save(d)
     tl = scheduler_kill(takeover=takeover)
-    d, verdict = run_dir(d, [tl], experiment())
-    return Outcome(experiment(), d, verdict, evaluate(verdict, policy), [tl], 1.0)
+    a = lay_out_run(d, experiment(), [tl], policy=policy)
+    return Outcome(experiment(), d, a.verdict, a.gate, [tl], 1.0, assessment=a)
 
 
 def fake_run(monkeypatch: pytest.MonkeyPatch, make: Any) -> list[Policy]:

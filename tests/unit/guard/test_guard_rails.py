@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.clients.kubeapi import KubeApi
@@ -30,14 +31,18 @@ from chaoslab.targets.helperpod import helper_pod, node_for_holder, node_for_mem
 from chaoslab.targets.kubeconfig import EtcdAccess, managed_provider
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     renewal_window = 5.0
 
     def __init__(self, context: str = "staging", host: str = "10.0.0.10", provider: str | None = None,
                  etcd: bool = False) -> None:
         self.name = f"kubeconfig context {context!r}"
-        self.allow_names = {"contexts": [context], "hosts": [host]}
+        self._allow = {"contexts": [context], "hosts": [host]}
         self._provider, self._etcd = provider, etcd
+
+    @property
+    def allow_names(self) -> dict[str, list[str]]:
+        return self._allow
 
     def node_level_refusal(self, kind: str) -> str:
         return f"{kind} refused ({self._provider or 'self-managed'})"

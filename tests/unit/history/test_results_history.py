@@ -180,29 +180,22 @@ def test_ranks_and_mad() -> None:
 
 def test_history_of_run_directories_written_by_the_reporting_code(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """Run directories laid out by the run session's own pieces (new_run_dir, experiment.json, the saved
-    timeline, measure → judge → write_reports), from synthetic scheduler-kill timelines: the scheduler's
+    """Run directories laid out by the run session's own pieces (RunDir.create, experiment.json, the saved
+    timeline, assess → write_reports), from synthetic scheduler-kill timelines: the scheduler's
     takeover 14–19 s after the kill for seven runs, then 25–27 s (a planted regression)."""
+    from fakes import lay_out_run
     from measure.synthetic import scheduler_kill
 
-    from chaoslab.execute import runner
-    from chaoslab.judge.measure import measure
-    from chaoslab.judge.verdict import judge
-    from chaoslab.reports import experiment_to_json, write_reports
+    from chaoslab.execute.rundir import RunDir
     from chaoslab.spec import load
 
     [exp] = load(Path(__file__).resolve().parents[3] / "experiments/scheduler-leader-kill.yaml")
     takeovers = [16.1, 17.4, 15.2, 18.9, 16.7, 14.8, 19.0, 25.0, 26.5, 27.0]
     for day, takeover in enumerate(takeovers, 1):
-        made = runner.new_run_dir(tmp_path, exp)
-        # One run a day: the directory's stamp is its start time (new_run_dir stamps the current second).
-        d = made.rename(tmp_path / f"202611{day:02d}-100000-{exp.name}")
-        (d / "experiment.json").write_text(json.dumps(experiment_to_json(exp), indent=1))
-        tl = scheduler_kill(takeover=10.0 + takeover)
-        (d / "runs" / "1").mkdir(parents=True)
-        tl.save(d / "runs" / "1" / "timeline.jsonl")
-        ms = [measure(tl, exp.steady_state, exp.settle, 5.0)]
-        write_reports(d, exp, judge(exp, ms), [tl], ms)
+        made = RunDir.create(tmp_path, exp.name)
+        # One run a day: the directory's stamp is its start time (RunDir.create stamps the current second).
+        d = made.path.rename(tmp_path / f"202611{day:02d}-100000-{exp.name}")
+        lay_out_run(d, exp, [scheduler_kill(takeover=10.0 + takeover)])
     records = scan(tmp_path)
     assert [r.experiment for r in records] == ["scheduler-leader-kill"] * 10
     values = [r.value(METRIC) for r in records]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import fakes
+
 from chaoslab.probes.writes import WritesProbe
 from chaoslab.timeline import Timeline
 
@@ -56,7 +58,7 @@ class FakeClient:
                 del self.keys[k]
 
 
-class FakeTarget:
+class FakeTarget(fakes.FakeTarget):
     def __init__(self, client: FakeClient) -> None:
         self.client = client
 

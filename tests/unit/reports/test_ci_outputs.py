@@ -5,6 +5,7 @@ from pathlib import Path
 
 from measure.synthetic import scheduler_kill
 
+from chaoslab.execute.rundir import RunDir
 from chaoslab.judge.gate import Policy, evaluate
 from chaoslab.reports import junit, rebuild, summary
 from reports.test_reports import experiment, run_dir
@@ -13,7 +14,7 @@ GATED = Policy(fail_on=frozenset({"recoveryTime"}), warn_margin=0.2)
 
 
 def test_reports_follow_the_saved_gate_and_rebuild_keeps_it(tmp_path: Path) -> None:
-    GATED.save(tmp_path)
+    RunDir(tmp_path).write_policy(GATED)
     d, verdict = run_dir(tmp_path, [scheduler_kill(takeover=22.0)], experiment())
     assert not verdict.passed  # schedulerTimeToNewLeader 12 s > 10 s, but it does not gate
     md = (d / "report.md").read_text()
@@ -54,7 +55,7 @@ def test_merge_combines_suites_and_adds_an_error_case_for_a_run_not_carried_out(
 
 
 def test_summary_has_the_verdict_table_key_numbers_and_the_report_link(tmp_path: Path) -> None:
-    GATED.save(tmp_path)
+    RunDir(tmp_path).write_policy(GATED)
     _d, verdict = run_dir(tmp_path, [scheduler_kill(takeover=22.0)], experiment())
     gate = evaluate(verdict, GATED)
     text = summary.render([summary.Entry("scheduler-leader-kill", verdict, gate, "https://ci.example/r/1.html"),

@@ -3,11 +3,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from fakes import lay_out_run
 from measure.synthetic import build, etcd_steady, inject, scheduler_kill
 
 from chaoslab.errors import SpecError
-from chaoslab.judge.measure import measure
-from chaoslab.judge.verdict import Verdict, judge
+from chaoslab.execute.rundir import RunDir
+from chaoslab.judge.assess import assess
+from chaoslab.judge.gate import Policy
+from chaoslab.judge.verdict import Verdict
 from chaoslab.reports import experiment_from_json, experiment_to_json, rebuild, write_reports
 from chaoslab.spec import load
 from chaoslab.spec.gameday import load_game_day
@@ -40,14 +43,7 @@ def jittery(tl: Timeline, seed: float) -> Timeline:
 
 def run_dir(tmp_path: Path, timelines: list[Timeline], exp: Experiment) -> tuple[Path, Verdict]:
     """Lay out a run directory as the run session does, then write the reports from memory."""
-    (tmp_path / "experiment.json").write_text(json.dumps(experiment_to_json(exp), indent=1))
-    for i, tl in enumerate(timelines, 1):
-        (tmp_path / "runs" / str(i)).mkdir(parents=True)
-        tl.save(tmp_path / "runs" / str(i) / "timeline.jsonl")
-    ms = [measure(tl, exp.steady_state, exp.settle, 5.0) for tl in timelines]
-    verdict = judge(exp, ms)
-    write_reports(tmp_path, exp, verdict, timelines, ms)
-    return tmp_path, verdict
+    return tmp_path, lay_out_run(tmp_path, exp, timelines).verdict
 
 
 def test_write_reports_writes_four_files(tmp_path: Path) -> None:
@@ -70,8 +66,7 @@ def test_rebuild_uses_the_recorded_renewal_window(tmp_path: Path) -> None:
     exp = experiment()
     d, _ = run_dir(tmp_path, [scheduler_kill()], exp)
     tl = Timeline.load(d / "runs" / "1" / "timeline.jsonl")
-    ms = [measure(tl, exp.steady_state, exp.settle, 9.0)]
-    write_reports(d, exp, judge(exp, ms), [tl], ms)
+    write_reports(RunDir(d), exp, assess(exp, [tl], 9.0, Policy()), [tl])
     before = (d / "verdict.json").read_bytes()
     rebuild(d)
     assert (d / "verdict.json").read_bytes() == before
