@@ -28,6 +28,7 @@ from typing import Any
 
 from chaoslab.errors import SpecError
 from chaoslab.judge.gate import Policy
+from chaoslab.judge.verdict import Verdict
 from chaoslab.spec.model import Experiment
 from chaoslab.spec.serialize import experiment_from_json, experiment_to_json
 from chaoslab.timeline import Timeline
@@ -168,6 +169,13 @@ class RunDir:
         if unknown:
             raise ValueError(f"not a report of a run directory: {', '.join(sorted(unknown))}")
         return [write_text(self.path / name, texts[name]) for name in REPORTS if name in texts]
+
+    def verdict(self) -> Verdict | None:
+        """The verdict the reports were written from; None when there is none (yet)."""
+        try:
+            return Verdict.from_json(json.loads((self.path / VERDICT).read_text()))
+        except FileNotFoundError:
+            return None
 
     def read_report(self, name: str) -> str | None:
         try:

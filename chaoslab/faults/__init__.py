@@ -1,5 +1,6 @@
-"""The fault registry: one class per YAML `kind`, registered explicitly for built-ins and through the
-`chaoslab.faults` entry-point group for third-party kinds (loaded only when an unknown kind is asked for).
+"""The fault registry (`chaoslab.registry.Registry`): one class per YAML `kind`, registered explicitly for
+built-ins and through the `chaoslab.faults` entry-point group for third-party kinds (loaded only when an
+unknown kind is asked for), each checked against the fault contract when it is registered.
 
     >>> fault = build("kill-process", {"component": "etcd", "select": "leader"})
     >>> fault.params.signal
@@ -11,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 from chaoslab.errors import SpecError
@@ -22,9 +22,9 @@ from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.node_failure import NodeFailure
 from chaoslab.faults.partition import PartitionFault
+from chaoslab.registry import Registry
 from chaoslab.spec.checks import add_fault_check
 
-FAULTS: dict[str, type[Any]] = {}
 LEVELS = ("api", "node")
 
 
@@ -35,31 +35,29 @@ def _takes(method: Any, name: str) -> bool:
         return False
 
 
-def register(cls: type[Any]) -> type[Any]:
-    """Add a fault class, checking its contract once, here, so callers never probe it: a `kind` claimed by
-    no other class, a dataclass `params_type`, a `level` (`api` or `node`), `resolve(target, index)`,
-    `inject(target, injection, record)` and `describe(target, injection)`. Errors name the plugin."""
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    kind = cls.__dict__.get("kind", getattr(cls, "kind", None))
-    if not isinstance(kind, str) or not kind:
-        raise TypeError(f"fault plugin {name} has no `kind`")
-    if kind in FAULTS and FAULTS[kind] is not cls:
-        raise TypeError(f"fault kind {kind!r} is claimed by {FAULTS[kind].__name__} and {cls.__name__} ({name})")
+def contract_problems(cls: type[Any]) -> list[str]:
+    """What a fault class lacks of the contract (`chaoslab.faults.base.Fault`): a dataclass params type
+    deriving from FaultParams, a `level` (`api` or `node`), `resolve(target, index)`,
+    `inject(target, injection, record)`, `describe(target, injection)` and the helper-pod answers."""
+    problems = []
     params_type = getattr(cls, "params_type", None)
     if not (isinstance(params_type, type) and dataclasses.is_dataclass(params_type)
             and issubclass(params_type, FaultParams)):
-        raise TypeError(f"fault plugin {name}: params_type must be a dataclass deriving from "
-                        f"chaoslab.faults.base.FaultParams")
+        problems.append("params_type must be a dataclass deriving from chaoslab.faults.base.FaultParams")
     if getattr(cls, "level", None) not in LEVELS:
-        raise TypeError(f"fault plugin {name}: level must be one of {', '.join(LEVELS)} (node: acts on hosts)")
-    for method in ("resolve", "inject", "describe"):
+        problems.append(f"level must be one of {', '.join(LEVELS)} (node: acts on hosts)")
+    for method in ("resolve", "inject", "describe", "helper_pods", "refused_helper_pods"):
         if not callable(getattr(cls, method, None)):
-            raise TypeError(f"fault plugin {name} has no {method}()")
-    if not _takes(cls.inject, "record"):
-        raise TypeError(f"fault plugin {name}: inject(target, injection, record) must take `record` (the "
-                        f"timeline's event function, for what it does as it goes)")
-    FAULTS[kind] = cls
-    return cls
+            problems.append(f"has no {method}() (derive from chaoslab.faults.base.FaultBase for the defaults)")
+    if callable(getattr(cls, "inject", None)) and not _takes(cls.inject, "record"):
+        problems.append("inject(target, injection, record) must take `record` (the timeline's event function, "
+                        "for what it does as it goes)")
+    return problems
+
+
+FAULTS: Registry[type[Any]] = Registry("fault", "chaoslab.faults", contract_problems)
+register = FAULTS.register
+fault_class = FAULTS.get_kind
 
 
 register(KillProcess)
@@ -68,16 +66,6 @@ register(NetworkDegrade)
 register(DrainNode)
 register(EvictPods)
 register(NodeFailure)
-
-
-def fault_class(kind: str) -> type[Any]:
-    if kind not in FAULTS:
-        for ep in entry_points(group="chaoslab.faults"):
-            if ep.name == kind:
-                register(ep.load())
-    if kind not in FAULTS:
-        raise SpecError([f"unknown fault kind {kind!r}; known: {', '.join(sorted(FAULTS))}"])
-    return FAULTS[kind]
 
 
 def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:

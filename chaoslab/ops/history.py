@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from chaoslab.errors import SpecError
+from chaoslab.execute import rundir
 from chaoslab.judge import stats
 from chaoslab.spec.model import METRICS
 
@@ -63,7 +64,7 @@ def _time(path: Path, fallback: Path) -> dt.datetime:
 
 def read_run(path: Path, group: str = "") -> RunRecord | None:
     """A run directory as a record; None when `path` is not one (no experiment.json nor verdict.json)."""
-    verdict_file, experiment_file = path / "verdict.json", path / "experiment.json"
+    verdict_file, experiment_file = path / rundir.VERDICT, path / rundir.EXPERIMENT
     if verdict_file.is_file():
         try:
             data = json.loads(verdict_file.read_text())

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from chaoslab.errors import ChaoslabError, SpecError
+from chaoslab.execute import rundir
 from chaoslab.execute.executor import AbortCheck, execute, revert_pending
 from chaoslab.execute.rundir import RunDir, pending_runs
 from chaoslab.judge.assess import Assessment, assess
@@ -160,7 +161,7 @@ def report_link(outcome: Outcome, report_url: str | None) -> str:
         return ""
     if report_url:
         return report_url.replace("{run}", outcome.run_dir.name)
-    return str(outcome.run_dir / "report.html")
+    return str(outcome.run_dir / rundir.HTML)
 
 
 def publish(outcomes: Sequence[Outcome], exit_code: int, how: Publish) -> tuple[list[Path], list[str]]:

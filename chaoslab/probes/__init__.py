@@ -1,4 +1,5 @@
-"""The probe registry and the group that runs a run's probes together.
+"""The probe registry (`chaoslab.registry.Registry`, entry-point group `chaoslab.probes`) and the group that
+runs a run's probes together.
 
     >>> group = ProbeGroup.start([{"kind": "etcd", "interval": 0.1}], target, timeline)   # doctest: +SKIP
     >>> group.stop()                                                                       # doctest: +SKIP
@@ -6,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,11 +20,26 @@ from chaoslab.probes.kube_sequence import KubeSequenceProbe
 from chaoslab.probes.lease import LeaseProbe
 from chaoslab.probes.workloads import WorkloadsProbe
 from chaoslab.probes.writes import WritesProbe
+from chaoslab.registry import Registry
 from chaoslab.targets import Target
 from chaoslab.timeline import Timeline
 
-PROBES: dict[str, type[Sampler]] = {p.kind: p for p in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe,
-                                                        WritesProbe, KubeSequenceProbe, WorkloadsProbe)}
+
+def contract_problems(cls: type[Sampler]) -> list[str]:
+    """What a probe class lacks: it is a `Sampler`, and its constructor takes every parameter it declares
+    (`params`, besides `interval`) as a keyword."""
+    if not (isinstance(cls, type) and issubclass(cls, Sampler)):
+        return ["must derive from chaoslab.probes.base.Sampler"]
+    declared = getattr(cls, "params", None)
+    if not isinstance(declared, tuple) or not all(isinstance(p, str) for p in declared):
+        return ["params must be a tuple of parameter names"]
+    takes = inspect.signature(cls.__init__).parameters
+    return [f"__init__ does not take its declared parameter {p!r}" for p in declared if p not in takes]
+
+
+PROBES: Registry[type[Sampler]] = Registry("probe", "chaoslab.probes", contract_problems)
+for _probe in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe, WritesProbe, KubeSequenceProbe, WorkloadsProbe):
+    PROBES.register(_probe)
 
 
 class ProbeGroup:
@@ -33,18 +50,15 @@ class ProbeGroup:
     def start(cls, probes: Sequence[Mapping[str, Any]], target: Target, timeline: Timeline) -> ProbeGroup:
         samplers = []
         for p in probes:
-            kind = p["kind"]
-            if kind not in PROBES:
-                raise SpecError([f"unknown probe kind {kind!r}; known: {', '.join(sorted(PROBES))}"])
-            kw: dict[str, Any] = {}
+            probe = PROBES.get_kind(str(p["kind"]))
+            unknown = sorted(set(p) - {"kind", "interval", *probe.params})
+            if unknown:
+                raise SpecError([(f"probe {probe.kind}: unknown parameter(s) {', '.join(unknown)}; it takes "
+                                  f"{', '.join(['interval', *probe.params])}")])
+            kw: dict[str, Any] = {k: v for k, v in p.items() if k in probe.params and v is not None}
             if "interval" in p:
                 kw["interval"] = float(p["interval"])
-            if kind == "lease" and "names" in p:
-                kw["names"] = tuple(p["names"])
-            if kind == "workloads":
-                kw["namespaces"] = tuple(p.get("namespaces") or ("default",))
-                kw["selector"] = p.get("selector")
-            samplers.append(PROBES[kind](target, timeline, **kw))
+            samplers.append(probe(target, timeline, **kw))
         for s in samplers:
             s.start()
         return cls(samplers)

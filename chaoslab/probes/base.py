@@ -17,6 +17,9 @@ class Sampler(ABC):
     """Subclasses implement `sample_once` (polling, every `interval` seconds) or override `loop`."""
 
     kind: str = ""
+    params: tuple[str, ...] = ()
+    """Parameters the probe takes besides `interval` (keywords of its constructor), as written in a probe
+    set or inline in `spec.probes`."""
     interval: float = 1.0
 
     def __init__(self, target: Target, timeline: Timeline, interval: float | None = None) -> None:

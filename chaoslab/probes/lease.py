@@ -6,7 +6,7 @@ A new `renew` value is a renewal observed; a holder that stops renewing is how a
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaoslab.clients.leaders import LEASES, holder_host
@@ -22,10 +22,11 @@ STALL_SECONDS = 2.0
 
 class LeaseProbe(Sampler):
     kind = "lease"
+    params = ("names",)
 
-    def __init__(self, *args: Any, names: tuple[str, ...] = tuple(LEASES.values()), **kw: Any) -> None:
+    def __init__(self, *args: Any, names: Sequence[str] = tuple(LEASES.values()), **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.names = names
+        self.names = tuple(names)
 
     def _record(self, lease: Mapping[str, Any]) -> None:
         name = lease["metadata"]["name"]

@@ -71,6 +71,7 @@ def _key(obj: dict[str, Any]) -> str:
 class WorkloadsProbe(Sampler):
     kind = PROBE
     interval = 0.5
+    params = ("namespaces", "selector")
 
     def __init__(self, *args: Any, namespaces: Sequence[str] = ("default",), selector: str | None = None,
                  **kw: Any) -> None:

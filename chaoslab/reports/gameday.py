@@ -18,6 +18,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from chaoslab.errors import SpecError
+from chaoslab.execute import rundir
 from chaoslab.execute.rundir import RunDir, write_text
 from chaoslab.judge.gate import Gate, evaluate
 from chaoslab.judge.measure import Measurements, measure
@@ -25,7 +27,6 @@ from chaoslab.judge.verdict import Verdict, distribution, format_value
 from chaoslab.reports import _renewal_window, html, junit
 from chaoslab.reports.markdown import cell, headline
 from chaoslab.spec.model import METRICS, Experiment
-from chaoslab.spec.serialize import experiment_from_json
 from chaoslab.timeline import Timeline
 
 SCHEMA = "chaoslab.io/gameday/v1"
@@ -62,15 +63,15 @@ def load_step(day_dir: Path, record: dict[str, Any]) -> StepRun:
     d = RunDir(day_dir / record["runDir"])
     step.run_dir = d.path
     try:
-        step.experiment = experiment_from_json(json.loads((d / "experiment.json").read_text()))
-    except (OSError, ValueError, KeyError):
+        step.experiment = d.experiment()
+    except SpecError:
         return step
     step.timelines = d.timelines()
     window = _renewal_window(d)
     exp = step.experiment
     step.measurements = [measure(tl, exp.steady_state, exp.settle, window) for tl in step.timelines]
-    if (d / "verdict.json").exists():
-        step.verdict = Verdict.from_json(json.loads((d / "verdict.json").read_text()))
+    step.verdict = d.verdict()
+    if step.verdict is not None:
         step.gate = evaluate(step.verdict, d.policy())
     return step
 
@@ -216,7 +217,7 @@ def render_html(record: dict[str, Any], steps: Sequence[StepRun], day_dir: Path)
         met = f"{sum(r.passed for r in s.verdict.slos)}/{len(s.verdict.slos)}" if s.verdict else "–"
         note = "; ".join(x for x in (s.record.get("confirmation", ""), s.record.get("reason", "")) if x)
         link = (f'<a href="{e(str(s.run_dir.relative_to(day_dir)))}/report.html">report</a>'
-                if s.run_dir and (s.run_dir / "report.html").exists() else "–")
+                if s.run_dir and (s.run_dir / rundir.HTML).exists() else "–")
         rows.append([e(s.name), e(s.record["experiment"]), f'<span class="{css[s.status]}">{e(res)}</span>',
                      str(s.verdict.runs) if s.verdict else "–", met, e(note) or "–", link])
     table = html._table(["step", "experiment", "result", "runs", "SLOs met", "note", "report"], rows, {3, 4})
@@ -250,8 +251,8 @@ def render_html(record: dict[str, Any], steps: Sequence[StepRun], day_dir: Path)
 
 
 def render_junit(steps: Sequence[StepRun], name: str) -> str:
-    docs = [(s.run_dir / "junit.xml").read_text() for s in steps
-            if s.run_dir and s.verdict and (s.run_dir / "junit.xml").exists()]
+    docs = [text for s in steps if s.run_dir and s.verdict
+            if (text := RunDir(s.run_dir).read_report(rundir.JUNIT)) is not None]
     errors = [(s.name, s.record.get("reason", "")) for s in steps if s.status == "error"]
     skipped = [(s.name, s.record.get("reason", "")) for s in steps if s.status == "skipped"]
     return junit.merge(docs, errors, skipped, name=f"chaoslab game day {name}")

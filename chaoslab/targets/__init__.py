@@ -7,14 +7,15 @@ they face the local lab or (later) a kubeconfig, SSH or in-cluster target.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from chaoslab.clients.etcd import EtcdMember
 from chaoslab.clients.hosts import Command, Endpoint, Wrap
 from chaoslab.clients.kubeapi import KubeApi
-from chaoslab.errors import TargetError
+from chaoslab.errors import SpecError, TargetError
+from chaoslab.registry import Registry
 from chaoslab.spec.checks import add_target_check
 from chaoslab.targets.helperpod import HelperPods
 
@@ -115,6 +116,10 @@ class TargetBase:
     """The answers of a target that is not the lab and can do what it is asked: every concrete target
     derives from it and overrides what differs."""
 
+    kind: str = ""
+    """The kind as `spec.target.kind` and the command line spell it."""
+    cli_name: str | None = None
+    """The parameter `--target KIND:NAME` sets (None: not named on the command line)."""
     is_lab = False
     remote_switch = False
 
@@ -150,7 +155,40 @@ def _ssh_problems(target: Mapping[str, object]) -> list[tuple[tuple[str | int, .
 
 add_target_check("ssh", _ssh_problems)
 
-TARGET_PARAMS = {"lab": {"name", "state_root"}, "kubeconfig": {"context", "kubeconfig", "inCluster", "etcd", "helperPod"}}
+def contract_problems(cls: type[Any]) -> list[str]:
+    """What a target class lacks: it derives from `TargetBase` (the capability answers), says which
+    parameter the command line's `KIND:NAME` sets (`cli_name`, or None), and builds itself from its
+    parameters (`from_params`, which refuses unknown ones)."""
+    problems = []
+    if not (isinstance(cls, type) and issubclass(cls, TargetBase)):
+        problems.append("must derive from chaoslab.targets.TargetBase")
+    if not callable(getattr(cls, "from_params", None)):
+        problems.append("has no from_params(params) classmethod")
+    if not isinstance(getattr(cls, "cli_name", None), str | type(None)):
+        problems.append("cli_name must be the parameter `KIND:NAME` sets, or None")
+    return problems
+
+
+TARGETS: Registry[type[Any]] = Registry("target", "chaoslab.targets", contract_problems)
+
+
+def _builtins() -> Registry[type[Any]]:
+    if not TARGETS:
+        from chaoslab.targets.kubeconfig import KubeconfigTarget
+        from chaoslab.targets.lab import LabTarget  # the only place the core reaches for the lab adapter
+        from chaoslab.targets.ssh import SshTarget
+
+        for cls in (LabTarget, KubeconfigTarget, SshTarget):
+            TARGETS.register(cls)
+    return TARGETS
+
+
+def unknown_params(kind: str, params: Mapping[str, object], known: Iterable[str]) -> None:
+    """`SpecError` naming the parameters of `spec.target` that a target of `kind` does not take."""
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise SpecError([(f"spec.target: unknown field(s) {', '.join(unknown)} for kind {kind}; known: "
+                         f"{', '.join(sorted(known))}")])
 
 
 def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: Mapping[str, object] | None = None,
@@ -160,40 +198,31 @@ def resolve_target(cli: str | None, spec_kind: str | None = None, spec_params: M
     context: a kubeconfig target is always asked for by name. The command line picks the cluster; settings
     only the experiment can carry (`etcd` access, a `kubeconfig` path) still come from spec.target when it
     names the same kind."""
-    from chaoslab.errors import SpecError
-    from chaoslab.targets.lab import LabTarget  # the only place the core reaches for the lab adapter
-
+    registry = _builtins()
     params: dict[str, object] = {}
     if cli:
         kind, _, name = cli.partition(":")
         if kind == "in-cluster":
             kind, params = "kubeconfig", {"inCluster": True}
-        if kind == spec_kind and kind != "lab":
+        cls = registry.get(kind)
+        if cls is None or cls.cli_name is None:
+            raise SpecError([(f"target kind {kind!r} is not supported on the command line; use lab[:NAME], "
+                             f"kubeconfig[:CONTEXT] or in-cluster, or describe an ssh target in spec.target")])
+        if kind == spec_kind and not cls.is_lab:
             params = {**dict(spec_params or {}), **params}
         if name:
-            params["name" if kind == "lab" else "context"] = name
+            params[cls.cli_name] = name
     else:
         kind, params = spec_kind or "lab", dict(spec_params or {})
-    if kind == "ssh" and not cli:
-        from chaoslab.targets.ssh import SshTarget
-
-        return SshTarget.from_params(params)  # checks its own settings, field by field
-    if kind not in TARGET_PARAMS:
+    if state_root is not None:
+        params["state_root"] = str(state_root)
+    try:
+        cls = registry.get_kind(kind)
+    except SpecError:
         raise SpecError([(f"target kind {kind!r} is not supported; use lab[:NAME], kubeconfig[:CONTEXT] or "
-                         f"in-cluster on the command line, or describe an ssh target in spec.target")])
-    unknown = sorted(set(params) - TARGET_PARAMS[kind])
-    if unknown:
-        raise SpecError([(f"spec.target: unknown field(s) {', '.join(unknown)} for kind {kind}; known: "
-                         f"{', '.join(sorted(TARGET_PARAMS[kind]))}")])
-    if kind == "kubeconfig":
-        from chaoslab.targets.kubeconfig import KubeconfigTarget
-
-        return KubeconfigTarget.load(str(params["context"]) if params.get("context") else None,
-                                     str(params["kubeconfig"]) if params.get("kubeconfig") else None,
-                                     in_cluster=bool(params.get("inCluster")), etcd=params.get("etcd"),
-                                     helper_pod=params.get("helperPod"))
-    root = state_root or (Path(str(params["state_root"])) if params.get("state_root") else None)
-    return LabTarget.running(str(params.get("name") or "lab"), root)
+                         f"in-cluster on the command line, or describe an ssh target in spec.target")]) from None
+    target: Target = cls.from_params(params)
+    return target
 
 
 def target_from_description(info: Mapping[str, object]) -> Target:

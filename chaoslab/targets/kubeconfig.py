@@ -34,7 +34,7 @@ from chaoslab.clients.etcd import EtcdMember, RpcError, Tls
 from chaoslab.clients.hosts import Command, Endpoint, Wrap
 from chaoslab.clients.kubeapi import SERVICE_ACCOUNT_DIR, ApiError, KubeApi
 from chaoslab.errors import SpecError, TargetError
-from chaoslab.targets import TargetBase, kubeadm
+from chaoslab.targets import TargetBase, kubeadm, unknown_params
 from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, node_for_host
 
 IN_CLUSTER = "in-cluster"
@@ -133,6 +133,9 @@ def state_home() -> Path:
 
 
 class KubeconfigTarget(TargetBase):
+    kind = "kubeconfig"
+    cli_name = "context"
+    PARAMS = ("context", "kubeconfig", "inCluster", "etcd", "helperPod")
     """A cluster through its API (see the module docstring)."""
 
     renewal_window = 2 * 2.0 + 1.0
@@ -150,6 +153,14 @@ class KubeconfigTarget(TargetBase):
         self.server = api.server
         self.name = "in-cluster service account" if in_cluster else f"kubeconfig context {context!r}"
         self._provider: tuple[str | None] | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, object]) -> KubeconfigTarget:
+        unknown_params(cls.kind, params, cls.PARAMS)
+        return cls.load(str(params["context"]) if params.get("context") else None,
+                        str(params["kubeconfig"]) if params.get("kubeconfig") else None,
+                        in_cluster=bool(params.get("inCluster")), etcd=params.get("etcd"),
+                        helper_pod=params.get("helperPod"))
 
     @classmethod
     def load(cls, context: str | None = None, kubeconfig: Path | str | None = None, *, in_cluster: bool = False,

@@ -20,13 +20,15 @@ from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
 from chaoslab.lab.network import HOST_DEVICE
 from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
-from chaoslab.targets import TargetBase
+from chaoslab.targets import TargetBase, unknown_params
 
 CLIENTS = "clients"
 """The name of the clients' endpoint in flows (`cp2->clients`)."""
 
 
 class LabTarget(TargetBase):
+    kind = "lab"
+    cli_name = "name"
     is_lab = True
 
     def __init__(self, layout: LabLayout) -> None:
@@ -34,6 +36,12 @@ class LabTarget(TargetBase):
         self.name = f"lab {layout.config.name!r}"
         self.renewal_window = 2 * layout.config.leader_election.retry_period + 1.0
         self._api: KubeApi | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, object]) -> LabTarget:
+        unknown_params(cls.kind, params, ("name", "state_root"))
+        root = params.get("state_root")
+        return cls.running(str(params.get("name") or "lab"), Path(str(root)) if root else None)
 
     @classmethod
     def running(cls, name: str = "lab", state_root: Path | None = None) -> LabTarget:

@@ -491,6 +491,7 @@ def crictl_pid_argv(container: str) -> Argv:
 
 
 class SshTarget(TargetBase):
+    kind = "ssh"
     """Hosts over ssh, the API through a kubeconfig, etcd members through their endpoints."""
 
     remote_switch = True
@@ -509,7 +510,7 @@ class SshTarget(TargetBase):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SshTarget:
-        return cls(SshSettings.from_params(params))
+        return cls(SshSettings.from_params(params))  # checks its own settings, field by field
 
     def describe(self) -> dict[str, object]:
         # Paths and addresses only: an ssh target's settings hold no secret, only where the key file is.
