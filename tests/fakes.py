@@ -7,6 +7,9 @@ a test that claims a fault or probe works; those run on the real lab).
   one answer.
 - `FakeApi`: the `KubeApi` calls a fault or probe makes, answered from `routes` (path → answer, or a
   callable of the query parameters), every call recorded.
+
+A test that needs a particular cluster (nodes and pods of a drain, a PDB answering 429) subclasses these
+and overrides only what its scenario answers differently.
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ import threading
 import time
 from typing import Any
 
+import fakes
+
 from chaoslab.clients.kubeapi import ApiError
 from chaoslab.faults.eviction import Evictor, PodRef, eviction_body, eviction_version, wait_gone
 
 
-class FakeApi:
+class FakeApi(fakes.FakeApi):
     """Answers eviction POSTs from a script per pod: an int status (429, 404, 500) or 201."""
 
     def __init__(self, resources: list[dict[str, Any]] | None = None, policy: dict[str, Any] | None = None,

@@ -23,7 +23,7 @@ def pod(name: str, node_name: str, owner: bool = True, ns: str = "default") -> d
             "spec": {"nodeName": node_name}, "status": {"phase": "Running"}}
 
 
-class FakeApi:
+class FakeApi(fakes.FakeApi):
     def __init__(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> None:
         self.nodes, self.pods = nodes, pods
         self.patches: list[tuple[str, Any]] = []

@@ -22,7 +22,7 @@ def pod(name: str, ns: str = "shop", owner: bool = True, **extra: Any) -> dict[s
     return p
 
 
-class FakeApi:
+class FakeApi(fakes.FakeApi):
     """Pods by namespace; an eviction or delete removes the pod; `refuse` pods answer 429 to evictions."""
 
     def __init__(self, pods: list[dict[str, Any]], refuse: tuple[str, ...] = ()) -> None:

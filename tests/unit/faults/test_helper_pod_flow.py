@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.errors import InjectionError, SpecError
@@ -28,7 +29,7 @@ class Response:
     text: str = ""
 
 
-class FakeApi:
+class FakeApi(fakes.FakeApi):
     """Nodes, kube-system pods with `component=…`, a scheduler Lease, and helper pods whose log follows a
     script (`logs`: pod name → lines the pod has written by the nth read)."""
 

@@ -19,24 +19,15 @@ def node(name: str, ready: str = "True") -> dict[str, Any]:
             "status": {"conditions": [{"type": "Ready", "status": ready}]}}
 
 
-class FakeApi:
-    def __init__(self, nodes: list[dict[str, Any]]) -> None:
-        self.nodes = nodes
-
-    def get(self, path: str, **params: Any) -> dict[str, Any]:
-        assert path == "/api/v1/nodes"
-        return {"items": self.nodes}
-
-
 class FakeTarget(fakes.FakeTarget):
     name = "fake"
 
     def __init__(self, nodes: list[dict[str, Any]]) -> None:
-        self._api = FakeApi(nodes)
+        self._api = fakes.FakeApi({"/api/v1/nodes": {"items": nodes}})
         self.stopped: set[str] = set()
         self.calls: list[tuple[str, bool]] = []
 
-    def api(self) -> FakeApi:
+    def api(self) -> fakes.FakeApi:
         return self._api
 
     def stop_heartbeat(self, node: str, stopped: bool) -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fakes
 import pytest
 
 from chaoslab.clients.kubeapi import ApiError
@@ -154,7 +155,7 @@ def test_parse_args_builds_the_config() -> None:
 
 
 # ---- the I/O parts, against a fake apiserver -------------------------------------------------------
-class FakeApi:
+class FakeApi(fakes.FakeApi):
     server = "https://fake"
 
     def __init__(self) -> None:

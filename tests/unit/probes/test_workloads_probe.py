@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fakes import FakeApi
+
 from chaoslab.plan.probes import fault_namespaces, probes_for
 from chaoslab.probes.workloads import WorkloadsProbe, policy_version
 from chaoslab.spec.model import Experiment, FaultSpec
@@ -59,14 +61,6 @@ def test_pods_are_sampled_again_only_when_they_change_and_once_when_gone() -> No
     p.record(3.0, [WEB], [], [])
     got = [(s.t, s.values["ready"], s.values["gone"]) for s in tl.samples_of("workloads", "pod")]
     assert got == [(1.0, False, False), (2.0, True, False), (2.5, False, True)]
-
-
-class FakeApi:
-    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
-        self.answers = answers
-
-    def get(self, path: str, **params: Any) -> dict[str, Any]:
-        return self.answers[path]
 
 
 def test_policy_v1_is_preferred_and_v1beta1_found_on_kubernetes_1_20() -> None:
