@@ -148,6 +148,23 @@ def revert(target: Target, injections: Sequence[Injection], pending: RunDir, rec
     pending.write_pending([])
 
 
+def check_workload(plan: Plan, target: Target) -> None:
+    """`RunAborted` (could not run: exit 3) when an SLO judges a workload and none runs where it is looked
+    for: such a run could only end with those SLOs "not measured", which is no verdict on the cluster."""
+    need = plan.workload
+    if not need:
+        return
+    query = {"labelSelector": need["selector"]} if need.get("selector") else {}
+    for ns in need["namespaces"]:
+        path = "/api/v1/pods" if ns == "*" else f"/api/v1/namespaces/{ns}/pods"
+        if target.api().get(path, **query).get("items"):
+            return
+    where = ", ".join(need["namespaces"]) + (f" (selector {need['selector']})" if need.get("selector") else "")
+    raise RunAborted(f"could not run: the SLOs {', '.join(need['slos'])} judge a workload, and no pod runs in "
+                     f"{where}; deploy the workload first (experiments/manifests/ has the shipped ones), or "
+                     f"drop those SLOs; nothing was injected")
+
+
 def revert_pending(target: Target, pending: RunDir) -> list[str]:
     """Replay the pending undo of a run that did not finish (`chaoslab recover`, a Chaos Toolkit rollback);
     returns what was done. The pending undo is cleared only when every step worked."""
@@ -245,9 +262,10 @@ class Execution:
         timeline = obs.timeline
         self.progress.run = index
         timeline.event("run-start", experiment=exp.name, run=index)
-        obs.start()
         injected: list[Injection] = []
         try:
+            check_workload(self.plan, self.target)
+            obs.start()
             time.sleep(FIRST_SAMPLES)
             if not obs.wait_steady(STEADY_HOLD, STEADY_STATE_TIMEOUT, lambda f: self._show(timeline, "steady state", f)):
                 failing = obs.failing()

@@ -40,6 +40,8 @@ from chaoslab.targets import Target
 from chaoslab.targets.helperpod import HelperPodSettings
 
 NOTHING_CHANGED = "nothing was changed; `chaoslab run --dry-run` shows the whole plan"
+WORKLOAD_METRICS = ("pdbViolations", "reschedulingTime", "workloadUnavailable")
+"""SLO metrics judged on the pods of a workload: measured only when the workload runs."""
 
 
 @dataclass
@@ -70,6 +72,9 @@ class Plan:
     faults: list[FaultPlan]
     probes: list[dict[str, Any]]
     refusals: list[str]
+    workload: dict[str, Any] = field(default_factory=dict)
+    """What must be running before anything is injected, when an SLO judges a workload: `namespaces`,
+    `selector` and the `slos` that need it (empty: nothing)."""
 
     @property
     def name(self) -> str:
@@ -77,7 +82,8 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {"experiment": self.experiment.name, "target": self.target, "refusals": self.refusals,
-                "probes": self.probes, "faults": [f.to_json() for f in self.faults]}
+                "probes": self.probes, "faults": [f.to_json() for f in self.faults],
+                **({"workload": self.workload} if self.workload else {})}
 
     def refuse(self) -> None:
         """`SpecError` (exit 2) with every refusal, when there is one: nothing may be changed."""
@@ -114,7 +120,18 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             if not fp.error.startswith("refused"):
                 refusals.append(f"{fp.where}: {exc}")
     refusals += radius_problems(experiment, injections, etcd_members(target, injections))
-    return Plan(experiment, target.describe(), plans, [dict(p) for p in probes], refusals)
+    return Plan(experiment, target.describe(), plans, [dict(p) for p in probes], refusals,
+                needed_workload(experiment, probes))
+
+
+def needed_workload(experiment: Experiment, probes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The workload the experiment's workload SLOs judge: the workloads probe's namespaces and selector."""
+    slos = sorted({s.metric for s in experiment.slos if s.metric in WORKLOAD_METRICS})
+    if not slos:
+        return {}
+    probe = next((p for p in probes if p["kind"] == "workloads"), {})
+    return {"namespaces": list(probe.get("namespaces") or ["default"]), "selector": probe.get("selector"),
+            "slos": slos}
 
 
 def etcd_members(target: Target, injections: Sequence[Injection]) -> int:

@@ -173,3 +173,38 @@ def test_a_failed_revert_keeps_the_pending_undo_for_recover(tmp_path: Path) -> N
     record = execute(plan, target, run_dir)
     assert "RevertError" in record.error and "host unreachable" in record.error
     assert run_dir.pending()[0]["targets"] == ["mark@a"]
+
+
+def test_an_slo_judging_a_workload_that_is_not_there_stops_the_run_before_injection(tmp_path: Path) -> None:
+    from fakes import FakeApi
+
+    from chaoslab.spec.model import SloSpec
+
+    api = FakeApi({"/api/v1/namespaces/shop/pods": {"items": []}})
+    target = Target(lock_path=tmp_path / "run.lock", api=api)
+    exp = Experiment("drain", (FaultSpec(Mark.kind, {"key": "a"}),), 0.05, steady_state=(),
+                     probes=({"kind": "workloads", "namespaces": ["shop"]},), settle=0.0,
+                     slos=(SloSpec("reschedulingTime", "max", 30.0), SloSpec("recoveryTime", "max", 30.0)))
+    run_dir = RunDir.create(tmp_path / "runs", exp.name)
+    Mark.run_dir = run_dir.path
+    plan = make_plan(exp, target, [], settings=Settings(), yes=True)
+    plan.workload = {"namespaces": ["shop"], "selector": None, "slos": ["reschedulingTime"]}
+    record = execute(plan, target, run_dir)
+    assert "could not run: the SLOs reschedulingTime judge a workload, and no pod runs in shop" in record.error
+    assert "nothing was injected" in record.error and JOURNAL == []
+    api.routes["/api/v1/namespaces/shop/pods"] = {"items": [{"metadata": {"name": "web-1"}}]}
+    plan.probes = []  # the workloads probe itself is not what this test is about
+    again = RunDir.create(tmp_path / "runs", exp.name)
+    Mark.run_dir = again.path
+    assert execute(plan, target, again).error == ""
+    assert JOURNAL == ["inject a (undo of 1 on disk)", "undo a"]
+
+
+def test_the_plan_names_the_workload_its_slos_need() -> None:
+    from chaoslab.plan.planner import needed_workload
+    from chaoslab.spec.model import SloSpec
+
+    exp = Experiment("d", (), 1.0, slos=(SloSpec("pdbViolations", "max", 0.0), SloSpec("recoveryTime", "max", 9.0)))
+    assert needed_workload(exp, [{"kind": "workloads", "namespaces": ["shop"], "selector": "app=web"}]) == \
+        {"namespaces": ["shop"], "selector": "app=web", "slos": ["pdbViolations"]}
+    assert needed_workload(Experiment("k", (), 1.0), []) == {}
