@@ -28,6 +28,7 @@ from typing import Any, Literal
 from rich.console import Console
 
 from chaoslab.errors import ChaoslabError, SpecError
+from chaoslab.execute.rundir import new_dir
 from chaoslab.judge.conditions import live_value, value_until
 from chaoslab.judge.gate import Policy
 from chaoslab.ops.session import Outcome, run_plan
@@ -151,16 +152,6 @@ def day_exit_code(statuses: Sequence[str], stopped: str) -> int:
     return EXIT_SLO_VIOLATED if "failed" in statuses else EXIT_OK
 
 
-def new_day_dir(root: Path, name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path, n = root / f"{stamp}-{name}", 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{name}-{n}"
-    path.mkdir(parents=True)
-    return path
-
-
 def plan_day(day: GameDay, target: str | None, *, yes: bool, settings: Settings) -> list[tuple[Plan, Target]]:
     """Every step's plan, made before the first step runs, so a refused step 4 stops the day before step 1
     changes anything (`SpecError` with every refusal, each named by its step). Targets are opened once per
@@ -207,7 +198,7 @@ def _run_day(day: GameDay, plans: list[tuple[Plan, Target]], *, target: str | No
              now: dt.datetime, yes: bool, interactive: bool, ask: Callable[[str], bool], live: bool,
              console: Console, policy: Policy | None, sleep: Callable[[float], None],
              write_day_reports: Callable[[Path], object]) -> DayOutcome:
-    day_dir = new_day_dir(runs_root, day.name)
+    day_dir = new_dir(runs_root, day.name)
     if day.source and day.source.exists():
         shutil.copy(day.source, day_dir / "gameday.yaml")
     budget = DayBudget(day.abort)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import fakes
@@ -14,28 +13,7 @@ from chaoslab.faults.kill_process import KillProcess, KillProcessParams
 
 
 class FakeTarget(fakes.FakeTarget):
-    """Three hosts; cp2 leads every leader-elected component; records signals and holds."""
-
-    name = "fake"
-    renewal_window = 5.0
-    lock_path = Path("/nonexistent")
-
-    def __init__(self) -> None:
-        self.signals: list[tuple[str, str, str]] = []
-        self.held: dict[str, bool] = {}
-
-    def hosts(self, component: str) -> list[str]:
-        return ["cp1", "cp2", "cp3"]
-
-    def pid(self, component: str, host: str) -> int | None:
-        return 100
-
-    def signal(self, component: str, host: str, signal: str) -> int:
-        self.signals.append((component, host, signal))
-        return 100
-
-    def hold(self, component: str, host: str, held: bool) -> None:
-        self.held[f"{component}@{host}"] = held
+    """Three hosts; cp2 leads every leader-elected component (see `target`); records signals and holds."""
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ cut from clients, what the undo records, and which parameter combinations are re
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults import build, param_problems
 from chaoslab.faults import partition as partition_module
-from chaoslab.faults.netrules import Command, Endpoint, Wrap, in_netns
+from chaoslab.faults.netrules import Endpoint, Wrap, in_netns
 from chaoslab.faults.partition import PartitionFault, PartitionParams, recorded_partition
 from chaoslab.spec.loader import load_text
 
@@ -29,14 +28,7 @@ class FakeTarget(fakes.FakeTarget):
     lock_path = Path("/nonexistent")
 
     def __init__(self, count: int = 5) -> None:
-        self.names = [f"cp{i}" for i in range(1, count + 1)]
-        self.ran: list[tuple[str, ...]] = []
-
-    def hosts(self, component: str) -> list[str]:
-        return list(self.names)
-
-    def etcd_members(self, timeout: float = 1.0) -> dict[str, Any]:
-        return {}
+        super().__init__([f"cp{i}" for i in range(1, count + 1)])
 
     def endpoint(self, host: str) -> Endpoint:
         return Endpoint(host, f"10.213.0.{10 + int(host[2:])}")
@@ -46,10 +38,6 @@ class FakeTarget(fakes.FakeTarget):
 
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(f"lab-{host}")
-
-    def run_commands(self, commands: Sequence[Command]) -> list[str]:
-        self.ran += [c.argv for c in commands]
-        return ["" for _ in commands]
 
 
 @pytest.fixture(autouse=True)
