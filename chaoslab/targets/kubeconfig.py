@@ -132,6 +132,13 @@ def state_home() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "chaoslab"
 
 
+def environ_kubeconfig() -> Path | None:
+    """$KUBECONFIG as it is now, when it names one file (the kubernetes client reads it once, when it is
+    imported); None: the client's default."""
+    value = os.environ.get("KUBECONFIG", "")
+    return Path(value).expanduser() if value and os.pathsep not in value else None
+
+
 class KubeconfigTarget(TargetBase):
     kind = "kubeconfig"
     cli_name = "context"
@@ -175,7 +182,7 @@ class KubeconfigTarget(TargetBase):
             api = KubeApi.in_cluster(service_account_dir, timeout=5.0)
             name, path = IN_CLUSTER, None
         else:
-            path = Path(kubeconfig).expanduser() if kubeconfig else None
+            path = Path(kubeconfig).expanduser() if kubeconfig else environ_kubeconfig()
             name = context or current_context(path)
             api = KubeApi.from_kubeconfig(path, name, timeout=5.0)
         if discover:

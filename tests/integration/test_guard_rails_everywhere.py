@@ -54,15 +54,16 @@ def web(api: KubeApi) -> Iterator[str]:
 
 
 def drain(ns: str) -> dict[str, Any]:
-    return {"kind": "drain-node", "selector": "chaoslab.io/simulated=true", "namespaces": [ns], "count": 1,
+    """drain-node's parameters: one simulated node, for the workload in `ns`."""
+    return {"selector": "chaoslab.io/simulated=true", "namespaces": [ns], "count": 1,
             "timeout": "60s", "retryInterval": "1s"}
 
 
 def experiment_file(tmp_path: Path, ns: str) -> Path:
     doc = {"apiVersion": "chaoslab.io/v1alpha1", "kind": "Experiment",
            "metadata": {"name": "rails-drain", "description": "Drain one simulated node."},
-           "spec": {"steadyState": ["apiserver-ready"], "faults": [drain(ns)], "duration": "2s", "settle": "1s",
-                    "recoveryTimeout": "60s", "probes": ["apiserver"],
+           "spec": {"steadyState": ["apiserver-ready"], "faults": [{"kind": "drain-node", **drain(ns)}],
+                    "duration": "2s", "settle": "1s", "recoveryTimeout": "60s", "probes": ["apiserver"],
                     "slo": {"apiserverUnavailable": {"max": "60s"}}}}
     path = tmp_path / "rails-drain.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -89,7 +90,7 @@ def test_a_game_day_is_refused_before_its_first_step_and_runs_with_yes(
     day = tmp_path / "day.yaml"
     day.write_text(yaml.safe_dump({"apiVersion": "chaoslab.io/v1alpha1", "kind": "GameDay",
                                    "metadata": {"name": "rails-day"},
-                                   "spec": {"steps": [{"name": "drain", "experiment": experiment.name}]}}))
+                                   "spec": {"steps": [{"name": "drain", "file": experiment.name}]}}))
     argv = ["gameday", "run", str(day), "--target", f"kubeconfig:{CONTEXT}", "--no-live", "--runs-dir",
             str(tmp_path / "runs")]
     code = main(argv)
