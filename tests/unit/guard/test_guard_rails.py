@@ -14,7 +14,7 @@ import fakes
 import pytest
 
 from chaoslab.clients.hosts import Command
-from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.clients.kubeapi import KubeApi, RefreshingToken
 from chaoslab.errors import SpecError, TargetError
 from chaoslab.faults.base import Injection
 from chaoslab.plan.guard import (
@@ -218,6 +218,7 @@ def test_in_cluster_config_reads_the_mounted_token(tmp_path: Path) -> None:
     (tmp_path / "ca.crt").write_text("ca")
     api = KubeApi.in_cluster(tmp_path, environ={"KUBERNETES_SERVICE_HOST": "10.96.0.1",
                                                 "KUBERNETES_SERVICE_PORT": "443"})
-    assert api.server == "https://10.96.0.1:443" and api.session.headers["Authorization"] == "Bearer secret-token"
+    assert api.server == "https://10.96.0.1:443" and isinstance(api.session.auth, RefreshingToken)
+    assert api.session.auth.token() == "secret-token"
     with pytest.raises(TargetError, match="not a pod"):
         KubeApi.in_cluster(tmp_path, environ={})
