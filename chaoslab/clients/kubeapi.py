@@ -202,6 +202,7 @@ kubelet rotates projected tokens well before they expire."""
 
 
 def file_token(path: Path, clock: Callable[[], float] = time.time) -> Token:
+    """The token in `path` (a pod's mounted service-account token), due to be read again in a minute."""
     try:
         return Token(path.read_text().strip(), clock() + TOKEN_FILE_REREAD)
     except OSError as exc:
