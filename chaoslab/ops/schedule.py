@@ -194,8 +194,10 @@ def flat_name(ref: str, taken: set[str]) -> str:
 
     def key(text: str) -> str:
         text = _KEY_CHARS.sub("_", text).lstrip(".") or "file"
-        stem, dot, suffix = text.rpartition(".")
-        return text if len(text) <= 200 else f"{stem[:190]}{dot}{suffix[:9]}"
+        if len(text) <= 200:
+            return text
+        stem, dot, suffix = text.rpartition(".") if "." in text else (text, "", "")
+        return f"{stem[:190]}{dot}{suffix[:9]}"
 
     name = key(parts[-1] if parts else ref)
     if name in taken:
