@@ -63,6 +63,7 @@ class FakeTarget(TargetBase):
         self.signals: list[tuple[str, str, str]] = []
         self.held: dict[str, bool] = {}
         self.ran: list[tuple[str, ...]] = []
+        self.commands: list[Command] = []
         self.heartbeats: list[tuple[str, bool]] = []
 
     @property
@@ -105,6 +106,7 @@ class FakeTarget(TargetBase):
 
     def run_commands(self, commands: Sequence[Command]) -> list[str]:
         self.ran += [c.argv for c in commands]
+        self.commands += commands  # whole, stdin included
         return ["" for _ in commands]
 
     def stop_heartbeat(self, node: str, stopped: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,11 +23,41 @@ _NETNS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 @dataclass(frozen=True)
 class Command:
-    """One command line. `may_fail`: a failure means "already undone" (heal is idempotent), so the runner
-    ignores its exit status; check the result afterwards instead (`leftovers`)."""
+    r"""One command line. `may_fail`: a failure means "already undone" (heal is idempotent), so the runner
+    ignores its exit status; check the result afterwards instead (`leftovers`). `stdin`: text the command
+    reads on its standard input (an `iptables-restore` transaction), passed through every wrap: `ip netns
+    exec`, ssh (the remote command's stdin), sudo; a helper pod's script pipes it in (`shell`).
+
+        >>> print(Command(("cat",), stdin="a b\n'c'\n").shell())
+        printf '%s\n' 'a b' ''"'"'c'"'"'' | cat
+    """
 
     argv: Argv
     may_fail: bool = False
+    stdin: str | None = None
+    """Whole lines (ending in a newline), or None: the command reads nothing (its stdin is /dev/null)."""
+
+    def __post_init__(self) -> None:
+        if self.stdin is not None and self.stdin and not self.stdin.endswith("\n"):
+            raise ValueError(f"stdin of {list(self.argv)}: end it with a newline")
+
+    def shell(self) -> str:
+        """The command as one POSIX shell line, every token and input line quoted (`shlex.quote`); with
+        `stdin`, fed by `printf` (a shell builtin) through a pipe, whose status is the command's."""
+        line = shlex.join(self.argv)
+        if self.stdin is None:
+            return line
+        lines = self.stdin.split("\n")[:-1]
+        if not lines:
+            return f"printf '' | {line}"
+        return f"printf '%s\\n' {shlex.join(lines)} | {line}"
+
+    def shown(self) -> list[str]:
+        """For people (a plan's lines): the command line, then its input as a here-document, one line each."""
+        line = shlex.join(self.argv)
+        if self.stdin is None:
+            return [line]
+        return [f"{line} <<EOF", *(f"  {x}" for x in self.stdin.split("\n")[:-1]), "  EOF"]
 
 
 # ---- where a command runs ------------------------------------------------------------------------------
@@ -49,7 +80,8 @@ def in_netns(netns: str) -> Wrap:
 
 
 def wrap(commands: Iterable[Command], how: Wrap) -> tuple[Command, ...]:
-    return tuple(Command(how(c.argv), c.may_fail) for c in commands)
+    """Each command wrapped by `how`; its `may_fail` and `stdin` go with it."""
+    return tuple(Command(how(c.argv), c.may_fail, c.stdin) for c in commands)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,9 @@
 For hot paths (the simulated nodes in `chaoslab.lab.nodes`, probes) where the official client's model
 deserialisation costs more than the request itself. The official client only resolves the kubeconfig.
 Paths are absolute API paths; non-2xx answers raise `ApiError`; an unreachable server raises `TargetError`.
+A bearer token that expires (a kubeconfig exec plugin's: EKS tokens last 15 minutes; a pod's projected
+service-account token) is fetched again before it expires and whenever the apiserver answers 401
+(`RefreshingToken`), so a game day outlives any one token.
 
     >>> api = KubeApi.from_kubeconfig(Path("kubeconfig"))
     >>> api.get("/api/v1/nodes", labelSelector="chaoslab.io/simulated=true")["items"]
@@ -14,13 +17,19 @@ Paths are absolute API paths; non-2xx answers raise `ApiError`; an unreachable s
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 
 from chaoslab.errors import TargetError
 
@@ -94,6 +103,130 @@ def _session(pool: int) -> requests.Session:
     return session
 
 
+@dataclass(frozen=True)
+class Token:
+    """A bearer token and when it stops being accepted (Unix time; None: not said)."""
+
+    value: str
+    expires: float | None = None
+
+
+class RefreshingToken(AuthBase):
+    """`requests` auth for a bearer token that expires: each request carries the current token, fetched
+    again first when it expires within `margin` seconds; a 401 answer fetches a new one at once (unless
+    another thread just did) and sends the request once more with it. One refresh at a time; share it
+    across threads with the session.
+
+        >>> session.auth = RefreshingToken(lambda: exec_token(user, cwd, cluster))
+    """
+
+    def __init__(self, fetch: Callable[[], Token], *, margin: float = 60.0,
+                 clock: Callable[[], float] = time.time, token: Token | None = None) -> None:
+        self.fetch = fetch
+        """Returns a fresh token (runs the exec plugin, reads the token file); `TargetError` if it cannot."""
+        self.margin = margin
+        """Seconds before its expiry at which a token is replaced (default 60): a request that starts just
+        before the deadline is not refused on the way."""
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._token = token or fetch()
+
+    def token(self) -> str:
+        """The token to send now: the current one, or a new one when it is about to expire."""
+        with self._lock:
+            expires = self._token.expires
+            if expires is not None and self.clock() >= expires - self.margin:
+                self._token = self.fetch()
+            return self._token.value
+
+    def _renew(self, rejected: str) -> str:
+        """A new token after `rejected` drew a 401 — unless another thread has replaced it already."""
+        with self._lock:
+            if self._token.value == rejected:
+                self._token = self.fetch()
+            return self._token.value
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        request.register_hook("response", self._on_401)  # type: ignore[no-untyped-call]
+        return request
+
+    def _on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        if response.status_code != 401:
+            return response
+        sent = str(response.request.headers.get("Authorization", "")).removeprefix("Bearer ")
+        fresh = self._renew(sent)
+        if fresh == sent:
+            return response  # the source has nothing newer: the 401 stands
+        response.content  # noqa: B018 - read the body, so the connection can go back to the pool
+        response.close()
+        retry = response.request.copy()
+        retry.headers["Authorization"] = f"Bearer {fresh}"
+        # Sent by the adapter directly: no auth and no hooks run again, so at most one retry.
+        again: requests.Response = response.connection.send(retry, **kwargs)
+        again.history.append(response)
+        again.request = retry
+        return again
+
+
+def _rfc3339(text: str) -> float:
+    """Unix time of an RFC 3339 timestamp (`2026-12-02T07:15:00Z`)."""
+    return datetime.fromisoformat(text).timestamp()
+
+
+def exec_token(user_exec: Any, cwd: str | None, cluster: Any) -> Token:
+    """Run a kubeconfig user's exec plugin (the official client's `ExecProvider`: environment,
+    `KUBERNETES_EXEC_INFO`, apiVersion check) and return its token and `status.expirationTimestamp`."""
+    from kubernetes.config.exec_provider import ExecProvider  # late: slow to import
+
+    command = user_exec.safe_get("command") if hasattr(user_exec, "safe_get") else None
+    try:
+        status = ExecProvider(user_exec, cwd, cluster).run()  # type: ignore[no-untyped-call]
+    except Exception as exc:  # ConfigException, OSError … from the plugin or its output
+        raise TargetError(f"kubeconfig exec plugin {command!r}: no token ({exc}); does `{command}` work in "
+                          f"this shell (credentials, PATH)?") from exc
+    token = status.get("token") if isinstance(status, dict) else None
+    if not isinstance(token, str) or not token:
+        raise TargetError(f"kubeconfig exec plugin {command!r}: its answer has no status.token")
+    expires = status.get("expirationTimestamp")
+    try:
+        return Token(token, _rfc3339(expires) if isinstance(expires, str) else None)
+    except ValueError as exc:
+        raise TargetError(f"kubeconfig exec plugin {command!r}: status.expirationTimestamp {expires!r} is not "
+                          f"an RFC 3339 time") from exc
+
+
+TOKEN_FILE_REREAD = 60.0
+"""Seconds after which a mounted service-account token is read again (client-go: every minute too); the
+kubelet rotates projected tokens well before they expire."""
+
+
+def file_token(path: Path, clock: Callable[[], float] = time.time) -> Token:
+    """The token in `path` (a pod's mounted service-account token), due to be read again in a minute."""
+    try:
+        return Token(path.read_text().strip(), clock() + TOKEN_FILE_REREAD)
+    except OSError as exc:
+        raise TargetError(f"cannot read the service-account token {path} ({exc})") from exc
+
+
+def _exec_user(path: Path | None, context: str | None) -> Callable[[], Token] | None:
+    """How to fetch a token again for the kubeconfig user of `context`: its exec plugin, when it has one
+    and nothing the official loader tries first (auth-provider, token, tokenFile)."""
+    from kubernetes.config.kube_config import KubeConfigMerger
+
+    files = str(path) if path else os.environ.get("KUBECONFIG", "~/.kube/config")
+    merged = KubeConfigMerger(files).config  # type: ignore[no-untyped-call]
+    ctx = merged["contexts"].get_with_name(context or merged["current-context"])["context"]
+    named = merged["users"].get_with_name(ctx["user"], safe=True) if ctx.safe_get("user") and merged.safe_get(
+        "users") else None
+    user = named["user"] if named else None
+    if user is None or "exec" not in user or any(k in user for k in ("auth-provider", "token", "tokenFile")):
+        return None
+    cluster = merged["clusters"].get_with_name(ctx["cluster"])["cluster"]
+    cwd = os.path.abspath(os.path.dirname(cluster.path)) if cluster.path else None
+    return lambda: exec_token(user["exec"], cwd, cluster)
+
+
 class KubeApi:
     """One apiserver endpoint and a pooled, thread-safe-enough `requests.Session` (share it across threads)."""
 
@@ -122,8 +255,15 @@ class KubeApi:
             session.cert = (conf.cert_file, conf.key_file)
         if conf.proxy:
             session.proxies = {"https": conf.proxy, "http": conf.proxy}
+        try:
+            fetch = _exec_user(path, context)
+        except Exception as exc:  # the loader accepted the file: this cannot fail short of a race
+            raise TargetError(f"kubeconfig {path}: cannot be loaded ({exc}); check the file and context") from exc
         token = conf.api_key.get("BearerToken")  # already carries its scheme: "Bearer ..." or "Basic ..."
-        if token:
+        if fetch is not None and token:
+            # An exec plugin's token: the loader ran the plugin once; its expiry is only in our own run.
+            session.auth = RefreshingToken(fetch)
+        elif token:
             session.headers["Authorization"] = token
         return cls(conf.host, session, timeout)
 
@@ -140,14 +280,15 @@ class KubeApi:
             raise TargetError("in-cluster target: KUBERNETES_SERVICE_HOST is not set, so this is not a pod; "
                               "use --target kubeconfig[:CONTEXT] outside a cluster")
         try:
-            token = (root / "token").read_text().strip()
-        except OSError as exc:
-            raise TargetError(f"in-cluster target: cannot read the service-account token ({exc}); is "
-                              f"automountServiceAccountToken disabled for this pod?") from exc
+            token = file_token(root / "token")
+        except TargetError as exc:
+            raise TargetError(f"in-cluster target: {exc}; is automountServiceAccountToken disabled for this "
+                              f"pod?") from exc
         session = _session(pool)
         ca = root / "ca.crt"
         session.verify = str(ca) if ca.exists() else True
-        session.headers["Authorization"] = f"Bearer {token}"
+        # Projected tokens rotate (an hour by default): read the file again each minute and on a 401.
+        session.auth = RefreshingToken(lambda: file_token(root / "token"), margin=0.0, token=token)
         server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
         return cls(server, session, timeout)
 

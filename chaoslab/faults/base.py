@@ -235,8 +235,8 @@ def network_lines(target: Target, heal: Mapping[str, Sequence[Command]], deadlin
     """A network fault's inject as `describe` lines: the switch it arms, then each host's rules, wrapped as
     they will run."""
     return ["arm: " + shlex.join(c.argv) for c in switch_commands(target, heal, deadline_s, marker)] + [
-        f"{host}: {shlex.join(c.argv)}" for host, commands in rules.items()
-        for c in wrap(commands, target.host_wrap(host))]
+        f"{host}: {line}" for host, commands in rules.items()
+        for c in wrap(commands, target.host_wrap(host)) for line in c.shown()]
 
 
 def heal_lines(params: Mapping[str, Any]) -> list[str]:

@@ -20,7 +20,6 @@ has applied its rules.
 
 from __future__ import annotations
 
-import shlex
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -57,7 +56,7 @@ def pod_undo(target: Target, runner: HelperPods, short: str, index: int, hosts: 
 def manifest(params: Mapping[str, Any], commands: Sequence[Command], heal: Sequence[Command], duration: float,
              settings: HelperPodSettings) -> dict[str, Any]:
     """The pod that applies `commands` on `params["node"]`, holds `duration` seconds and runs `heal`."""
-    program = script([c.argv for c in commands], [c.argv for c in heal], duration)
+    program = script(commands, heal, duration)
     return pod_manifest(params["name"], params["node"], program, duration, settings)
 
 
@@ -75,8 +74,8 @@ def describe(undo: Sequence[Undo], commands_of: HostCommands, duration: float) -
         apply, heal = commands_of(host)
         lines.append(f"create privileged pod {pod} on node {u.params['node']} ({host}), holding {duration:g} s "
                      f"then healing:")
-        lines += [f"  {host}: {shlex.join(c.argv)}" for c in apply]
-        undone.append(f"delete pod {pod} (on TERM its script runs: {'; '.join(shlex.join(c.argv) for c in heal)})")
+        lines += [f"  {host}: {line}" for c in apply for line in c.shown()]
+        undone.append(f"delete pod {pod} (on TERM its script runs: {'; '.join(c.shell() for c in heal)})")
     return lines, undone
 
 

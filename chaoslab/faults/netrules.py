@@ -4,13 +4,17 @@ command. Faults (`partition`, `network-degrade`) build the commands; a target ru
 in a lab namespace today, over SSH or in a privileged pod later — by wrapping each argv (`in_netns`).
 
     >>> cp1, cp2, cp3 = (Endpoint(f"cp{i}", f"10.213.0.1{i}") for i in (1, 2, 3))
-    >>> rules = partition_commands("run7", isolate(cp1, [cp2, cp3], ports=[2380]))
-    >>> for cmd in rules["cp2"]: print(" ".join(cmd.argv))
-    iptables -w -N CHAOSLAB-run7
-    iptables -w -A CHAOSLAB-run7 -s 10.213.0.11 -p tcp --dport 2380 -j DROP
-    iptables -w -A CHAOSLAB-run7 -d 10.213.0.11 -p tcp --dport 2380 -j DROP
-    iptables -w -I INPUT -j CHAOSLAB-run7
-    iptables -w -I OUTPUT -j CHAOSLAB-run7
+    >>> (install,) = partition_commands("run7", isolate(cp1, [cp2, cp3], ports=[2380]))["cp2"]
+    >>> install.argv
+    ('iptables-restore', '-w', '--noflush')
+    >>> print(install.stdin, end="")
+    *filter
+    -N CHAOSLAB-run7
+    -A CHAOSLAB-run7 -s 10.213.0.11 -p tcp --dport 2380 -j DROP
+    -A CHAOSLAB-run7 -d 10.213.0.11 -p tcp --dport 2380 -j DROP
+    -I INPUT -j CHAOSLAB-run7
+    -I OUTPUT -j CHAOSLAB-run7
+    COMMIT
     >>> wrap(heal_partition("run7"), in_netns("chaoslab-lab-cp2"))[0].argv[:5]
     ('ip', 'netns', 'exec', 'chaoslab-lab-cp2', 'iptables')
 
@@ -20,6 +24,14 @@ drops what it sends to the destination (`-d`), the destination drops what arrive
 the partition holds whichever side is looked at. One chain serves both hooks: INPUT only sees packets for a
 local address and OUTPUT only packets from one, so `-d PEER` can only match going out and `-s PEER` coming in.
 Packets are dropped (`-j DROP`), never rejected: a real partition is silence, not a refusal.
+
+A host's part of a fault (`Chain`: the chain, its rules, its hooks) goes in as one `iptables-restore
+--noflush` transaction, fed on stdin: the kernel (nf_tables or legacy) commits it whole or not at all, so
+neither a packet nor an observer ever sees a chain without its rules or a hook before its chain, and a
+failed install leaves nothing to heal on that host. `--noflush` keeps every other rule; `-N` fails the
+transaction if the chain exists (that tag is in place already); `-w` waits for the xtables lock as
+`iptables -w` does. Heal stays one `iptables` command per step, each allowed to fail, so it can be run
+again, and on a host that never got the rules.
 
 Every command is an argument list built from validated pieces, never a shell string (the one `sh -c`
 script, the dead-man's switch, says in `dead_mans_switch` why it is safe)."""
@@ -34,10 +46,10 @@ from dataclasses import dataclass
 from chaoslab.clients.hosts import Argv, Command, Endpoint, Wrap, in_netns, on_host, wrap
 
 __all__ = [
-    "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
+    "Chain", "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
     "dead_mans_switch", "degrade_commands", "delayer_command", "delayer_pattern", "heal_degrade",
     "heal_partition", "in_netns", "isolate", "leftovers", "loss_commands", "nfqueue_commands", "on_host",
-    "one_way", "partition_commands", "ruled_hosts", "split", "stop_delayer", "wrap",
+    "one_way", "partition_chains", "partition_commands", "ruled_hosts", "split", "stop_delayer", "wrap",
 ]
 
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,19}$")
@@ -135,35 +147,80 @@ def _iptables(*args: str, may_fail: bool = False) -> Command:
     return Command(("iptables", "-w", *args), may_fail)
 
 
-def _drops(chain: str, match: tuple[str, str], ports: tuple[int, ...] | None) -> list[Command]:
+RESTORE: Argv = ("iptables-restore", "-w", "--noflush")
+"""Applies a transaction read on stdin, keeping every rule it does not name."""
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One fault's rules on one host: the chain `name`, its rules in order (each the iptables arguments
+    after `-A NAME`), and the built-in chains that jump to it (hooked first, after the rules are in).
+
+        >>> c = Chain("CHAOSLAB-t", (("-s", "10.0.0.1", "-j", "DROP"),), ("INPUT",))
+        >>> print(c.restore(), end="")
+        *filter
+        -N CHAOSLAB-t
+        -A CHAOSLAB-t -s 10.0.0.1 -j DROP
+        -I INPUT -j CHAOSLAB-t
+        COMMIT
+    """
+
+    name: str
+    rules: tuple[Argv, ...]
+    hooks: tuple[str, ...] = ("INPUT", "OUTPUT")
+
+    def __post_init__(self) -> None:
+        if not self.name.startswith("CHAOSLAB-") or not _TAG.match(self.name.removeprefix("CHAOSLAB-")):
+            raise ValueError(f"chain {self.name!r}: build it with chain_name(tag)")
+        if not self.rules:
+            raise ValueError(f"chain {self.name}: no rules")
+        if bad := [h for h in self.hooks if h not in ("INPUT", "OUTPUT", "FORWARD")]:
+            raise ValueError(f"chain {self.name}: hooks {bad}: give INPUT, OUTPUT or FORWARD")
+        # iptables-restore splits lines on white space and reads quotes and '#': no token may hold any.
+        if bad := [t for rule in self.rules for t in rule if not _SAFE_TOKEN.match(t)]:
+            raise ValueError(f"chain {self.name}: unsafe token(s) {bad} for iptables-restore")
+
+    def restore(self) -> str:
+        """The `iptables-restore --noflush` transaction that installs the chain, its rules and its hooks."""
+        lines = ["*filter", f"-N {self.name}", *(f"-A {self.name} {' '.join(r)}" for r in self.rules),
+                 *(f"-I {hook} -j {self.name}" for hook in self.hooks), "COMMIT"]
+        return "\n".join(lines) + "\n"
+
+    def install(self) -> Command:
+        """The one command that installs it all, or nothing (fails if the chain exists)."""
+        return Command(RESTORE, stdin=self.restore())
+
+
+def _drops(match: tuple[str, str], ports: tuple[int, ...] | None) -> list[Argv]:
     if ports is None:
-        return [_iptables("-A", chain, *match, "-j", "DROP")]
-    return [_iptables("-A", chain, *match, "-p", "tcp", "--dport", str(p), "-j", "DROP") for p in ports]
+        return [(*match, "-j", "DROP")]
+    return [(*match, "-p", "tcp", "--dport", str(p), "-j", "DROP") for p in ports]
+
+
+def partition_chains(tag: str, partition: Partition) -> dict[str, Chain]:
+    """Host → its part of `partition` as a chain, in host order. Endpoints that are not `managed` get no
+    rules: their flows are cut on the managed end alone."""
+    chain = chain_name(tag)
+    rules: dict[str, list[Argv]] = {}
+    for flow in sorted(partition, key=lambda f: (f.src.host, f.dst.host, f.ports or ())):
+        if flow.src.managed:
+            rules.setdefault(flow.src.host, []).extend(_drops(("-d", flow.dst.address), flow.ports))
+        if flow.dst.managed:
+            rules.setdefault(flow.dst.host, []).extend(_drops(("-s", flow.src.address), flow.ports))
+    return {host: Chain(chain, tuple(dict.fromkeys(r))) for host, r in sorted(rules.items())}
 
 
 def partition_commands(tag: str, partition: Partition) -> dict[str, tuple[Command, ...]]:
-    """Host → commands that install its part of `partition`, in host order. The first command creates the
-    chain and fails if it exists (that tag is in place already: heal it first). If a later one fails,
-    heal the host: the hooks come last, so a half-built chain has dropped nothing. Endpoints that are not
-    `managed` get no rules: their flows are cut on the managed end alone.
+    """Host → the command that installs its part of `partition` in one transaction (`Chain.install`), in
+    host order. It fails if the chain exists (that tag is in place already: heal it first), and then has
+    changed nothing on that host.
 
         >>> lb = Endpoint("clients", "10.213.0.2", managed=False)
         >>> cp2 = Endpoint("cp2", "10.213.0.12")
         >>> sorted(partition_commands("t", isolate(cp2, [lb])))
         ['cp2']
     """
-    chain = chain_name(tag)
-    rules: dict[str, list[Command]] = {}
-    for flow in sorted(partition, key=lambda f: (f.src.host, f.dst.host, f.ports or ())):
-        if flow.src.managed:
-            rules.setdefault(flow.src.host, []).extend(_drops(chain, ("-d", flow.dst.address), flow.ports))
-        if flow.dst.managed:
-            rules.setdefault(flow.dst.host, []).extend(_drops(chain, ("-s", flow.src.address), flow.ports))
-    return {
-        host: (_iptables("-N", chain), *dict.fromkeys(cmds),
-               _iptables("-I", "INPUT", "-j", chain), _iptables("-I", "OUTPUT", "-j", chain))
-        for host, cmds in sorted(rules.items())
-    }
+    return {host: (chain.install(),) for host, chain in partition_chains(tag, partition).items()}
 
 
 def ruled_hosts(partition: Partition) -> list[str]:
@@ -186,7 +243,8 @@ def loss_commands(tag: str, host: Endpoint, peers: Iterable[Endpoint], percent: 
     """Commands for `host` alone that drop `percent` % of the packets it exchanges with `peers`, both ways
     (iptables `statistic`: each packet independently, like netem's loss, but needing no qdisc). With
     `ports`, only TCP packets from or to those ports count, either end: raft messages to a peer travel
-    over connections either side dialled. Healed like a partition (`heal_partition(tag)`)."""
+    over connections either side dialled. One transaction (`Chain.install`); healed like a partition
+    (`heal_partition(tag)`)."""
     if isinstance(percent, bool) or not 0 < percent <= 100:
         raise ValueError(f"loss {percent!r}: give a percentage above 0 and at most 100")
     chain, p = chain_name(tag), _ports(ports)
@@ -195,10 +253,8 @@ def loss_commands(tag: str, host: Endpoint, peers: Iterable[Endpoint], percent: 
         raise ValueError(f"loss on {host.host!r} toward no other host")
     drop = ("-m", "statistic", "--mode", "random", "--probability", f"{percent / 100:.4f}", "-j", "DROP")
     matches = [()] if p is None else [("-p", "tcp", f"--{end}port", str(port)) for port in p for end in "ds"]
-    rules = [_iptables("-A", chain, side, a, *m, *drop) for a in addresses for side in ("-d", "-s")
-             for m in matches]
-    return (_iptables("-N", chain), *rules, _iptables("-I", "INPUT", "-j", chain),
-            _iptables("-I", "OUTPUT", "-j", chain))
+    rules = tuple((side, a, *m, *drop) for a in addresses for side in ("-d", "-s") for m in matches)
+    return (Chain(chain, rules).install(),)
 
 
 def leftovers(tag: str, listing: str) -> list[str]:
@@ -284,10 +340,13 @@ def nfqueue_commands(tag: str, host: Endpoint, senders: Iterable[Endpoint], queu
     in 1.8 s). The delay of sender → host is the same either way.
 
         >>> cp1, cp2 = Endpoint("cp1", "10.213.0.11"), Endpoint("cp2", "10.213.0.12")
-        >>> for cmd in nfqueue_commands("d0", cp2, [cp1], 12345): print(" ".join(cmd.argv))
-        iptables -w -N CHAOSLAB-d0
-        iptables -w -A CHAOSLAB-d0 -s 10.213.0.11 -j NFQUEUE --queue-num 12345 --queue-bypass
-        iptables -w -I INPUT -j CHAOSLAB-d0
+        >>> (install,) = nfqueue_commands("d0", cp2, [cp1], 12345)
+        >>> print(install.stdin, end="")
+        *filter
+        -N CHAOSLAB-d0
+        -A CHAOSLAB-d0 -s 10.213.0.11 -j NFQUEUE --queue-num 12345 --queue-bypass
+        -I INPUT -j CHAOSLAB-d0
+        COMMIT
     """
     chain, p = chain_name(tag), _ports(ports)
     _queue(queue)
@@ -296,8 +355,8 @@ def nfqueue_commands(tag: str, host: Endpoint, senders: Iterable[Endpoint], queu
         raise ValueError(f"delay on {host.host!r} from no other host")
     divert = ("-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass")
     matches = [()] if p is None else [("-p", "tcp", f"--{end}port", str(port)) for port in p for end in "ds"]
-    rules = [_iptables("-A", chain, "-s", a, *m, *divert) for a in addresses for m in matches]
-    return (_iptables("-N", chain), *rules, _iptables("-I", "INPUT", "-j", chain))
+    rules = tuple(("-s", a, *m, *divert) for a in addresses for m in matches)
+    return (Chain(chain, rules, ("INPUT",)).install(),)
 
 
 def _queue(queue: int) -> int:
@@ -360,6 +419,8 @@ def dead_mans_switch(heal: Iterable[Command], deadline_s: int, marker: str) -> A
         raise ValueError(f"marker {marker!r}: use 1-64 letters, digits or '-'")
     lines = []
     for cmd in heal:
+        if cmd.stdin is not None:
+            raise ValueError(f"heal command {list(cmd.argv)} reads stdin; a dead-man's switch runs argv only")
         if bad := [t for t in cmd.argv if not _SAFE_TOKEN.match(t)]:
             raise ValueError(f"heal command {list(cmd.argv)}: unsafe token(s) {bad} for a dead-man's switch")
         lines.append(shlex.join(cmd.argv))

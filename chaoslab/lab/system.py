@@ -16,11 +16,14 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
     error: type[ChaoslabError] = LabError,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command; with `check`, a non-zero exit raises `error` with the command and its stderr tail."""
+    """Run a command, feeding it `stdin` (else /dev/null); with `check`, a non-zero exit raises `error` with the
+    command and its stderr tail."""
     try:
         proc = subprocess.run(
-            list(argv), check=False, capture_output=True, text=True, env=dict(env) if env is not None else None, timeout=timeout
+            list(argv), check=False, capture_output=True, text=True, env=dict(env) if env is not None else None,
+            timeout=timeout, input=stdin, stdin=subprocess.DEVNULL if stdin is None else None,
         )
     except FileNotFoundError as exc:
         raise error(f"{argv[0]} not found; run `chaoslab lab install`") from exc

@@ -10,8 +10,9 @@ edges. Called by the CLI; see docs/scheduling.md.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -71,7 +72,9 @@ class Job:
     kind: str
     """`Experiment`, `ControlPlaneChaos`, `chaostoolkit` or `GameDay`."""
     files: Mapping[str, str]
-    """Relative path → content: the file itself and, for a game day, the experiment files it names."""
+    """Name in the ConfigMap (and in the pod's spec directory) → content: the file itself and, for a game
+    day, the experiment files its steps name, each under a flat name the game day is rewritten to use
+    (`pack_game_day`)."""
     cron: str
     name: str
     namespace: str = "chaoslab"
@@ -110,9 +113,8 @@ class Job:
 
     @classmethod
     def from_file(cls, path: Path, cron: str, **options: Any) -> Job:
-        """Read the file, tell its kind and collect what it refers to. An experiment file is loaded (so a
-        broken one fails here, exit 2, not at 10:00 next Tuesday); a game day is checked for its kind and
-        its experiment files only (its own validation is `chaoslab gameday`'s)."""
+        """Read the file, tell its kind and collect what it refers to. The file is loaded — a game day with
+        every experiment its steps name — so a broken one fails here, exit 2, not at 10:00 next Tuesday."""
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -120,7 +122,10 @@ class Job:
         kind = file_kind(text, str(path))
         files = {path.name: text}
         if kind in GAMEDAY_KINDS:
-            files |= referenced_files(text, path)
+            from chaoslab.spec.gameday import load_game_day
+
+            load_game_day(path)
+            files = pack_game_day(text, path)
         else:
             from chaoslab.spec import load
 
@@ -157,37 +162,84 @@ def file_kind(text: str, where: str) -> str:
     return min(kinds)
 
 
-def _strings(data: Any) -> Iterator[str]:
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, Mapping):
-        for v in data.values():
-            yield from _strings(v)
-    elif isinstance(data, list):
-        for v in data:
-            yield from _strings(v)
+CONFIGMAP_BYTES = 1024 * 1024
+"""What one ConfigMap may hold (etcd's request limit bounds an object: 1 MiB of data)."""
+_KEY_CHARS = re.compile(r"[^-._a-zA-Z0-9]")
 
 
-def referenced_files(text: str, path: Path) -> dict[str, str]:
-    """The experiment files a game day names (any string ending in .yaml/.yml/.json that is a file
-    relative to the game day), by their path relative to the game day's directory, so they keep working
-    in the pod. A file outside that directory cannot be shipped that way: SpecError."""
-    out: dict[str, str] = {}
-    problems = []
-    for s in _strings(list(yaml.safe_load_all(text))):
-        if not s.endswith((".yaml", ".yml", ".json")) or "\n" in s:
-            continue
-        ref = path.parent / s
+def _step_files(root: yaml.Node | None) -> list[yaml.ScalarNode]:
+    """The scalar nodes of `spec.steps[*].file` in a composed game day, in file order."""
+    def get(node: yaml.Node | None, key: str) -> yaml.Node | None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == key:
+                    return v  # type: ignore[no-any-return]
+        return None
+
+    steps = get(get(root, "spec"), "steps")
+    found = [get(step, "file") for step in (steps.value if isinstance(steps, yaml.SequenceNode) else [])]
+    return [f for f in found if isinstance(f, yaml.ScalarNode)]
+
+
+def flat_name(ref: str, taken: set[str]) -> str:
+    """A ConfigMap key (and file name in the pod) for the file a step names: its base name, or, when another
+    file has that, its path joined with `__` (`..` spelled `up`), then `-2`, `-3` … until it is free.
+
+        >>> flat_name("../etcd-leader-kill.yaml", {"weekly.yaml"})
+        'etcd-leader-kill.yaml'
+        >>> flat_name("../old/kill.yaml", {"weekly.yaml", "kill.yaml"})
+        'up__old__kill.yaml'
+    """
+    parts = [p for p in PurePosixPath(ref).parts if p not in ("/", ".")]
+
+    def key(text: str) -> str:
+        text = _KEY_CHARS.sub("_", text).lstrip(".") or "file"
+        if len(text) <= 200:
+            return text
+        stem, dot, suffix = text.rpartition(".") if "." in text else (text, "", "")
+        return f"{stem[:190]}{dot}{suffix[:9]}"
+
+    name = key(parts[-1] if parts else ref)
+    if name in taken:
+        name = key("__".join("up" if p == ".." else p for p in parts))
+    stem, dot, suffix = name.rpartition(".") if "." in name else (name, "", "")
+    n = 2
+    while name in taken:
+        name, n = f"{stem}-{n}{dot}{suffix}", n + 1
+    return name
+
+
+def pack_game_day(text: str, path: Path) -> dict[str, str]:
+    """What a game day ships in its ConfigMap: every experiment file its steps name, each once under a flat,
+    collision-free name (`flat_name`) — wherever it lies, `../` included — and the game day itself under its
+    own name, rewritten so each step's `file` names the packed copy. Only those scalars change (spliced
+    into the text at their place), so comments, order and everything else stay as written.
+
+    Load the game day first (`load_game_day`): a step whose file is missing is left as written here."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{path}: not YAML ({exc})"]) from exc
+    taken, packed, files = {path.name}, {}, {}
+    edits: list[tuple[int, int, str]] = []
+    for node in _step_files(root):
+        ref = path.parent / node.value
         if not ref.is_file():
             continue
-        rel = PurePosixPath(s)
-        if rel.is_absolute() or ".." in rel.parts:
-            problems.append(f"{path}: {s!r} lies outside {path.parent}; only files under the game day's "
-                            f"directory can be shipped in the ConfigMap (move it, or refer to it from there)")
-            continue
-        out[str(rel)] = ref.read_text(encoding="utf-8")
-    if problems:
-        raise SpecError(problems)
+        real = ref.resolve()
+        if real not in packed:
+            packed[real] = flat_name(node.value, taken)
+            taken.add(packed[real])
+            files[packed[real]] = ref.read_text(encoding="utf-8")
+        if packed[real] != node.value:
+            edits.append((node.start_mark.index, node.end_mark.index, json.dumps(packed[real])))
+    for start, end, new in sorted(set(edits), reverse=True):
+        text = text[:start] + new + text[end:]
+    out = {path.name: text, **files}
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in out.items())
+    if size > CONFIGMAP_BYTES:
+        raise SpecError([(f"{path}: the game day and its {len(files)} experiment file(s) take {size} bytes; a "
+                          f"ConfigMap holds at most {CONFIGMAP_BYTES} (1 MiB): split the game day")])
     return out
 
 

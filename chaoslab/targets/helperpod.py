@@ -10,7 +10,8 @@ duration and runs the undo — also on SIGTERM (chaoslab deleting it at revert, 
 running out) — so the fault reverts itself even when chaoslab is gone.
 
 Commands come from chaoslab's own rules (`chaoslab.faults.netrules`, signals by process name) and are quoted
-one argument at a time with `shlex.quote`: no user text becomes shell syntax.
+one argument at a time with `shlex.quote`: no user text becomes shell syntax. A command's stdin (an
+`iptables-restore` transaction) is piped in by `printf`, each line quoted the same way (`Command.shell`).
 
 Which node: a Lease holder identity is `<hostname>_<uuid>` and kubeadm names etcd members after their
 node, but a node's name may be its FQDN while the hostname is short. `node_for_host` maps explicitly:
@@ -21,8 +22,8 @@ no match, or two nodes matching — is an error, never a guess.
 signalled, the old and new pid) and deletes it; `kill-process` records those lines on the timeline. The
 undo written before injection is `delete-pod` (namespace, name), so `chaoslab recover` deletes it too.
 
-    >>> pod = helper_pod("chaoslab-kill-0", "cp-1", [("kill", "-STOP", "1234")], [("kill", "-CONT", "1234")],
-    ...                  duration=30)
+    >>> pod = helper_pod("chaoslab-kill-0", "cp-1", [Command(("kill", "-STOP", "1234"))],
+    ...                  [Command(("kill", "-CONT", "1234"))], duration=30)
     >>> pod["spec"]["nodeName"], pod["spec"]["hostPID"]
     ('cp-1', True)
 """
@@ -36,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chaoslab.clients.hosts import Command
 from chaoslab.clients.leaders import holder_host
 from chaoslab.errors import InjectionError, SpecError, TargetError
 
@@ -96,13 +98,13 @@ class HelperPodSettings:
                 **({"interface": self.interface} if self.interface else {})}
 
 
-def script(commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]], duration: float) -> str:
+def script(commands: Sequence[Command], undo: Sequence[Command], duration: float) -> str:
     """The pod's shell program: undo on TERM/INT, apply, hold `duration` seconds, undo, exit.
 
     A failed undo step does not stop the others (each is tried; the exit status says whether all worked).
     """
-    def lines(argvs: Sequence[Sequence[str]]) -> str:
-        return "\n".join(f"  {shlex.join(a)} || rc=1" for a in argvs) or "  :"
+    def lines(cmds: Sequence[Command]) -> str:
+        return "\n".join(f"  {c.shell()} || rc=1" for c in cmds) or "  :"
 
     return (
         "rc=0\n"
@@ -124,7 +126,7 @@ def script(commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]], dur
         "exit $rc\n")
 
 
-def helper_pod(name: str, node: str, commands: Sequence[Sequence[str]], undo: Sequence[Sequence[str]],
+def helper_pod(name: str, node: str, commands: Sequence[Command], undo: Sequence[Command],
                duration: float, settings: HelperPodSettings | None = None) -> dict[str, Any]:
     """The Pod manifest that runs `commands` on `node` for `duration` seconds, then `undo`."""
     return pod_manifest(name, node, script(commands, undo, duration), duration, settings)

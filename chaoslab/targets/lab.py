@@ -89,7 +89,7 @@ class LabTarget(TargetBase):
                               f"{', '.join(h.name for h in self.layout.hosts)}") from None
 
     def run_commands(self, commands: Sequence[Command]) -> list[str]:
-        return [run(c.argv, check=not c.may_fail, timeout=30, error=TargetError).stdout for c in commands]
+        return [run(c.argv, check=not c.may_fail, timeout=30, error=TargetError, stdin=c.stdin).stdout for c in commands]
 
     def apiserver_endpoints(self) -> Mapping[str, str]:
         out = {"lb": self.layout.apiserver_url}

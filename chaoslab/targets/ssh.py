@@ -622,7 +622,7 @@ class SshTarget(TargetBase):
         return lambda argv: ssh_argv(self.settings, h, argv)
 
     def run_commands(self, commands: Sequence[Command]) -> list[str]:
-        return [self._run(c.argv, check=not c.may_fail) for c in commands]
+        return [self._run(c.argv, check=not c.may_fail, stdin=c.stdin) for c in commands]
 
     def control_dir(self) -> Path:
         """The private directory of this target's shared-connection sockets, made on first use (0700, so no
@@ -655,13 +655,16 @@ class SshTarget(TargetBase):
                     pass  # no master for this host, or the client is gone: the master times out by itself
         shutil.rmtree(control, ignore_errors=True)
 
-    def _run(self, argv: Sequence[str], *, check: bool = True) -> str:
+    def _run(self, argv: Sequence[str], *, check: bool = True, stdin: str | None = None) -> str:
+        """Run a wrapped command line; `stdin` goes to the remote command (ssh -T forwards it, sudo passes it
+        on), else it reads nothing."""
         where = _destination(argv)
         if self.settings.control_persist > 0:
             argv = shared(self.settings, argv, self.control_dir())
         try:
-            proc = subprocess.run(list(argv), capture_output=True, text=True, check=False,
-                                  stdin=subprocess.DEVNULL, timeout=self.settings.command_timeout)
+            proc = subprocess.run(list(argv), capture_output=True, text=True, check=False, input=stdin,
+                                  stdin=subprocess.DEVNULL if stdin is None else None,
+                                  timeout=self.settings.command_timeout)
         except FileNotFoundError as exc:
             raise TargetError(f"{self.name}: {argv[0]} not found; install the OpenSSH client") from exc
         except subprocess.TimeoutExpired as exc:

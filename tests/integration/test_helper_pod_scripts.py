@@ -89,9 +89,7 @@ def partition_program(lab: LabLayout, tag: str, duration: float) -> tuple[str, s
     hosts = target.hosts("etcd")
     cut = isolate(target.endpoint(hosts[0]), [target.endpoint(h) for h in hosts[1:]])
     commands = partition_commands(tag, cut)[hosts[0]]
-    pod = pod_manifest(f"chaoslab-part-{tag}", "node", script([c.argv for c in commands],
-                                                               [c.argv for c in heal_partition(tag)], duration),
-                       duration)
+    pod = pod_manifest(f"chaoslab-part-{tag}", "node", script(commands, heal_partition(tag), duration), duration)
     return lab.host(hosts[0]).netns, program_of(pod)
 
 

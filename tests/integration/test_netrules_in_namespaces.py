@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,7 @@ from chaoslab.faults.netrules import (
     Netem,
     Partition,
     cancel_dead_mans_switch,
+    chain_name,
     dead_mans_switch,
     degrade_commands,
     heal_degrade,
@@ -39,8 +41,9 @@ from chaoslab.faults.netrules import (
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and iptables need root"),
-    pytest.mark.skipif(any(shutil.which(t) is None for t in ("ip", "iptables", "tc", "setsid", "pkill")),
-                       reason="needs ip, iptables, tc, setsid and pkill"),
+    pytest.mark.skipif(any(shutil.which(t) is None for t in ("ip", "iptables", "iptables-restore", "tc", "setsid",
+                                                             "pkill")),
+                       reason="needs ip, iptables, iptables-restore, tc, setsid and pkill"),
 ]
 
 TAG = "h4test"
@@ -109,8 +112,9 @@ def ns(host: str) -> str:
     return f"chaoslab-h4-{host}"
 
 
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)
+def sh(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30, input=stdin,
+                          stdin=subprocess.DEVNULL if stdin is None else None)
     if check and proc.returncode:
         raise AssertionError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc
@@ -119,7 +123,7 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def execute(commands: Iterable[Command]) -> None:
     """What a target does with generated commands: stop at a failure unless the command may fail."""
     for c in commands:
-        sh(*c.argv, check=not c.may_fail)
+        sh(*c.argv, check=not c.may_fail, stdin=c.stdin)
 
 
 def ep(host: str) -> Endpoint:
@@ -240,6 +244,51 @@ def test_installing_a_tag_that_is_in_place_fails(net: Path) -> None:
     with pytest.raises(AssertionError, match="Chain already exists"):
         install(isolate(ep("a"), [ep("b")]))
     heal()
+
+
+def test_a_failed_transaction_leaves_nothing_behind(net: Path) -> None:
+    """iptables-restore commits all of a host's rules or none: a bad last line undoes the lines before it."""
+    (install,) = partition_commands(TAG, isolate(ep("a"), [ep("b")]))["a"]
+    broken = install.stdin.replace("COMMIT\n", f"-A {chain_name(TAG)} -j NO-SUCH-TARGET\nCOMMIT\n")  # type: ignore[union-attr]
+    proc = sh(*in_netns(ns("a"))(install.argv), stdin=broken, check=False)
+    assert proc.returncode != 0 and "line" in proc.stderr, proc.stderr
+    assert chain_left("a") == [] and reach("a", "b")
+
+
+def test_an_observer_sees_none_or_all_of_a_hosts_rules_never_part(net: Path) -> None:
+    """The flake of issue 14: a test (or a packet) saw the chain before its rules. Installed as one transaction,
+    a big chain (1,000 rules) is never seen half-built by a listing running alongside, however often it looks."""
+    partition = isolate(ep("a"), [ep("b")], ports=range(1, 501))
+    (install,) = partition_commands(TAG, partition)["a"]
+    whole = len(install.stdin.splitlines()) - 2  # type: ignore[union-attr]  # the -N, -A and -I lines
+    seen: list[tuple[str, str, int]] = []
+    phase = "heal"
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            start = phase
+            count = len(chain_left("a"))
+            seen.append((start, phase, count))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(5):
+            phase = "install"
+            execute(wrap([install], in_netns(ns("a"))))
+            phase = "hold"
+            time.sleep(0.3)
+            phase = "heal"
+            execute(wrap(heal_partition(TAG), in_netns(ns("a"))))
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        watcher.join()
+    # Heal goes step by step (unhook, flush, delete; each may fail): a look that overlaps it may see part of it.
+    installing = [n for start, end, n in seen if "heal" not in (start, end)]
+    assert whole in installing, sorted(set(seen))
+    assert set(installing) <= {0, whole}, sorted(set(installing))
 
 
 def test_split_blocks_across_groups_but_not_within(net: Path) -> None:

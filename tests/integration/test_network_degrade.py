@@ -50,18 +50,33 @@ def qdiscs(target: LabTarget) -> dict[str, str]:
             for h in target.hosts("etcd")}
 
 
+def complete_loss(rules: list[str], peers: int) -> bool:
+    """A degraded host's whole rule set: its chain, a random drop each way and for either end's port 2380 per
+    peer, and both hooks."""
+    drops = [r for r in rules if r.endswith("-j DROP")]
+    hooks = {r.split()[1] for r in rules if r.startswith(("-A INPUT -j CHAOSLAB", "-A OUTPUT -j CHAOSLAB"))}
+    return any(r.startswith("-N CHAOSLAB") for r in rules) and len(drops) == 4 * peers and hooks == {"INPUT", "OUTPUT"}
+
+
 @pytest.mark.slow
 def test_loss_on_the_leaders_peer_links_is_random_drops_on_that_host_only_and_heals(
         lab: LabLayout, tmp_path: Path) -> None:
     target = LabTarget(lab)
+    peers = len(target.hosts("etcd")) - 1
     proc = start(tmp_path, lab, "lossy-leader", "select: leader, loss: 30, traffic: peer")
     seen: dict[str, list[str]] = {}
+    partial: list[dict[str, list[str]]] = []
     deadline = time.monotonic() + 60
-    while not seen and proc.poll() is None and time.monotonic() < deadline:
+    # Wait for the complete rule set; every look on the way sees none of it or all of it (one transaction).
+    while not any(complete_loss(rules, peers) for rules in seen.values()):
+        assert proc.poll() is None and time.monotonic() < deadline, f"never saw the whole rule set: {seen}"
         seen = {h: rules for h, rules in chains(target).items() if rules}
+        if any(not complete_loss(rules, peers) for rules in seen.values()):
+            partial.append(seen)
         time.sleep(0.1)
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out
+    assert not partial, f"half a fault was visible: {partial}"
     assert len(seen) == 1, seen  # the degraded host only
     rules = next(iter(seen.values()))
     drops = [r for r in rules if r.endswith("-j DROP")]

@@ -98,7 +98,7 @@ def reachable(target: LabTarget, host: str) -> dict[str, bool]:
 
 
 def wait_for_rules(target: LabTarget, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    """Until every host has its rules hooked in (the hooks go in last, after a host's DROP rules): both
+    """Until every host has its rules in (each host's chain, rules and hooks are one transaction): both
     callers isolate one host, which puts rules on every host."""
     deadline = time.monotonic() + 60
 

@@ -63,12 +63,22 @@ def test_rendered_game_day_with_its_experiment_files_passes_the_dry_run(
         (tmp_path / "exp" / name).write_text((REPO / "experiments" / name).read_text())
     day = tmp_path / "weekly.yaml"
     day.write_text("apiVersion: chaoslab.io/v1alpha1\nkind: GameDay\nmetadata: {name: weekly}\nspec:\n"
-                   "  experiments:\n    - file: exp/scheduler-leader-kill.yaml\n    - file: exp/etcd-leader-kill.yaml\n")
+                   "  steps:\n    - file: exp/scheduler-leader-kill.yaml\n    - file: exp/etcd-leader-kill.yaml\n")
     docs = _render(day, capsys, "--api-version", "batch/v1beta1")
     config = next(d for d in docs if d["kind"] == "ConfigMap")
-    assert set(config["data"]) == {"weekly.yaml", "exp__scheduler-leader-kill.yaml", "exp__etcd-leader-kill.yaml"}
+    assert set(config["data"]) == {"weekly.yaml", "scheduler-leader-kill.yaml", "etcd-leader-kill.yaml"}
     assert docs[-1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][:3] == \
         ["gameday", "run", "/etc/chaoslab/spec/weekly.yaml"]
+    assert schedule.dry_run(api, docs) == []
+
+
+@pytest.mark.parametrize("day", sorted((REPO / "experiments" / "gamedays").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_game_day_renders_and_passes_the_dry_run(
+        day: Path, lab: LabLayout, api: KubeApi, namespaces: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """The project's own game days, whose steps live in `../`: packed with their experiments, accepted as is."""
+    docs = _render(day, capsys, "--kubeconfig", str(lab.kubeconfig))
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert day.name in config["data"] and len(config["data"]) > 1
     assert schedule.dry_run(api, docs) == []
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from chaoslab.faults.base import arm_switch
-from chaoslab.faults.netrules import Command, isolate, leftovers, partition_commands
+from chaoslab.faults.netrules import isolate, leftovers, partition_commands, wrap
 from chaoslab.lab.config import LabLayout
 from chaoslab.targets.lab import LabTarget
 from chaoslab.targets.ssh import SshTarget
@@ -202,7 +202,7 @@ def test_the_switch_on_the_host_heals_without_chaoslab(target: SshTarget) -> Non
     # Long enough for the rules to go in over ssh first (about half a second a command here).
     arm_switch(target, {h: heal_partition(tag) for h in hosts}, 15, marker)
     for host, commands in partition_commands(tag, cut).items():
-        target.run_commands([Command(target.host_wrap(host)(c.argv)) for c in commands])
+        target.run_commands(wrap(commands, target.host_wrap(host)))  # the transaction rides on stdin
     assert all(leftovers(tag, target.run_on(h, ["iptables", "-w", "-S"])) for h in hosts)
     deadline = time.monotonic() + 40
     while any(leftovers(tag, target.run_on(h, ["iptables", "-w", "-S"])) for h in hosts):

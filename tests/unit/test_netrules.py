@@ -41,16 +41,26 @@ def lines(commands: tuple[Command, ...]) -> list[str]:
     return [" ".join(c.argv) for c in commands]
 
 
+def restored(commands: tuple[Command, ...]) -> list[str]:
+    """The lines of the one `iptables-restore --noflush` transaction that installs a host's rules."""
+    (install,) = commands
+    assert install.argv == ("iptables-restore", "-w", "--noflush") and not install.may_fail
+    assert install.stdin is not None
+    text = install.stdin.splitlines()
+    assert text[0] == "*filter" and text[-1] == "COMMIT" and install.stdin.endswith("COMMIT\n"), install.stdin
+    return text[1:-1]
+
+
 def flows(partition: frozenset[Flow]) -> set[tuple[str, str]]:
     return {(f.src.host, f.dst.host) for f in partition}
 
 
 def test_public_api_is_pinned() -> None:
     assert sorted(netrules.__all__) == [
-        "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch", "chain_name",
-        "dead_mans_switch", "degrade_commands", "delayer_command", "delayer_pattern", "heal_degrade",
+        "Chain", "Command", "Endpoint", "Flow", "Netem", "Partition", "Wrap", "cancel_dead_mans_switch",
+        "chain_name", "dead_mans_switch", "degrade_commands", "delayer_command", "delayer_pattern", "heal_degrade",
         "heal_partition", "in_netns", "isolate", "leftovers", "loss_commands", "nfqueue_commands", "on_host",
-        "one_way", "partition_commands", "ruled_hosts", "split", "stop_delayer", "wrap",
+        "one_way", "partition_chains", "partition_commands", "ruled_hosts", "split", "stop_delayer", "wrap",
     ]
 
 
@@ -118,24 +128,24 @@ def test_longest_tag_gives_a_chain_name_iptables_accepts() -> None:
 
 def test_isolate_installs_drops_on_both_ends_of_every_flow() -> None:
     rules = partition_commands("t1", isolate(CP1, [CP2, CP3]))
-    assert {h: lines(c) for h, c in rules.items()} == {
-        "cp1": ["iptables -w -N CHAOSLAB-t1",
-                "iptables -w -A CHAOSLAB-t1 -d 10.213.0.12 -j DROP",
-                "iptables -w -A CHAOSLAB-t1 -d 10.213.0.13 -j DROP",
-                "iptables -w -A CHAOSLAB-t1 -s 10.213.0.12 -j DROP",
-                "iptables -w -A CHAOSLAB-t1 -s 10.213.0.13 -j DROP",
-                "iptables -w -I INPUT -j CHAOSLAB-t1",
-                "iptables -w -I OUTPUT -j CHAOSLAB-t1"],
-        "cp2": ["iptables -w -N CHAOSLAB-t1",
-                "iptables -w -A CHAOSLAB-t1 -s 10.213.0.11 -j DROP",
-                "iptables -w -A CHAOSLAB-t1 -d 10.213.0.11 -j DROP",
-                "iptables -w -I INPUT -j CHAOSLAB-t1",
-                "iptables -w -I OUTPUT -j CHAOSLAB-t1"],
-        "cp3": ["iptables -w -N CHAOSLAB-t1",
-                "iptables -w -A CHAOSLAB-t1 -s 10.213.0.11 -j DROP",
-                "iptables -w -A CHAOSLAB-t1 -d 10.213.0.11 -j DROP",
-                "iptables -w -I INPUT -j CHAOSLAB-t1",
-                "iptables -w -I OUTPUT -j CHAOSLAB-t1"],
+    assert {h: restored(c) for h, c in rules.items()} == {
+        "cp1": ["-N CHAOSLAB-t1",
+                "-A CHAOSLAB-t1 -d 10.213.0.12 -j DROP",
+                "-A CHAOSLAB-t1 -d 10.213.0.13 -j DROP",
+                "-A CHAOSLAB-t1 -s 10.213.0.12 -j DROP",
+                "-A CHAOSLAB-t1 -s 10.213.0.13 -j DROP",
+                "-I INPUT -j CHAOSLAB-t1",
+                "-I OUTPUT -j CHAOSLAB-t1"],
+        "cp2": ["-N CHAOSLAB-t1",
+                "-A CHAOSLAB-t1 -s 10.213.0.11 -j DROP",
+                "-A CHAOSLAB-t1 -d 10.213.0.11 -j DROP",
+                "-I INPUT -j CHAOSLAB-t1",
+                "-I OUTPUT -j CHAOSLAB-t1"],
+        "cp3": ["-N CHAOSLAB-t1",
+                "-A CHAOSLAB-t1 -s 10.213.0.11 -j DROP",
+                "-A CHAOSLAB-t1 -d 10.213.0.11 -j DROP",
+                "-I INPUT -j CHAOSLAB-t1",
+                "-I OUTPUT -j CHAOSLAB-t1"],
     }
     assert not any(c.may_fail for cmds in rules.values() for c in cmds)
 
@@ -145,10 +155,10 @@ def test_unmanaged_clients_get_no_rules_and_are_cut_on_the_host_side_both_ways()
     partition = isolate(CP1, [CP2]) | isolate(CP1, [lb], ports=[2379])
     rules = partition_commands("t2", partition)
     assert sorted(rules) == ruled_hosts(partition) == ["cp1", "cp2"]
-    assert {line for line in lines(rules["cp1"]) if "10.213.0.2 " in line + " "} == {
-        "iptables -w -A CHAOSLAB-t2 -d 10.213.0.2 -p tcp --dport 2379 -j DROP",
-        "iptables -w -A CHAOSLAB-t2 -s 10.213.0.2 -p tcp --dport 2379 -j DROP"}
-    assert not [line for line in lines(rules["cp2"]) if "10.213.0.2 " in line + " "]
+    assert {line for line in restored(rules["cp1"]) if "10.213.0.2 " in line + " "} == {
+        "-A CHAOSLAB-t2 -d 10.213.0.2 -p tcp --dport 2379 -j DROP",
+        "-A CHAOSLAB-t2 -s 10.213.0.2 -p tcp --dport 2379 -j DROP"}
+    assert not [line for line in restored(rules["cp2"]) if "10.213.0.2 " in line + " "]
 
 
 def test_a_flow_between_two_unmanaged_ends_is_refused() -> None:
@@ -159,15 +169,17 @@ def test_a_flow_between_two_unmanaged_ends_is_refused() -> None:
 
 def test_port_restricted_one_way_drops_tcp_to_those_ports_only() -> None:
     rules = partition_commands("peer", one_way([CP1], [CP2], ports=[2380, 2379]))
-    assert lines(rules["cp2"])[1:3] == ["iptables -w -A CHAOSLAB-peer -d 10.213.0.11 -p tcp --dport 2379 -j DROP",
-                                        "iptables -w -A CHAOSLAB-peer -d 10.213.0.11 -p tcp --dport 2380 -j DROP"]
-    assert lines(rules["cp1"])[1:3] == ["iptables -w -A CHAOSLAB-peer -s 10.213.0.12 -p tcp --dport 2379 -j DROP",
-                                        "iptables -w -A CHAOSLAB-peer -s 10.213.0.12 -p tcp --dport 2380 -j DROP"]
+    assert restored(rules["cp2"])[1:3] == ["-A CHAOSLAB-peer -d 10.213.0.11 -p tcp --dport 2379 -j DROP",
+                                        "-A CHAOSLAB-peer -d 10.213.0.11 -p tcp --dport 2380 -j DROP"]
+    assert restored(rules["cp1"])[1:3] == ["-A CHAOSLAB-peer -s 10.213.0.12 -p tcp --dport 2379 -j DROP",
+                                        "-A CHAOSLAB-peer -s 10.213.0.12 -p tcp --dport 2380 -j DROP"]
 
 
 def test_overlapping_partitions_install_each_rule_once() -> None:
     rules = partition_commands("t", isolate(CP1, [CP2]) | one_way([CP2], [CP1]))
-    assert len(rules["cp1"]) == len(set(rules["cp1"])) == 5
+    assert restored(rules["cp1"]) == ["-N CHAOSLAB-t", "-A CHAOSLAB-t -d 10.213.0.12 -j DROP",
+                                      "-A CHAOSLAB-t -s 10.213.0.12 -j DROP", "-I INPUT -j CHAOSLAB-t",
+                                      "-I OUTPUT -j CHAOSLAB-t"]
 
 
 def test_heal_unhooks_flushes_and_deletes_and_every_step_may_fail() -> None:
@@ -205,17 +217,17 @@ def test_netem_toward_peers_uses_a_fourth_prio_band_and_one_filter_per_peer() ->
 
 
 def test_loss_drops_at_random_both_ways_on_the_degraded_host_only() -> None:
-    cmds = [" ".join(c.argv) for c in loss_commands("d1", CP1, [CP2, CP3, CP1], 25)]
+    cmds = restored(loss_commands("d1", CP1, [CP2, CP3, CP1], 25))
     stat = "-m statistic --mode random --probability 0.2500 -j DROP"
     assert cmds == [
-        "iptables -w -N CHAOSLAB-d1",
-        f"iptables -w -A CHAOSLAB-d1 -d {CP2.address} {stat}", f"iptables -w -A CHAOSLAB-d1 -s {CP2.address} {stat}",
-        f"iptables -w -A CHAOSLAB-d1 -d {CP3.address} {stat}", f"iptables -w -A CHAOSLAB-d1 -s {CP3.address} {stat}",
-        "iptables -w -I INPUT -j CHAOSLAB-d1", "iptables -w -I OUTPUT -j CHAOSLAB-d1"]
+        "-N CHAOSLAB-d1",
+        f"-A CHAOSLAB-d1 -d {CP2.address} {stat}", f"-A CHAOSLAB-d1 -s {CP2.address} {stat}",
+        f"-A CHAOSLAB-d1 -d {CP3.address} {stat}", f"-A CHAOSLAB-d1 -s {CP3.address} {stat}",
+        "-I INPUT -j CHAOSLAB-d1", "-I OUTPUT -j CHAOSLAB-d1"]
 
 
 def test_port_restricted_loss_matches_the_port_at_either_end() -> None:
-    rules = [c.argv for c in loss_commands("d1", CP1, [CP2], 5, [2380]) if "-A" in c.argv]
+    rules = [tuple(x.split()) for x in restored(loss_commands("d1", CP1, [CP2], 5, [2380])) if x.startswith("-A")]
     assert [r[r.index("-p"):r.index("-m")] for r in rules] == [
         ("-p", "tcp", "--dport", "2380"), ("-p", "tcp", "--sport", "2380")] * 2
 
@@ -310,19 +322,19 @@ def test_cancel_matches_the_switch_command_line_and_not_wrappers_carrying_the_ma
 
 
 def test_nfqueue_diverts_what_the_host_receives_from_each_sender_with_bypass_into_its_own_chain() -> None:
-    assert lines(nfqueue_commands("d0", CP2, [CP1, CP3, CP2], 10001)) == [
-        "iptables -w -N CHAOSLAB-d0",
-        "iptables -w -A CHAOSLAB-d0 -s 10.213.0.11 -j NFQUEUE --queue-num 10001 --queue-bypass",
-        "iptables -w -A CHAOSLAB-d0 -s 10.213.0.13 -j NFQUEUE --queue-num 10001 --queue-bypass",
-        "iptables -w -I INPUT -j CHAOSLAB-d0",
+    assert restored(nfqueue_commands("d0", CP2, [CP1, CP3, CP2], 10001)) == [
+        "-N CHAOSLAB-d0",
+        "-A CHAOSLAB-d0 -s 10.213.0.11 -j NFQUEUE --queue-num 10001 --queue-bypass",
+        "-A CHAOSLAB-d0 -s 10.213.0.13 -j NFQUEUE --queue-num 10001 --queue-bypass",
+        "-I INPUT -j CHAOSLAB-d0",
     ]
 
 
 def test_nfqueue_with_ports_matches_tcp_from_or_to_them_and_heals_like_a_partition() -> None:
-    rules = lines(nfqueue_commands("d0", CP2, [CP1], 7, ports=[2380]))
+    rules = restored(nfqueue_commands("d0", CP2, [CP1], 7, ports=[2380]))
     divert = "-j NFQUEUE --queue-num 7 --queue-bypass"
-    assert rules[1:3] == [f"iptables -w -A CHAOSLAB-d0 -s 10.213.0.11 -p tcp --{end}port 2380 {divert}"
-                          for end in "ds"]
+    assert rules[1:3] == [f"-A CHAOSLAB-d0 -s 10.213.0.11 -p tcp --{end}port 2380 {divert}" for end in "ds"]
+    assert rules[3:] == ["-I INPUT -j CHAOSLAB-d0"]  # received packets only: no OUTPUT hook
     assert all("-D INPUT -j CHAOSLAB-d0" not in r for r in rules)
     assert "iptables -w -D INPUT -j CHAOSLAB-d0" in lines(heal_partition("d0"))
 
@@ -354,3 +366,72 @@ def test_stopping_the_delayer_matches_its_own_command_line_only() -> None:
     assert not pattern.search(" ".join(("sudo", *argv)))
     assert not pattern.search(" ".join(argv[:-1] + ("chaoslab-d0-1a2b3",)))
     assert not pattern.search(" ".join(stop.argv))
+
+
+# ---- one transaction per host -------------------------------------------------------------------------
+
+
+def test_each_host_gets_one_restore_transaction_that_hooks_only_after_its_rules() -> None:
+    rules = partition_commands("t3", split([[CP1], [CP2, CP3]], ports=[2380]))
+    for host, commands in rules.items():
+        text = restored(commands)
+        assert text[0] == "-N CHAOSLAB-t3", host
+        hooks = [i for i, line in enumerate(text) if line.startswith("-I ")]
+        assert [text[i] for i in hooks] == ["-I INPUT -j CHAOSLAB-t3", "-I OUTPUT -j CHAOSLAB-t3"]
+        assert all(line.startswith("-A CHAOSLAB-t3 ") for line in text[1:hooks[0]]), text
+        assert hooks == list(range(len(text) - 2, len(text)))  # the hooks close the transaction
+
+
+def test_the_transaction_carries_the_same_rules_as_the_rule_model() -> None:
+    partition = isolate(CP1, [CP2, CP3], ports=[2379, 2380])
+    for host, chain in netrules.partition_chains("t4", partition).items():
+        assert restored(partition_commands("t4", partition)[host])[1:-2] == [
+            f"-A {chain.name} {' '.join(rule)}" for rule in chain.rules]
+
+
+@pytest.mark.parametrize("token", ["10.0.0.1 -j ACCEPT", "a\nCOMMIT", "#x", "'q'", '"q"', ""])
+def test_a_rule_token_that_could_change_the_transaction_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="unsafe token"):
+        netrules.Chain("CHAOSLAB-t", (("-s", token, "-j", "DROP"),))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"name": "INPUT"}, "chain_name"), ({"rules": ()}, "no rules"), ({"hooks": ("PREROUTING",)}, "hooks"),
+])
+def test_a_chain_without_a_chaoslab_name_rules_or_a_filter_hook_is_refused(kwargs: dict[str, object],
+                                                                          message: str) -> None:
+    args: dict[str, object] = {"name": "CHAOSLAB-t", "rules": (("-j", "DROP"),), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        netrules.Chain(**args)  # type: ignore[arg-type]
+
+
+def test_wrapping_keeps_the_transaction_on_stdin() -> None:
+    (install,) = partition_commands("t5", isolate(CP1, [CP2]))["cp1"]
+    (wrapped,) = wrap([install], in_netns("chaoslab-lab-cp1"))
+    assert wrapped.argv == ("ip", "netns", "exec", "chaoslab-lab-cp1", "iptables-restore", "-w", "--noflush")
+    assert wrapped.stdin == install.stdin and wrapped.may_fail is False
+
+
+def test_the_shell_form_pipes_each_line_quoted() -> None:
+    (install,) = nfqueue_commands("d0", CP2, [CP1], 7)
+    line = install.shell()
+    assert line.endswith(" | iptables-restore -w --noflush")
+    assert shlex.split(line.split(" | ")[0]) == ["printf", "%s\\n", *install.stdin.splitlines()]  # type: ignore[union-attr]
+
+
+def test_the_plan_shows_the_transaction_line_by_line() -> None:
+    (install,) = loss_commands("d2", CP1, [CP2], 10)
+    shown = install.shown()
+    assert shown[0] == "iptables-restore -w --noflush <<EOF" and shown[-1] == "  EOF"
+    assert shown[1:-1] == [f"  {x}" for x in install.stdin.splitlines()]  # type: ignore[union-attr]
+
+
+def test_a_command_reading_stdin_cannot_go_into_a_dead_mans_switch() -> None:
+    (install,) = loss_commands("d2", CP1, [CP2], 10)
+    with pytest.raises(ValueError, match="reads stdin"):
+        dead_mans_switch([install], 5, "m1")
+
+
+def test_stdin_is_whole_lines() -> None:
+    with pytest.raises(ValueError, match="newline"):
+        Command(("cat",), stdin="no newline")

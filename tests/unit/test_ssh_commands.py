@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from fakes import FakeTarget
 
 from chaoslab.errors import InjectionError, SpecError, TargetError
 from chaoslab.faults.base import arm_switch, disarm_switch
-from chaoslab.faults.netrules import Command, heal_partition
+from chaoslab.faults.netrules import Command, heal_partition, wrap
 from chaoslab.spec.loader import load_text
 from chaoslab.targets import resolve_target
 from chaoslab.targets.ssh import (
@@ -127,7 +128,7 @@ class Recorded(SshTarget):
         self.ran: list[tuple[str, ...]] = []
         self.answers = answers or {}
 
-    def _run(self, argv: Any, *, check: bool = True) -> str:
+    def _run(self, argv: Any, *, check: bool = True, stdin: str | None = None) -> str:
         self.ran.append(tuple(argv))
         for needle, answer in self.answers.items():
             if needle in argv[-1]:
@@ -250,3 +251,17 @@ def test_commands_share_a_private_socket_directory_that_close_removes(monkeypatc
     ran.clear()
     target.close()  # idempotent, and nothing to end
     assert ran == []
+
+
+def test_a_commands_stdin_reaches_the_remote_command(tmp_path: Path) -> None:
+    """What ssh does with stdin (forwards it to the remote command), played by a stand-in client that runs
+    the remote command string with sh, as the remote shell would: the transaction arrives whole."""
+    fake_ssh = tmp_path / "fake-ssh"
+    fake_ssh.write_text(f"#!{sys.executable}\nimport subprocess, sys\nsys.exit(subprocess.call(['sh', '-c', sys.argv[-1]]))\n")
+    fake_ssh.chmod(0o755)
+    target = SshTarget(settings(sshCommand=[str(fake_ssh)], controlPersist=0))
+    text = "*filter\n-N CHAOSLAB-t\nCOMMIT\n"
+    (out,) = target.run_commands(wrap([Command(("cat",), stdin=text)], target.host_wrap("cp1")))
+    assert out == text
+    # Without stdin the remote command reads nothing (never chaoslab's own terminal).
+    assert target.run_commands(wrap([Command(("cat",))], target.host_wrap("cp1"))) == [""]

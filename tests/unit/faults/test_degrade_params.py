@@ -48,6 +48,7 @@ class FakeTarget(fakes.FakeTarget):
     def __init__(self, netem: bool) -> None:
         self.netem = netem
         self.ran: list[tuple[str, ...]] = []
+        self.stdins: list[str | None] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     def hosts(self, component: str) -> list[str]:
@@ -68,6 +69,7 @@ class FakeTarget(fakes.FakeTarget):
     def run_commands(self, commands: Sequence[Command]) -> list[str]:
         for c in commands:
             self.ran.append(c.argv)
+            self.stdins.append(c.stdin)
             if not self.netem and "replace" in c.argv and not c.may_fail:
                 raise TargetError(f"`{' '.join(c.argv)}` exited 2: Error: Specified qdisc kind is unknown.")
         return ["" for _ in commands]
@@ -112,14 +114,16 @@ def test_without_netem_each_peer_gets_a_bound_delayer_then_rules_for_what_the_ho
     target = FakeTarget(netem=False)
     injection = injected(target, delay="1500ms", jitter="100ms")
     queue = injection.undo[0].params["queue"]
-    starts, rules = ran(target, "chaoslab.faults.delayer"), ran(target, "NFQUEUE")
+    starts = ran(target, "chaoslab.faults.delayer")
     assert [s.split()[3] for s in starts] == ["lab-cp2", "lab-cp3"]
     assert all(f"--queue {queue} --delay-ms 1500 --jitter-ms 100" in s for s in starts)
-    assert rules == [f"ip netns exec lab-{h} iptables -w -A CHAOSLAB-{injection.undo[0].params['tag']} "
-                     f"-s 10.213.0.11 -j NFQUEUE --queue-num {queue} --queue-bypass" for h in ("cp2", "cp3")]
+    rules = [i for i, text in enumerate(target.stdins) if text and "NFQUEUE" in text]
+    assert [target.ran[i] for i in rules] == [("ip", "netns", "exec", f"lab-{h}", "iptables-restore", "-w", "--noflush")
+                                              for h in ("cp2", "cp3")]
+    assert all(f"-A CHAOSLAB-{injection.undo[0].params['tag']} -s 10.213.0.11 -j NFQUEUE --queue-num {queue} "
+               f"--queue-bypass\n" in (target.stdins[i] or "") for i in rules)
     # the half-built prio qdisc is removed before falling back; each delayer starts before its rules
-    assert ran(target, "del") and target.ran.index(tuple(starts[0].split())) < target.ran.index(
-        tuple(rules[0].split()))
+    assert ran(target, "del") and target.ran.index(tuple(starts[0].split())) < rules[0]
     assert [(k, d["mechanism"], d["on"]) for k, d in target.events] == [("degrade", "nfqueue", ["cp2", "cp3"])]
 
 

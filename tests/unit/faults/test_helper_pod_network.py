@@ -69,7 +69,9 @@ def test_a_partition_names_one_pod_per_host_before_any_exists_and_each_runs_that
     assert all(p["spec"]["hostNetwork"] and p["spec"]["activeDeadlineSeconds"] == 80 for p in pods.values())
     # cp-1 drops its peers' port 2380 both ways; cp-2 drops only cp-1 (the IPv4 InternalIP, not the IPv6 one).
     one, two = program(pods["cp-1"]), program(pods["cp-2"])
-    assert f"iptables -w -A CHAOSLAB-{tag} -s 10.0.0.12 -p tcp --dport 2380 -j DROP || rc=1" in one
+    # One transaction per pod: the rules piped into iptables-restore, each line quoted.
+    assert f"'-A CHAOSLAB-{tag} -s 10.0.0.12 -p tcp --dport 2380 -j DROP'" in one
+    assert one.count("| iptables-restore -w --noflush || rc=1") == 1 and "iptables -w -A" not in one
     assert "-d 10.0.0.13" in one and "10.0.0.13" not in two and "fd00" not in one + two
     assert f"iptables -w -X CHAOSLAB-{tag} || rc=1" in two  # its heal, run on TERM or after 20 s
     assert "sleep 20 &" in two
@@ -162,8 +164,9 @@ def test_the_plan_shows_every_pod_its_commands_and_its_undo() -> None:
     assert [p["spec"]["nodeName"] for p in fp.helper_pods] == ["cp-1", "cp-2", "cp-3"]
     assert fp.actions[0].startswith("create privileged pod chaos/chaoslab-partition-0-0-")
     assert "on node cp-1 (cp-1), holding 10 s then healing:" in fp.actions[0]
-    rule = next(line for line in fp.actions if "-s 10.0.0.13" in line)
-    assert shlex.split(rule.split(": ", 1)[1])[:3] == ["iptables", "-w", "-A"]
+    rule = next(i for i, line in enumerate(fp.actions) if "-s 10.0.0.13" in line)
+    assert shlex.split(fp.actions[rule].split(": ", 1)[1])[0] == "-A"
+    assert fp.actions[1] == "  cp-1: iptables-restore -w --noflush <<EOF" and fp.actions[2] == "  cp-1:   *filter"
     assert len(fp.undo) == 3 and fp.undo[0].startswith("delete pod chaos/chaoslab-partition-0-0-")
     assert "on TERM its script runs: iptables -w -D INPUT" in fp.undo[0]
     assert fp.injection is not None and [u["action"] for u in fp.injection["undo"]] == ["delete-pod"] * 3

@@ -119,8 +119,11 @@ def test_the_dead_mans_switch_is_armed_first_and_heals_only_hosts_that_got_rules
     assert switch[:3] == ("setsid", "-f", "sh") and switch[-1] == injection.undo[0].params["marker"]
     assert "lab-clients" not in switch[4] and all(f"lab-cp{i} iptables" in switch[4] for i in (1, 2, 3))
     assert "sleep 70 " in switch[4]
-    assert ("ip", "netns", "exec", "lab-cp1", "iptables", "-w", "-A", f"CHAOSLAB-{injection.undo[0].params['tag']}",
-            "-s", "10.213.0.2", "-j", "DROP") in target.ran
+    # Each host's rules after the switch, in one transaction each.
+    installs = target.commands[1:]
+    assert [c.argv for c in installs] == [(*in_netns(f"lab-cp{i}")(()), "iptables-restore", "-w", "--noflush")
+                                         for i in (1, 2, 3)]
+    assert f"-A CHAOSLAB-{injection.undo[0].params['tag']} -s 10.213.0.2 -j DROP\n" in (installs[0].stdin or "")
 
 
 @pytest.mark.parametrize(("params", "field", "message"), [

@@ -13,7 +13,8 @@ from typing import Any
 import fakes
 import pytest
 
-from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.clients.hosts import Command
+from chaoslab.clients.kubeapi import KubeApi, RefreshingToken
 from chaoslab.errors import SpecError, TargetError
 from chaoslab.faults.base import Injection
 from chaoslab.plan.guard import (
@@ -156,7 +157,8 @@ def test_lease_holders_and_etcd_members_map_to_nodes_explicitly() -> None:
 
 
 def test_the_helper_pod_is_pinned_privileged_tolerant_and_ends_itself() -> None:
-    pod = helper_pod("h", "cp-1", [("pkill", "-STOP", "-o", "-x", "etcd")], [("pkill", "-CONT", "-x", "etcd")], 30)
+    pod = helper_pod("h", "cp-1", [Command(("pkill", "-STOP", "-o", "-x", "etcd"))],
+                     [Command(("pkill", "-CONT", "-x", "etcd"))], 30)
     spec = pod["spec"]
     assert spec["nodeName"] == "cp-1" and spec["hostPID"] and spec["hostNetwork"]
     assert spec["activeDeadlineSeconds"] == 90 and spec["containers"][0]["securityContext"]["privileged"]
@@ -166,13 +168,13 @@ def test_the_helper_pod_is_pinned_privileged_tolerant_and_ends_itself() -> None:
 
 def test_the_helper_script_undoes_after_its_duration_and_on_term(tmp_path: Path) -> None:
     log = tmp_path / "log"
-    text = script([("sh", "-c", f"echo applied >> {log}")], [("sh", "-c", f"echo undone >> {log}")], 0)
+    text = script([Command(("sh", "-c", f"echo applied >> {log}"))], [Command(("sh", "-c", f"echo undone >> {log}"))], 0)
     assert subprocess.run(["sh", "-c", text], check=False, timeout=10).returncode == 0
     assert log.read_text().split() == ["applied", "undone"]
     # Deleted (TERM) while the fault holds: the undo runs at once, once.
     log.unlink()
-    proc = subprocess.Popen(["sh", "-c", script([("sh", "-c", f"echo applied >> {log}")],
-                                               [("sh", "-c", f"echo undone >> {log}")], 61)])
+    proc = subprocess.Popen(["sh", "-c", script([Command(("sh", "-c", f"echo applied >> {log}"))],
+                                               [Command(("sh", "-c", f"echo undone >> {log}"))], 61)])
     deadline = time.monotonic() + 5
     while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -182,7 +184,21 @@ def test_the_helper_script_undoes_after_its_duration_and_on_term(tmp_path: Path)
     assert log.read_text().split() == ["applied", "undone"]
     assert subprocess.run(["pgrep", "-fx", "sleep 61"], check=False).returncode == 1, "the hold's sleep is left"
     # Arguments are quoted one by one: text never becomes shell syntax.
-    assert "'a; rm -rf /'" in script([("echo", "a; rm -rf /")], [], 1)
+    assert "'a; rm -rf /'" in script([Command(("echo", "a; rm -rf /"))], [], 1)
+
+
+def test_the_helper_script_feeds_a_commands_stdin_exactly_and_quoted(tmp_path: Path) -> None:
+    """An iptables-restore transaction reaches the command byte for byte, and no line of it is shell syntax."""
+    got = tmp_path / "got"
+    stdin = f"*filter\n-N CHAOSLAB-t\n$(touch {tmp_path / 'pwned'}) `x` 'q' \"d\" ; | &\n\nCOMMIT\n"
+    text = script([Command(("sh", "-c", f"cat > {got}"), stdin=stdin)], [], 0)
+    assert subprocess.run(["sh", "-c", text], check=False, timeout=10).returncode == 0
+    assert got.read_text() == stdin
+    assert not (tmp_path / "pwned").exists()
+    # A failing command with stdin sets the script's status like any other.
+    text = script([Command(("sh", "-c", "cat >/dev/null; exit 3"), stdin="x\n")], [], 0)
+    assert "applied rc=1" in subprocess.run(["sh", "-c", text], capture_output=True, text=True, check=False,
+                                            timeout=10).stdout
 
 
 def test_etcd_access_and_target_names_are_checked() -> None:
@@ -202,6 +218,7 @@ def test_in_cluster_config_reads_the_mounted_token(tmp_path: Path) -> None:
     (tmp_path / "ca.crt").write_text("ca")
     api = KubeApi.in_cluster(tmp_path, environ={"KUBERNETES_SERVICE_HOST": "10.96.0.1",
                                                 "KUBERNETES_SERVICE_PORT": "443"})
-    assert api.server == "https://10.96.0.1:443" and api.session.headers["Authorization"] == "Bearer secret-token"
+    assert api.server == "https://10.96.0.1:443" and isinstance(api.session.auth, RefreshingToken)
+    assert api.session.auth.token() == "secret-token"
     with pytest.raises(TargetError, match="not a pod"):
         KubeApi.in_cluster(tmp_path, environ={})

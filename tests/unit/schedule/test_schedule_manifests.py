@@ -3,6 +3,8 @@ the right structure), the file kind deciding the command, and the refusals."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import yaml
 from chaoslab.cli import main
 from chaoslab.errors import SpecError
 from chaoslab.ops import schedule
+from chaoslab.spec.gameday import GameDay, load_game_day
 
 REPO = Path(__file__).resolve().parents[3]
 EXPERIMENT = REPO / "experiments/scheduler-leader-kill.yaml"
@@ -28,7 +31,7 @@ def gameday(tmp_path: Path) -> Path:
     (tmp_path / "exp" / "kill.yaml").write_text(EXPERIMENT.read_text())
     day = tmp_path / "weekly.yaml"
     day.write_text("apiVersion: chaoslab.io/v1alpha1\nkind: GameDay\nmetadata: {name: weekly}\n"
-                   "spec:\n  experiments:\n    - file: exp/kill.yaml\n    - file: exp/kill.yaml\n")
+                   "spec:\n  steps:\n    - file: exp/kill.yaml\n    - file: exp/kill.yaml\n      name: again\n")
     return day
 
 
@@ -81,11 +84,12 @@ def test_game_day_runs_gameday_run_with_its_experiment_files_mounted(
     docs = render(capsys, str(gameday), "--cron", "0 10 * * 2", "--results-pvc", "results", "--name", "weekly",
                   "--api-version", "batch/v1beta1")
     config, cron = docs[-2], docs[-1]
-    assert set(config["data"]) == {"weekly.yaml", "exp__kill.yaml"}
+    assert set(config["data"]) == {"weekly.yaml", "kill.yaml"}  # the file two steps name, once
+    assert config["data"]["weekly.yaml"].count('- file: "kill.yaml"') == 2
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["args"][:3] == ["gameday", "run", "/etc/chaoslab/spec/weekly.yaml"]
     items = next(v for v in pod["volumes"] if v["name"] == "spec")["configMap"]["items"]
-    assert {"key": "exp__kill.yaml", "path": "exp/kill.yaml"} in items
+    assert {"key": "kill.yaml", "path": "kill.yaml"} in items
     assert next(v for v in pod["volumes"] if v["name"] == "results")["persistentVolumeClaim"] == {"claimName": "results"}
     assert cron["apiVersion"] == "batch/v1beta1" and cron["metadata"]["name"] == "weekly"
 
@@ -115,12 +119,86 @@ def test_a_broken_experiment_or_unknown_kind_is_refused_before_rendering(tmp_pat
         schedule.Job.from_file(other, "0 10 * * 2")
 
 
-def test_a_game_day_file_outside_its_directory_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "kill.yaml").write_text(EXPERIMENT.read_text())
-    (tmp_path / "days").mkdir()
-    day = tmp_path / "days" / "d.yaml"
-    day.write_text("kind: GameDay\nspec:\n  experiments: [{file: ../kill.yaml}]\n")
-    with pytest.raises(SpecError, match="outside"):
+def unpack(docs: list[Any], into: Path) -> Path:
+    """Lay a rendered ConfigMap out as the pod mounts it (items: key → path); the file the CronJob runs."""
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    pod = docs[-1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    items = next(v for v in pod["volumes"] if v["name"] == "spec")["configMap"]["items"]
+    assert sorted(i["key"] for i in items) == sorted(config["data"])
+    into.mkdir()
+    for item in items:
+        assert "/" not in item["path"] and not item["path"].startswith(".."), item
+        (into / item["path"]).write_text(config["data"][item["key"]])
+    return into / Path(pod["containers"][0]["args"][2]).relative_to(schedule.SPEC_DIR)
+
+
+def placeless(value: Any) -> Any:
+    """A loaded object without the places it was read from (`source` files, `where` file:line)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: None if f.name == "source" else "" if f.name == "where"
+                                             else placeless(getattr(value, f.name))
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, tuple):
+        return tuple(placeless(v) for v in value)
+    return value
+
+
+def same_day(packed: GameDay, original: GameDay) -> None:
+    """The same steps, in the same order, with the same experiments (where they were read from aside)."""
+    assert [s.name for s in packed.steps] == [s.name for s in original.steps]
+    for a, b in zip(packed.steps, original.steps, strict=True):
+        assert placeless(a) == placeless(b)
+    assert placeless((packed.window, packed.abort, packed.target)) == placeless((original.window, original.abort,
+                                                                                original.target))
+
+
+@pytest.mark.parametrize("day", sorted((REPO / "experiments" / "gamedays").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_game_day_renders_and_its_configmap_runs_as_the_same_day(
+        day: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = render(capsys, str(day), "--cron", "0 10 * * 2", "--api-version", "batch/v1beta1")
+    same_day(load_game_day(unpack(docs, tmp_path / "spec")), load_game_day(day))
+
+
+def test_files_outside_the_game_days_directory_are_packed_under_flat_names_without_collisions(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for where in ("a", "b", "days"):
+        (tmp_path / where).mkdir()
+    kill = EXPERIMENT.read_text()
+    (tmp_path / "a" / "kill.yaml").write_text(kill.replace("name: scheduler-leader-kill", "name: kill-a"))
+    (tmp_path / "b" / "kill.yaml").write_text(kill.replace("name: scheduler-leader-kill", "name: kill-b"))
+    (tmp_path / "days" / "kill.yaml").write_text(kill.replace("name: scheduler-leader-kill", "name: kill-here"))
+    (tmp_path / "days" / "day.yaml").write_text(kill.replace("name: scheduler-leader-kill", "name: not-the-day"))
+    day = tmp_path / "days" / "day.yaml"
+    day.write_text("# the day\napiVersion: chaoslab.io/v1alpha1\nkind: GameDay\nmetadata: {name: day}\nspec:\n"
+                   "  steps:\n    - file: ../a/kill.yaml   # first\n    - {file: '../b/kill.yaml', after: [kill-a]}\n"
+                   "    - file: kill.yaml\n    - file: ../days/../a/kill.yaml\n      name: kill-a-again\n")
+    docs = render(capsys, str(day), "--cron", "0 10 * * 2", "--api-version", "batch/v1beta1")
+    data = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    # one key per file (../a/kill.yaml spelt twice is one), none the game day's own name
+    assert set(data) == {"day.yaml", "kill.yaml", "up__b__kill.yaml", "kill-2.yaml"}
+    assert "name: kill-a" in data["kill.yaml"] and "name: kill-b" in data["up__b__kill.yaml"]
+    assert "name: kill-here" in data["kill-2.yaml"]
+    # only the file names changed, in place: comments, flow style and the rest stay as written
+    assert data["day.yaml"] == day.read_text().replace("../a/kill.yaml   #", '"kill.yaml"   #').replace(
+        "'../b/kill.yaml'", '"up__b__kill.yaml"').replace("file: kill.yaml", 'file: "kill-2.yaml"').replace(
+        "../days/../a/kill.yaml", '"kill.yaml"')
+    same_day(load_game_day(unpack(docs, tmp_path / "spec")), load_game_day(day))
+
+
+def test_flat_names_are_valid_keys_and_mount_paths() -> None:
+    taken = {"day.yaml"}
+    for ref in ("../x/day.yaml", "..weird name[1].yaml", "/abs/" + "l" * 300 + ".yaml", "day.yaml"):
+        name = schedule.flat_name(ref, taken)
+        assert re.fullmatch(r"[-._a-zA-Z0-9]+", name) and not name.startswith(".") and len(name) <= 253, name
+        assert name not in taken
+        taken.add(name)
+
+
+def test_a_game_day_whose_step_file_is_missing_is_refused_with_its_line(tmp_path: Path) -> None:
+    day = tmp_path / "d.yaml"
+    day.write_text("apiVersion: chaoslab.io/v1alpha1\nkind: GameDay\nmetadata: {name: d}\nspec:\n"
+                   "  steps:\n    - file: ../nowhere.yaml\n")
+    with pytest.raises(SpecError, match=r"d.yaml:6"):
         schedule.Job.from_file(day, "0 10 * * 2")
 
 
