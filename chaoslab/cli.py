@@ -156,13 +156,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     experiments, game_days, problems = validate_all([Path(p) for p in args.paths])
     for problem in problems:
-        console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     for exp in experiments:
-        out.print(f"[green]✓[/] {exp.source}: {exp.name} ({len(exp.faults)} fault(s), {len(exp.slos)} SLO(s))",
-                  soft_wrap=True)
+        out.print(f"[green]✓[/] {escape(str(exp.source))}: {escape(exp.name)} ({len(exp.faults)} fault(s), "
+                  f"{len(exp.slos)} SLO(s))", highlight=False, soft_wrap=True)
     for day in game_days:
-        out.print(f"[green]✓[/] {day.source}: game day {day.name} ({len(day.steps)} step(s): "
-                  f"{', '.join(s.name for s in day.steps)})", soft_wrap=True)
+        out.print(f"[green]✓[/] {escape(str(day.source))}: game day {escape(day.name)} ({len(day.steps)} step(s): "
+                  f"{escape(', '.join(s.name for s in day.steps))})", highlight=False, soft_wrap=True)
     return EXIT_INVALID if problems else EXIT_OK
 
 
@@ -189,7 +189,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     for o in outcomes:
         if o.error:
-            console.print(f"[red]error:[/] {o.experiment.name}: {o.error}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/] {escape(o.experiment.name)}: {escape(str(o.error))}", highlight=False,
+                          soft_wrap=True)
     if any(o.error for o in outcomes):
         code = EXIT_COULD_NOT_RUN
     else:
@@ -200,11 +201,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                   pushgateway=args.pushgateway, job=args.job)
     written, failures = publish(outcomes, code, how)
     for path in written:
-        out.print(f"wrote {path}")
+        out.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
     if how.pushgateway and not any(how.pushgateway in f for f in failures):
         out.print(f"pushed metrics to {how.pushgateway} (job {how.job})")
     for problem in failures:
-        console.print(f"[yellow]warning:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     return code
 
 
@@ -221,10 +222,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     [experiment] = experiments
     text = json.dumps(to_chaostoolkit(experiment), indent=2) + "\n"
     for note in export_notes(experiment):
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if args.output and args.output != "-":
         Path(args.output).write_text(text)
-        console.print(f"wrote {args.output}; run it with `chaos run {args.output}` "
+        console.print(f"wrote {escape(args.output)}; run it with `chaos run {escape(args.output)}` "
                       f"(another lab: --var chaoslab_target=lab:NAME)", highlight=False, soft_wrap=True)
     else:
         sys.stdout.write(text)
@@ -254,15 +255,17 @@ def cmd_gameday_run(args: argparse.Namespace) -> int:
     code = result.exit_code
     for step in result.steps:
         if step.status == "skipped":
-            console.print(f"[yellow]skipped:[/] {step.name}: {step.reason}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]skipped:[/] {escape(step.name)}: {escape(step.reason)}", highlight=False,
+                          soft_wrap=True)
     if result.stopped:
-        console.print(f"[red]the day stopped:[/] {result.stopped}", highlight=False, soft_wrap=True)
-    out.print(f"game day report: {result.day_dir}/report.html, summary.md, junit.xml, gameday.json")
+        console.print(f"[red]the day stopped:[/] {escape(result.stopped)}", highlight=False, soft_wrap=True)
+    out.print(f"game day report: {escape(str(result.day_dir))}/report.html, summary.md, junit.xml, gameday.json",
+              highlight=False, soft_wrap=True)
     sent, problems = send(day.notify, result.day_dir, code)
     for line in sent:
-        out.print(line)
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     for problem in problems:
-        console.print(f"[yellow]warning:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     return code
 
 
@@ -273,10 +276,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         from chaoslab.reports.gameday import write_day_reports
 
         for path in write_day_reports(Path(args.run_dir)):
-            out.print(f"wrote {path}")
+            out.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
         return EXIT_OK
     for path in rebuild(Path(args.run_dir)):
-        out.print(f"wrote {path}")
+        out.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -285,7 +288,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
     done = recover_runs(Path(args.run_dir) if args.run_dir else None, Path(args.runs_dir))
     for line in done:
-        out.print(f"[green]✓[/] {line}")
+        out.print(f"[green]✓[/] {escape(line)}", highlight=False, soft_wrap=True)
     if not done:
         out.print("nothing to recover: no run has a pending undo")
     return EXIT_OK
@@ -572,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChaoslabError as exc:
         if args.debug:
             console.print_exception()
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_COULD_NOT_RUN
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

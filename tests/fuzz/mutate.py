@@ -131,8 +131,8 @@ def _kind(data: Any) -> str:
 def seeds() -> tuple[Seed, ...]:
     """Every file under experiments/ and probes/ (at its own relative place), an ssh-target and a richer game
     day, and the Chaos Toolkit export of every shipped experiment."""
-    from chaoslab.chaostoolkit.convert import to_chaostoolkit
     from chaoslab.spec import load
+    from chaoslab.spec.chaostoolkit import to_chaostoolkit
 
     out: list[Seed] = []
     for top in ("experiments", "probes"):
@@ -314,7 +314,7 @@ def _orig(f: Any) -> Any:
 
 
 # ---- text mutations --------------------------------------------------------------------------------------
-_CONTROL = [chr(c) for c in range(0, 32) if c not in (9, 10, 13)] + ["\x7f", "\x85", "\u2028", "\u2029",
+_CONTROL = [chr(c) for c in range(32) if c not in (9, 10, 13)] + ["\x7f", "\x85", "\u2028", "\u2029",
                                                                     "\ufeff", "\ud800", "\udfff", "\ufffe", "\uffff"]
 
 
