@@ -72,6 +72,11 @@ def _plain_dates(data: Any) -> None:
         else None
     if isinstance(window, dict) and isinstance(window.get("freeze"), list):
         window["freeze"] = [v.isoformat() if isinstance(v, dt.date) else v for v in window["freeze"]]
+    # YAML 1.1 reads the key `on:` as true: `{command: [...], on: failure}` means the field `on`.
+    notify = data["spec"].get("notify") if isinstance(data, dict) and isinstance(data.get("spec"), dict) else None
+    for n in notify if isinstance(notify, list) else []:
+        if isinstance(n, dict) and True in n and "on" not in n:
+            n["on"] = n.pop(True)
 
 
 def _window(doc: Document, problems: list[str]) -> Window | None:

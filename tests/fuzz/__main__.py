@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -29,7 +28,8 @@ def main() -> int:
 
     summary = run(args.seed, args.count, args.jobs, args.seconds, args.start, Path(args.findings), progress)
     print(summary.line())
-    print("by family:", json.dumps(dict(sorted(summary.families.items()))))
+    print("by family (inputs / accepted by some command):",
+          ", ".join(f"{k} {v}/{summary.accepted[k]}" for k, v in sorted(summary.families.items())))
     groups = Counter((f["kind"], f.get("family", "?"), f["command"], f["detail"].strip().splitlines()[-1][:160])
                      for f in summary.findings)
     for (kind, family, command, last), n in groups.most_common(60):

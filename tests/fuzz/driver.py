@@ -35,6 +35,8 @@ class Summary:
     seconds: float = 0.0
     findings: list[dict[str, Any]] = field(default_factory=list)
     families: Counter[str] = field(default_factory=Counter)
+    accepted: Counter[str] = field(default_factory=Counter)
+    """family → inputs some command accepted (exit 0): the mutations that got past the loader."""
     max_rss_kib: int = 0
 
     def line(self) -> str:
@@ -76,6 +78,7 @@ def worker() -> None:
         except MemoryError as exc:  # outside a command (writing the case): still a finding
             findings = [{"kind": "memory", "command": "-", "detail": repr(exc)}]
         answer = {"index": index, "family": c.family, "seconds": time.monotonic() - started,
+                  "accepted": [command for command, code in getattr(oracle, "codes", []) if code == 0],
                   "findings": findings, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
@@ -161,6 +164,7 @@ def run(seed: int, count: int | None = None, jobs: int = 1, seconds: float | Non
                         summary.max_rss_kib = max(summary.max_rss_kib, answer.get("rss", 0))
                     summary.cases += 1
                     summary.families[answer["family"]] += 1
+                    summary.accepted[answer["family"]] += bool(answer.get("accepted"))
                     for f in answer["findings"]:
                         summary.findings.append({**f, "index": answer["index"], "family": answer["family"]})
                     if answer["findings"]:

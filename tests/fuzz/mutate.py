@@ -68,7 +68,7 @@ spec:
   abort: {apiserverUnavailable: 30s, apiWriteUnavailable: 1m}
   overrides: {duration: 5s, settle: 2s, recoveryTimeout: 60s}
   notify:
-    - {webhook: "https://hooks.example/x", format: markdown, on: failure}
+    - {webhook: "https://hooks.example/x", format: markdown, "on": failure}
     - {command: "mail -s 'game day' ops@example.com"}
     - {command: [logger, -t, chaoslab]}
   steps:

@@ -30,8 +30,8 @@ from typing import Any
 
 from fuzz.mutate import Case, seeds
 
-SLOW = 2.0
-"""Seconds one command may take."""
+SLOW = float(os.environ.get("FUZZ_SLOW", "2.0"))
+"""Seconds one command may take (the suite's short run allows more: it shares the machine with the rest)."""
 HANG = 10.0
 """Seconds after which a command is interrupted (and reported with where it was)."""
 INT_PARAMS = ("count", "minority", "parallelism", "maxPods", "maxNodes", "maxMembers")
@@ -200,6 +200,7 @@ class Oracle:
 
     def check(self, case: Case) -> list[Finding]:
         findings: list[Finding] = []
+        self.codes: list[tuple[str, int | None]] = []
         with self.materialise(case) as path:
             for command in case.commands:
                 out_file = self.out / "export.json"
@@ -209,6 +210,7 @@ class Oracle:
                 if seconds > SLOW and not tb:  # once more: the machine is shared, a pause is not a finding
                     out_file.unlink(missing_ok=True)
                     code, output, tb, day, seconds = self._main(argv)
+                self.codes.append((command, code))
                 findings += self._judge(command, path, code, output, tb, seconds)
                 if code == 0 and not tb:
                     findings += self._semantic(command, path, day, out_file)
