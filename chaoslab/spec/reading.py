@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
+from yaml.scanner import ScannerError
 
 from chaoslab.errors import SpecError
 
@@ -102,6 +103,19 @@ class BoundedLoader(yaml.SafeLoader):
         self._nodes = 0
         self._open: set[str] = set()
         self._sizes: dict[int, int] = {}
+
+    # The scanner looks ahead over a whole line of `[[[[…` before the composer sees the first node (each
+    # could start a key), in time quadratic in the depth: refuse the nesting where it is scanned.
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_DEPTH:
+            raise ScannerError(None, None, f"nested more than {MAX_DEPTH} levels deep", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_DEPTH:
+            raise ScannerError(None, None, f"nested more than {MAX_DEPTH} levels deep", self.get_mark())
+        added: bool = super().add_indent(column)
+        return added
 
     def compose_document(self) -> Any:
         self._depth = self._aliases = self._nodes = 0
