@@ -683,9 +683,11 @@ def case(seed: int, index: int) -> Case:
         content = _structure(data, rng).encode()
     if family not in ("special-file", "file-name", "control-char", "text") and rng.random() < 0.15 and content:
         content = _text_mutation(content.decode("utf-8", "surrogatepass"), rng, other)
+    # validate always; the other two load through other entry points (load_game_day, load) where the input
+    # is theirs, and now and then where it is not.
     commands = ["validate"]
-    if s.kind == "gameday" or rng.random() < 0.2:
+    if s.kind == "gameday" or rng.random() < 0.1:
         commands.append("gameday")
-    if s.kind in ("experiment", "chaostoolkit", "other") or rng.random() < 0.2:
+    if (s.kind in ("experiment", "chaostoolkit") and rng.random() < 0.6) or rng.random() < 0.1:
         commands.append("export")
     return Case(family, s.path, path, content, special, tuple(commands), extra)

@@ -269,8 +269,8 @@ def test_a_fifo_inside_a_directory_is_named_not_skipped_nor_waited_for(tmp_path:
     (tmp_path / "b.yaml").write_text(EXPERIMENT)
     experiments, _, problems = validate_all([tmp_path])
     assert [e.name for e in experiments] == ["kill"]
-    assert problems == [f"{tmp_path / 'a.yaml'}: a FIFO (named pipe), not a regular file; give an experiment file "
-                        "(*.yaml)"]
+    assert problems == [(f"{tmp_path / 'a.yaml'}: a FIFO (named pipe), not a regular file; give an experiment "
+                         "file (*.yaml)")]
 
 
 def test_dev_zero_is_refused_before_anything_is_read() -> None:
