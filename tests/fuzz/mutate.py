@@ -174,7 +174,8 @@ def _parsed(path: str) -> Any:
 # ---- values -----------------------------------------------------------------------------------------
 def _digits(rng: random.Random) -> str:
     n = rng.choice([19, 20, 40, 310, 400, 4300, 4301, 5000, 20000, 100000])
-    return "1" + "".join(rng.choice("0123456789") for _ in range(n - 1))
+    block = "".join(rng.choices("0123456789", k=min(n, 997)))  # a long string need not be random throughout
+    return ("1" + block * (n // len(block) + 1))[:n]
 
 
 def bad_tag(rng: random.Random, original: str = "5s") -> str:
@@ -402,6 +403,7 @@ _INT_KEYS = ("runs", "count", "maxPods", "maxNodes", "maxMembers", "repeat", "mi
 
 
 def _ssh(data: dict[str, Any], rng: random.Random) -> str:
+    big = _digits(rng)
     if not isinstance(data.get("spec"), dict) or data.get("kind") != "Experiment":
         data = _parsed(next(s.path for s in seeds() if s.path.endswith("-ssh.yaml")))
     data = copy.deepcopy(data)
@@ -420,14 +422,14 @@ def _ssh(data: dict[str, Any], rng: random.Random) -> str:
                   "[{name: cp1, address: '-oProxyCommand=id'}]", "[{name: cp1, address: ''}]", "[]", "{}"],
         "components": ["etcd", "[etcd]", "{etcd: cp1}", "{etcd: [cp9]}", "{etcd: [1]}", "{1: [cp1]}", "{kube-dns: [cp1]}",
                        "{etcd: []}", "{etcd: {cp1: 1}}"],
-        "port": ["0", "70000", "'22'", "22.0", "true", "-1", _digits(rng), ".nan"],
+        "port": ["0", "70000", "'22'", "22.0", "true", "-1", big, ".nan"],
         "etcd": ["[https://a:2379]", "{endpoints: [https://10.0.0.11:2379]}", "{endpoints: {cp1: 5}}",
                  "{endpoints: {cp9: 'https://x:2379'}}", "{endpoints: 'https://x:2379'}", "{ca: 5}", "{discover: kubeadm}",
                  "{endpoints: {cp1: 'ftp://x'}}", "{endpoints: {cp1: 'https://[::1:2379'}}"],
         "apiservers": ["[https://a:6443]", "{cp1: 5}", "{cp9: 'https://x'}", "{cp1: 'https://[::1'}", "x"],
-        "connectTimeout": ["-1", ".nan", ".inf", "'5s'", "0", _digits(rng), "1e400"],
-        "commandTimeout": ["-1", ".nan", ".inf", "'30s'", "0", _digits(rng)],
-        "controlPersist": ["-1", ".nan", "'10'", "true", _digits(rng)],
+        "connectTimeout": ["-1", ".nan", ".inf", "'5s'", "0", big, "1e400"],
+        "commandTimeout": ["-1", ".nan", ".inf", "'30s'", "0", big],
+        "controlPersist": ["-1", ".nan", "'10'", "true", big],
         "strictHostKeyChecking": ["yes", "no", "maybe", "1"],
         "sshCommand": ["\"ssh -o 'unclosed\"", "[ssh, 5]", "''", "[]", "'ssh \\\\'"],
         "runtime": ["docker", "5", "[crictl]"], "user": ["Root", "''", "5", "'a b'", "'-oX'"],
@@ -450,6 +452,7 @@ def _ssh(data: dict[str, Any], rng: random.Random) -> str:
 
 
 def _chaostoolkit(data: Any, rng: random.Random) -> str:
+    big = _digits(rng)
     if not isinstance(data, dict) or "method" not in data:
         data = _parsed(rng.choice([s for s in seeds() if s.kind == "chaostoolkit"]).path)
     data = copy.deepcopy(data)
@@ -488,8 +491,8 @@ def _chaostoolkit(data: Any, rng: random.Random) -> str:
                                                               "kind", "after", "target", "tolerance", "slo")]
             path = rng.choice(deep) if deep else ("method",)
             options = ["5", "[1]", "x", "{}", "~", ".nan", "-1", "{after: .inf}", "{after: x}", "{before: -5}",
-                       "{after: 1e400}", "'${nope}'", "'${chaoslab_target}'", "'[/]'", _digits(rng),
-                       "{after: '" + _digits(rng) + "s'}"]
+                       "{after: 1e400}", "'${nope}'", "'${chaoslab_target}'", "'[/]'", big,
+                       "{after: '" + big + "s'}"]
         token = TOKEN.format(j)
         try:
             parent = _get(data, path[:-1])
@@ -504,6 +507,7 @@ def _chaostoolkit(data: Any, rng: random.Random) -> str:
 
 
 def _gameday(data: Any, rng: random.Random) -> tuple[str, tuple[tuple[str, str], ...]]:
+    big = _digits(rng)
     if not isinstance(data, dict) or data.get("kind") != "GameDay":
         data = _parsed(rng.choice([s for s in seeds() if s.kind == "gameday"]).path)
     data = copy.deepcopy(data)
@@ -538,10 +542,10 @@ def _gameday(data: Any, rng: random.Random) -> tuple[str, tuple[tuple[str, str],
                       "[{file: ../compact-scheduler.yaml}, {file: ../compact-scheduler.yaml}]",
                       "[{file: ../../probes/control-plane.yaml}]", "[{file: ../manifests/shop-web.yaml}]",
                       "[{file: ../etcd-leader-kill.ctk.json}]", "[{file: " + "../" * 3000 + "x.yaml}]"]),
-        (("repeat",), ["2.0", ".inf", ".nan", "0", _digits(rng), "'2'"]),
-        (("pause",), [".nan", ".inf", "1e400", _digits(rng) + "s", "-1", "'5 s'"]),
-        (("overrides",), ["{duration: .nan}", "{duration: 1e400}", "{settle: " + _digits(rng) + "}", "{runs: 2}", "[1]",
-                          "{duration: '" + _digits(rng) + "h'}"]),
+        (("repeat",), ["2.0", ".inf", ".nan", "0", big, "'2'"]),
+        (("pause",), [".nan", ".inf", "1e400", big + "s", "-1", "'5 s'"]),
+        (("overrides",), ["{duration: .nan}", "{duration: 1e400}", "{settle: " + big + "}", "{runs: 2}", "[1]",
+                          "{duration: '" + big + "h'}"]),
         (("abort",), ["{apiserverUnavailable: .inf}", "{apiserverUnavailable: [1]}", "{lostWrites: 1}", "{apiserverUnavailable: 1e400}"]),
         (("target",), ["{kind: ssh}", "{kind: ssh, hosts: cp1}", "{kind: lab, name: 5}", "lab", "{kind: '[/]'}"]),
     ]
