@@ -220,7 +220,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise SpecError([(f"{args.file}: holds {len(experiments)} experiments; a Chaos Toolkit file holds "
                           "one: put each in its own file")])
     [experiment] = experiments
-    text = json.dumps(to_chaostoolkit(experiment), indent=2) + "\n"
+    try:  # strict JSON: Chaos Toolkit refuses NaN and Infinity (the loader lets no such number through)
+        text = json.dumps(to_chaostoolkit(experiment), indent=2, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise SpecError([f"{args.file}: cannot be written as JSON ({exc})"]) from exc
     for note in export_notes(experiment):
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if args.output and args.output != "-":
