@@ -126,8 +126,9 @@ def _save(out: Path | None, seed: int, answer: dict[str, Any]) -> None:
 
 
 def run(seed: int, count: int | None = None, jobs: int = 1, seconds: float | None = None, start: int = 0,
-        findings_dir: Path | None = None, progress: Any = None) -> Summary:
-    """Cases `start`, `start + 1` … of run `seed`, until `count` are done or `seconds` have passed."""
+        findings_dir: Path | None = None, progress: Any = None, at_least: int = 0) -> Summary:
+    """Cases `start`, `start + 1` … of run `seed`, until `count` are done or `seconds` have passed (but at
+    least `at_least` of them, however slow the machine)."""
     summary = Summary()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chaoslab-fuzz-") as tmp:
@@ -142,7 +143,7 @@ def run(seed: int, count: int | None = None, jobs: int = 1, seconds: float | Non
         def more() -> bool:
             if count is not None and next_index >= start + count:
                 return False
-            return seconds is None or time.monotonic() - began < seconds
+            return next_index < start + at_least or seconds is None or time.monotonic() - began < seconds
 
         try:
             for w in workers:
