@@ -342,7 +342,7 @@ def cmd_schedule_render(args: argparse.Namespace) -> int:
         text = schedule.to_yaml(schedule.render_cronjob(job), head)
     if args.output and args.output != "-":
         Path(args.output).write_text(text)
-        console.print(f"wrote {args.output}")
+        console.print(f"wrote {args.output}", markup=False, highlight=False)
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -356,9 +356,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     records = select(scan(Path(args.runs_dir)), args.experiment, args.last)
     if not records:
-        out.print(f"no runs{f' of {args.experiment!r}' if args.experiment else ''} under {args.runs_dir}")
+        out.print(f"no runs{f' of {args.experiment!r}' if args.experiment else ''} under {args.runs_dir}",
+                  markup=False, highlight=False)
         return EXIT_OK
-    table = Table(title=f"runs under {args.runs_dir}")
+    table = Table(title=f"runs under {escape(args.runs_dir)}")
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("experiment", overflow="fold")
     table.add_column("verdict", no_wrap=True)
@@ -368,8 +369,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     style = {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]", "not judged": "[yellow]not judged[/]"}
     for r in records:
         numbers = [f"{m} {format_value(v, METRICS[m])}" for m in KEY_METRICS if (v := r.value(m)) is not None]
-        table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), r.experiment, style[r.verdict], str(r.runs),
-                      "\n".join(numbers[:4]) or "-", f"{r.group}/{r.path.name}" if r.group else r.path.name)
+        table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), escape(r.experiment), style[r.verdict], str(r.runs),
+                      "\n".join(numbers[:4]) or "-", escape(f"{r.group}/{r.path.name}" if r.group else r.path.name))
     out.print(table)
     return EXIT_OK
 
@@ -387,14 +388,14 @@ def cmd_history_compare(args: argparse.Namespace) -> int:
         table.add_column(col, overflow="fold")
     for role, rows in (("baseline", result.baseline), ("[bold]new[/]", result.candidate)):
         for r, v in rows:
-            table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), r.experiment, role, format_value(v, result.unit),
-                          r.path.name)
+            table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), escape(r.experiment), role,
+                          format_value(v, result.unit), escape(r.path.name))
     out.print(table)
     out.print(f"baseline median {format_value(result.baseline_median, result.unit)}, new median "
               f"{format_value(result.candidate_median, result.unit)}", highlight=False)
     if result.skipped:
         out.print(f"[dim]{len(result.skipped)} run(s) in the window did not measure {args.metric}[/]")
-    out.print(f"[red]✗ {result.reason}[/]" if result.regression else f"[green]✓[/] {result.reason}",
+    out.print(f"[red]✗ {escape(result.reason)}[/]" if result.regression else f"[green]✓[/] {escape(result.reason)}",
               highlight=False, soft_wrap=True)
     return EXIT_SLO_VIOLATED if result.regression else EXIT_OK
 
