@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: demo install test test-fast lint bench clean chromium
+.PHONY: demo install test test-fast lint bench clean chromium fuzz
 
 $(BIN)/chaoslab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ chromium:
 
 test-fast: $(BIN)/chaoslab
 	$(BIN)/pytest -ra -m "not integration"
+
+# The long fuzz run of issue 14 (tests/fuzz/): malformed experiments, game days, probe sets and Chaos Toolkit
+# files through validate, gameday loading and export; each finding's input is kept in fuzz-findings/.
+# The suite runs a few seconds of it (tests/fuzz/test_fuzz_quick.py). About 40 min for 100,000 on 2 cores.
+FUZZ_COUNT ?= 100000
+FUZZ_SEED ?= 1
+fuzz: $(BIN)/chaoslab
+	PYTHONPATH=.:tests $(BIN)/python -m fuzz --count $(FUZZ_COUNT) --seed $(FUZZ_SEED) --jobs 2 --findings fuzz-findings
 
 lint: $(BIN)/chaoslab
 	$(BIN)/ruff check chaoslab tests bench

@@ -156,13 +156,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     experiments, game_days, problems = validate_all([Path(p) for p in args.paths])
     for problem in problems:
-        console.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     for exp in experiments:
-        out.print(f"[green]✓[/] {exp.source}: {exp.name} ({len(exp.faults)} fault(s), {len(exp.slos)} SLO(s))",
-                  soft_wrap=True)
+        out.print(f"[green]✓[/] {escape(str(exp.source))}: {escape(exp.name)} ({len(exp.faults)} fault(s), "
+                  f"{len(exp.slos)} SLO(s))", highlight=False, soft_wrap=True)
     for day in game_days:
-        out.print(f"[green]✓[/] {day.source}: game day {day.name} ({len(day.steps)} step(s): "
-                  f"{', '.join(s.name for s in day.steps)})", soft_wrap=True)
+        out.print(f"[green]✓[/] {escape(str(day.source))}: game day {escape(day.name)} ({len(day.steps)} step(s): "
+                  f"{escape(', '.join(s.name for s in day.steps))})", highlight=False, soft_wrap=True)
     return EXIT_INVALID if problems else EXIT_OK
 
 
@@ -189,7 +189,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     for o in outcomes:
         if o.error:
-            console.print(f"[red]error:[/] {o.experiment.name}: {o.error}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/] {escape(o.experiment.name)}: {escape(str(o.error))}", highlight=False,
+                          soft_wrap=True)
     if any(o.error for o in outcomes):
         code = EXIT_COULD_NOT_RUN
     else:
@@ -200,11 +201,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                   pushgateway=args.pushgateway, job=args.job)
     written, failures = publish(outcomes, code, how)
     for path in written:
-        out.print(f"wrote {path}")
+        out.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
     if how.pushgateway and not any(how.pushgateway in f for f in failures):
         out.print(f"pushed metrics to {how.pushgateway} (job {how.job})")
     for problem in failures:
-        console.print(f"[yellow]warning:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     return code
 
 
@@ -219,12 +220,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise SpecError([(f"{args.file}: holds {len(experiments)} experiments; a Chaos Toolkit file holds "
                           "one: put each in its own file")])
     [experiment] = experiments
-    text = json.dumps(to_chaostoolkit(experiment), indent=2) + "\n"
+    try:  # strict JSON: Chaos Toolkit refuses NaN and Infinity (the loader lets no such number through)
+        text = json.dumps(to_chaostoolkit(experiment), indent=2, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise SpecError([f"{args.file}: cannot be written as JSON ({exc})"]) from exc
     for note in export_notes(experiment):
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if args.output and args.output != "-":
         Path(args.output).write_text(text)
-        console.print(f"wrote {args.output}; run it with `chaos run {args.output}` "
+        console.print(f"wrote {escape(args.output)}; run it with `chaos run {escape(args.output)}` "
                       f"(another lab: --var chaoslab_target=lab:NAME)", highlight=False, soft_wrap=True)
     else:
         sys.stdout.write(text)
@@ -254,15 +258,17 @@ def cmd_gameday_run(args: argparse.Namespace) -> int:
     code = result.exit_code
     for step in result.steps:
         if step.status == "skipped":
-            console.print(f"[yellow]skipped:[/] {step.name}: {step.reason}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]skipped:[/] {escape(step.name)}: {escape(step.reason)}", highlight=False,
+                          soft_wrap=True)
     if result.stopped:
-        console.print(f"[red]the day stopped:[/] {result.stopped}", highlight=False, soft_wrap=True)
-    out.print(f"game day report: {result.day_dir}/report.html, summary.md, junit.xml, gameday.json")
+        console.print(f"[red]the day stopped:[/] {escape(result.stopped)}", highlight=False, soft_wrap=True)
+    out.print(f"game day report: {escape(str(result.day_dir))}/report.html, summary.md, junit.xml, gameday.json",
+              highlight=False, soft_wrap=True)
     sent, problems = send(day.notify, result.day_dir, code)
     for line in sent:
-        out.print(line)
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     for problem in problems:
-        console.print(f"[yellow]warning:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     return code
 
 
@@ -273,10 +279,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         from chaoslab.reports.gameday import write_day_reports
 
         for path in write_day_reports(Path(args.run_dir)):
-            out.print(f"wrote {path}")
+            out.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
         return EXIT_OK
     for path in rebuild(Path(args.run_dir)):
-        out.print(f"wrote {path}")
+        out.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -285,7 +291,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
     done = recover_runs(Path(args.run_dir) if args.run_dir else None, Path(args.runs_dir))
     for line in done:
-        out.print(f"[green]✓[/] {line}")
+        out.print(f"[green]✓[/] {escape(line)}", highlight=False, soft_wrap=True)
     if not done:
         out.print("nothing to recover: no run has a pending undo")
     return EXIT_OK
@@ -336,7 +342,7 @@ def cmd_schedule_render(args: argparse.Namespace) -> int:
         text = schedule.to_yaml(schedule.render_cronjob(job), head)
     if args.output and args.output != "-":
         Path(args.output).write_text(text)
-        console.print(f"wrote {args.output}")
+        console.print(f"wrote {args.output}", markup=False, highlight=False)
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -350,9 +356,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     records = select(scan(Path(args.runs_dir)), args.experiment, args.last)
     if not records:
-        out.print(f"no runs{f' of {args.experiment!r}' if args.experiment else ''} under {args.runs_dir}")
+        out.print(f"no runs{f' of {args.experiment!r}' if args.experiment else ''} under {args.runs_dir}",
+                  markup=False, highlight=False)
         return EXIT_OK
-    table = Table(title=f"runs under {args.runs_dir}")
+    table = Table(title=f"runs under {escape(args.runs_dir)}")
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("experiment", overflow="fold")
     table.add_column("verdict", no_wrap=True)
@@ -362,8 +369,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     style = {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]", "not judged": "[yellow]not judged[/]"}
     for r in records:
         numbers = [f"{m} {format_value(v, METRICS[m])}" for m in KEY_METRICS if (v := r.value(m)) is not None]
-        table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), r.experiment, style[r.verdict], str(r.runs),
-                      "\n".join(numbers[:4]) or "-", f"{r.group}/{r.path.name}" if r.group else r.path.name)
+        table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), escape(r.experiment), style[r.verdict], str(r.runs),
+                      "\n".join(numbers[:4]) or "-", escape(f"{r.group}/{r.path.name}" if r.group else r.path.name))
     out.print(table)
     return EXIT_OK
 
@@ -381,14 +388,14 @@ def cmd_history_compare(args: argparse.Namespace) -> int:
         table.add_column(col, overflow="fold")
     for role, rows in (("baseline", result.baseline), ("[bold]new[/]", result.candidate)):
         for r, v in rows:
-            table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), r.experiment, role, format_value(v, result.unit),
-                          r.path.name)
+            table.add_row(r.time.strftime("%Y-%m-%d %H:%M"), escape(r.experiment), role,
+                          format_value(v, result.unit), escape(r.path.name))
     out.print(table)
     out.print(f"baseline median {format_value(result.baseline_median, result.unit)}, new median "
               f"{format_value(result.candidate_median, result.unit)}", highlight=False)
     if result.skipped:
         out.print(f"[dim]{len(result.skipped)} run(s) in the window did not measure {args.metric}[/]")
-    out.print(f"[red]✗ {result.reason}[/]" if result.regression else f"[green]✓[/] {result.reason}",
+    out.print(f"[red]✗ {escape(result.reason)}[/]" if result.regression else f"[green]✓[/] {escape(result.reason)}",
               highlight=False, soft_wrap=True)
     return EXIT_SLO_VIOLATED if result.regression else EXIT_OK
 
@@ -572,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChaoslabError as exc:
         if args.debug:
             console.print_exception()
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_COULD_NOT_RUN
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 
 from chaoslab.errors import ChaoslabError, SpecError
 from chaoslab.execute.rundir import new_dir
@@ -207,7 +208,8 @@ def _run_day(day: GameDay, plans: list[tuple[Plan, Target]], *, target: str | No
                          now=(local(day.window, now) if day.window else now).isoformat())
     target_name = target or (f"{day.target.kind}:{day.target.params['name']}" if day.target and
                              "name" in day.target.params else day.target.kind if day.target else "the running lab")
-    console.print(f"game day [bold]{day.name}[/]: {len(day.steps)} steps against {target_name} → {day_dir}")
+    console.print(f"game day [bold]{escape(day.name)}[/]: {len(day.steps)} steps against {escape(target_name)} → "
+                  f"{escape(str(day_dir))}", highlight=False)
     ran_one = False
     stopped_at = ""
     for i, (step, rec, (plan, tgt)) in enumerate(zip(day.steps, records, plans), 1):
@@ -218,17 +220,17 @@ def _run_day(day: GameDay, plans: list[tuple[Plan, Target]], *, target: str | No
         if blocked:
             rec.reason = "skipped: " + "; ".join(f"{r.name} {r.status}" for r in blocked) + \
                          " (it must pass first: after)"
-            console.print(f"[yellow]step {i}/{len(day.steps)} {step.name}: {rec.reason}[/]", highlight=False)
+            console.print(f"[yellow]step {i}/{len(day.steps)} {escape(step.name)}: {escape(rec.reason)}[/]", highlight=False)
             continue
         if ran_one and step.pause > 0:
-            console.print(f"pausing {step.pause:g} s before {step.name}")
+            console.print(f"pausing {step.pause:g} s before {step.name}", markup=False, highlight=False)
             sleep(step.pause)
         ok, rec.confirmation = confirmation(step, yes=yes, interactive=interactive, ask=ask)
         if not ok:
             rec.reason = f"skipped: {rec.confirmation} ({step.confirm!r})"
-            console.print(f"[yellow]step {i}/{len(day.steps)} {step.name}: {rec.reason}[/]", highlight=False)
+            console.print(f"[yellow]step {i}/{len(day.steps)} {escape(step.name)}: {escape(rec.reason)}[/]", highlight=False)
             continue
-        console.rule(f"step {i}/{len(day.steps)}: {step.name}")
+        console.rule(f"step {i}/{len(day.steps)}: {escape(step.name)}")
         rec.started = time.time()
         try:
             result = run_plan(plan, tgt, day_dir / "experiments", live=live, console=console, policy=policy,
@@ -246,12 +248,12 @@ def _run_day(day: GameDay, plans: list[tuple[Plan, Target]], *, target: str | No
             rec.status, rec.reason = "error", result.error
             outcome.stopped = f"{step.name} could not be carried out: {result.error}"
             stopped_at = step.name
-            console.print(f"[red]error:[/] {step.name}: {result.error}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/] {escape(step.name)}: {escape(str(result.error))}", highlight=False, soft_wrap=True)
         else:
             rec.status = "passed" if result.gate is not None and result.gate.passed else "failed"
         if not outcome.stopped and (reason := budget.reason()):
             outcome.stopped, stopped_at = reason, step.name
-            console.print(f"[red]the day stops:[/] {reason}", highlight=False)
+            console.print(f"[red]the day stops:[/] {escape(reason)}", highlight=False)
     outcome.finished = time.time()
     outcome.totals = {m: round(v, 3) for m, v in budget.totals().items()}
     (day_dir / "gameday.json").write_text(json.dumps(outcome.record(target_name), indent=1))

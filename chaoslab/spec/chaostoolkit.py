@@ -31,7 +31,7 @@ from typing import Any
 
 from chaoslab.errors import SpecError
 from chaoslab.spec.durations import parse_duration
-from chaoslab.spec.loader import Document, FieldPath, dotted, experiment_from_document
+from chaoslab.spec.loader import Document, FieldPath, check, dotted, experiment_from_document
 from chaoslab.spec.model import METRICS, Experiment, FaultSpec
 from chaoslab.spec.serialize import _plain
 
@@ -98,7 +98,8 @@ def to_chaostoolkit(experiment: Experiment) -> dict[str, Any]:
     return {
         "version": "1.0.0",
         "title": e.name,
-        **({"description": e.description} if e.description else {}),
+        # `chaos run` and `chaos validate` refuse an experiment without a description.
+        "description": e.description or _description(e),
         "tags": ["chaoslab", "kubernetes", "control-plane"],
         # chaoslab_yes: consent for a target that is not the lab (`chaos run --var chaoslab_yes=true`), as
         # `chaoslab run --yes`; the allow-list in chaoslab's config file works without it.
@@ -115,6 +116,12 @@ def to_chaostoolkit(experiment: Experiment) -> dict[str, Any]:
         "method": method,
         "rollbacks": rollbacks,
     }
+
+
+def _description(e: Experiment) -> str:
+    """What the experiment does, for one that has no description of its own."""
+    faults = ", ".join(f.kind for f in e.faults) or "no fault"
+    return f"chaoslab experiment {e.name}: {faults} for {_duration(e.duration)}, judged against its SLOs."
 
 
 def export_notes(experiment: Experiment) -> list[str]:
@@ -223,7 +230,9 @@ def _fault(func: str, args: Mapping[str, Any], path: FieldPath) -> tuple[str, di
                                                                       Mapping[str, str]]:
     """(kind, params, where the params are, parameter → argument name) of a chaoslab fault action."""
     if func == "inject_fault":
-        return str(args.get("kind")), dict(args.get("params") or {}), (*path, "provider", "arguments", "params"), {}
+        params = args.get("params") or {}
+        return (str(args.get("kind")), dict(params) if isinstance(params, Mapping) else {},
+                (*path, "provider", "arguments", "params"), {})
     kind, names = KIND_ACTIONS[func]
     params = {names[a]: v for a, v in args.items() if a in names and not (a == "minority" and not v)}
     return kind, params, (*path, "provider", "arguments"), {v: k for k, v in names.items()}
@@ -256,6 +265,8 @@ def experiment_from_chaostoolkit(doc: Document, source: Path | None = None) -> E
     """The chaoslab experiment a Chaos Toolkit experiment amounts to; `SpecError` listing everything that
     cannot be mapped (file, line, path, why)."""
     data: dict[str, Any] = doc.data
+    if shape := check(doc, "chaostoolkit"):  # the reader below may then trust every type it reads
+        raise SpecError(shape)
     r = _Reader(doc)
     r.configuration()
     name = _slug(data.get("title") or Path(doc.file).stem)
@@ -275,6 +286,10 @@ def experiment_from_chaostoolkit(doc: Document, source: Path | None = None) -> E
         if func != "inject_fault" and func not in KIND_ACTIONS:
             r.refuse((*path, "provider", "func"), f"{func!r} is not an action of {ACTIONS}; known: inject_fault, "
                      f"revert_fault, {', '.join(KIND_ACTIONS)}")
+            continue
+        if func == "inject_fault" and not isinstance(args.get("params") or {}, Mapping):
+            r.refuse((*path, "provider", "arguments", "params"), f"{args['params']!r:.60} is not a mapping; give the "
+                     "fault's parameters as one, e.g. {component: etcd, select: leader}")
             continue
         kind, params, place, rename = _fault(func, args, path)
         n = len(faults)
@@ -303,9 +318,10 @@ def experiment_from_chaostoolkit(doc: Document, source: Path | None = None) -> E
         subject = (args.get("endpoint", "lb") if func == "apiserver_ready" else
                    args.get("lease", "kube-scheduler") if func == "lease_holder" else None)
         if func == "steady_state":
-            conditions += [c for c in args.get("conditions") or [] if c not in conditions]
+            given = args.get("conditions") or []
+            conditions += [c for c in (given if isinstance(given, list) else [given]) if c not in conditions]
             r.places.append((("spec", "steadyState"), (*path, "provider", "arguments", "conditions"), {}))
-        elif (func, subject) in PROBE_CONDITIONS:
+        elif isinstance(subject, (str, type(None))) and (func, subject) in PROBE_CONDITIONS:
             conditions.append(PROBE_CONDITIONS[(func, subject)])
         else:
             r.refuse((*path, "provider", "func"), f"{func!r} cannot be mapped to a steady-state condition; use "

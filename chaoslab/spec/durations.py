@@ -17,6 +17,8 @@ _NUMBER = r"\d+(?:\.\d+)?"
 _PART = rf"({_NUMBER})(h|ms|m|s)"
 PATTERN = rf"^(?:{_NUMBER}|(?:{_NUMBER}(?:h|ms|m|s))+)$"
 ALLOWED = "a number of seconds or a duration like 500ms, 30s, 1m30s, 2h"
+MAX_SECONDS = 30 * 86400.0
+"""Longest duration taken (30 days; the schema's `maximum` for durations written as numbers)."""
 
 
 def parse_duration(value: str | float, where: str) -> float:
@@ -27,11 +29,23 @@ def parse_duration(value: str | float, where: str) -> float:
         # ValueError, not TypeError: callers turn it into a problem for the person who wrote the value.
         raise ValueError(f"{prefix}{value!r} is not a duration; use {ALLOWED}")  # noqa: TRY004
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{prefix}{value!r} is not a duration; use {ALLOWED} (not negative)")
-        return float(value)
-    if not re.fullmatch(PATTERN, value):
-        raise ValueError(f"{prefix}{value!r} is not a duration; use {ALLOWED}")
-    if re.fullmatch(_NUMBER, value):
-        return float(value)
-    return sum(float(n) * UNITS[unit] for n, unit in re.findall(_PART, value))
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float
+            seconds = math.inf
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"{prefix}{_short(value)} is not a duration; use {ALLOWED} (not negative)")
+    elif not re.fullmatch(PATTERN, value):
+        raise ValueError(f"{prefix}{_short(value)} is not a duration; use {ALLOWED}")
+    elif re.fullmatch(_NUMBER, value):
+        seconds = float(value)  # a long digit string is inf, not an error: caught below
+    else:
+        seconds = sum(float(n) * UNITS[unit] for n, unit in re.findall(_PART, value))
+    if not seconds <= MAX_SECONDS:
+        raise ValueError(f"{prefix}{_short(value)} is too long; a duration is at most 30 days ({MAX_SECONDS:g} s)")
+    return seconds
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, int) or value < 10**60 else f"{str(value)[:20]}... ({len(str(value))} digits)"
+    return text if len(text) <= 70 else text[:67] + "..."

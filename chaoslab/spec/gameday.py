@@ -72,6 +72,11 @@ def _plain_dates(data: Any) -> None:
         else None
     if isinstance(window, dict) and isinstance(window.get("freeze"), list):
         window["freeze"] = [v.isoformat() if isinstance(v, dt.date) else v for v in window["freeze"]]
+    # YAML 1.1 reads the key `on:` as true: `{command: [...], on: failure}` means the field `on`.
+    notify = data["spec"].get("notify") if isinstance(data, dict) and isinstance(data.get("spec"), dict) else None
+    for n in notify if isinstance(notify, list) else []:
+        if isinstance(n, dict) and True in n and "on" not in n:
+            n["on"] = n.pop(True)
 
 
 def _window(doc: Document, problems: list[str]) -> Window | None:
@@ -91,7 +96,7 @@ def _window(doc: Document, problems: list[str]) -> Window | None:
         try:
             ZoneInfo(w["timeZone"])
             kw["time_zone"] = w["timeZone"]
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):  # OSError: a directory (`Europe`)
             problems.append(doc.problem(("spec", "window", "timeZone"), (
                 f"{w['timeZone']!r} is not a time zone this machine knows (IANA names like Europe/Berlin, "
                 "UTC; Debian: apt-get install tzdata)")))
@@ -105,9 +110,22 @@ def _window(doc: Document, problems: list[str]) -> Window | None:
     return Window(**kw)
 
 
-def _overrides(doc: Document, path: FieldPath, values: Mapping[str, Any]) -> dict[str, float]:
+def _overrides(doc: Document, path: FieldPath, values: Mapping[str, Any], problems: list[str]) -> dict[str, float]:
     names = {"duration": "duration", "settle": "settle", "recoveryTimeout": "recovery_timeout"}
-    return {names[k]: loader._seconds(doc, path + (k,), v) for k, v in values.items()}
+    out = {}
+    for k, v in values.items():
+        if (seconds := _seconds(doc, path + (k,), v, problems)) is not None:
+            out[names[k]] = seconds
+    return out
+
+
+def _seconds(doc: Document, path: FieldPath, value: Any, problems: list[str]) -> float | None:
+    """Seconds of a duration the schema let through, or None and a problem (too long for one)."""
+    try:
+        return loader._seconds(doc, path, value)
+    except ValueError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def _step_experiment(doc: Document, i: int, step: Mapping[str, Any], base: Path,
@@ -182,8 +200,8 @@ def game_day_from_document(doc: Document, source: Path | None) -> GameDay:
         t = dict(spec["target"])
         target = TargetSpec(t.pop("kind"), t)
     window = _window(doc, problems)
-    day_overrides = _overrides(doc, ("spec", "overrides"), spec.get("overrides") or {})
-    day_pause = loader._seconds(doc, ("spec", "pause"), spec["pause"]) if "pause" in spec else 0.0
+    day_overrides = _overrides(doc, ("spec", "overrides"), spec.get("overrides") or {}, problems)
+    day_pause = (_seconds(doc, ("spec", "pause"), spec["pause"], problems) or 0.0) if "pause" in spec else 0.0
     steps: list[Step] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(spec["steps"]):
@@ -191,7 +209,8 @@ def game_day_from_document(doc: Document, source: Path | None) -> GameDay:
         exp = _step_experiment(doc, i, raw, base, problems)
         if exp is None:
             continue
-        changes: dict[str, Any] = {**day_overrides, **_overrides(doc, path + ("overrides",), raw.get("overrides") or {})}
+        changes: dict[str, Any] = {**day_overrides,
+                                   **_overrides(doc, path + ("overrides",), raw.get("overrides") or {}, problems)}
         runs = raw.get("runs", spec.get("repeat"))
         if runs is not None:
             changes["runs"] = int(runs)
@@ -203,7 +222,7 @@ def game_day_from_document(doc: Document, source: Path | None) -> GameDay:
             problems.append(doc.problem(path + (("name",) if "name" in raw else ()), (
                 f"a second step named {name!r} (the first is at line {seen[name]}); give one a `name`")))
         seen.setdefault(name, doc.line_of(path))
-        pause = loader._seconds(doc, path + ("pause",), raw["pause"]) if "pause" in raw else day_pause
+        pause = (_seconds(doc, path + ("pause",), raw["pause"], problems) or 0.0) if "pause" in raw else day_pause
         steps.append(Step(name, exp, tuple(raw.get("after", ())), pause, raw.get("confirm", ""), doc.at(path)))
     notify = []
     for i, n in enumerate(spec.get("notify") or []):
@@ -212,13 +231,24 @@ def game_day_from_document(doc: Document, source: Path | None) -> GameDay:
             problems.append(doc.problem(path, "give exactly one of `webhook: URL` or `command: [PROGRAM, ARG…]`"))
             continue
         command = n.get("command")
-        argv = tuple(shlex.split(command) if isinstance(command, str) else command) if command else None
+        try:
+            argv = tuple(shlex.split(command) if isinstance(command, str) else command) if command else None
+        except ValueError as exc:  # an unclosed quote
+            problems.append(doc.problem(path + ("command",), f"{command!r:.70} cannot be split into arguments "
+                                        f"({exc}); close the quote or give a list: [PROGRAM, ARG…]"))
+            continue
+        if argv == ():
+            problems.append(doc.problem(path + ("command",), "names no program; give [PROGRAM, ARG…]"))
+            continue
         notify.append(Notification(n.get("webhook"), argv, n.get("format", "json"), n.get("on", "always"),
                                    doc.at(path)))
     ordered = _order(doc, steps, problems)
     if problems:
         raise SpecError(problems)
-    abort = {m: loader._seconds(doc, ("spec", "abort", m), v) for m, v in (spec.get("abort") or {}).items()}
+    abort = {m: seconds for m, v in (spec.get("abort") or {}).items()
+             if (seconds := _seconds(doc, ("spec", "abort", m), v, problems)) is not None}
+    if problems:
+        raise SpecError(problems)
     return GameDay(meta["name"], tuple(ordered), meta.get("description", ""), target, window, abort, tuple(notify),
                    source, doc.data)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,13 +27,14 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from chaoslab.errors import SpecError
 from chaoslab.spec import checks
 from chaoslab.spec.durations import parse_duration
 from chaoslab.spec.model import METRICS, BlastRadius, Experiment, FaultSpec, SloSpec, TargetSpec
+from chaoslab.spec.reading import BoundedLoader, read_text, reader_problem
 
 FieldPath: TypeAlias = tuple[str | int, ...]
 
@@ -51,9 +54,35 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+#: Largest number any field takes (2^53: every integer below it is exact as a float too).
+MAX_NUMBER = 2**53
+
+
+def _is_integer(checker: Any, value: Any) -> bool:
+    # JSON Schema calls 2.0 an integer; Python code downstream (range, sleep counts) does not.
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_NUMBER
+
+
+def _is_number(checker: Any, value: Any) -> bool:
+    # NaN passes both `minimum` and `maximum` (every comparison is false): numbers are finite and bounded.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) <= MAX_NUMBER if isinstance(value, int) else math.isfinite(value) and abs(value) <= MAX_NUMBER
+
+
+_Validator = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+    {"integer": _is_integer, "number": _is_number}))
+
+
 @cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(schema())
+    return _Validator(schema())
+
+
+@cache
+def _validator_for(definition: str) -> Draft202012Validator:
+    """A validator for one `$defs` entry of the schema (the Chaos Toolkit import's)."""
+    return _Validator({"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]})
 
 
 @dataclass(frozen=True)
@@ -129,10 +158,14 @@ def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, lines: dict
 
 def parse(text: str, file: str) -> tuple[list[Document], list[str]]:
     """Every non-empty document in `text`, and the problems found while reading YAML (syntax errors end the
-    parse; documents before one are still returned)."""
+    parse; documents before one are still returned). YAML is read with `reading.BoundedLoader`: nesting,
+    aliases and what they expand to are bounded, and a value no constructor can read is a problem at its line."""
     docs: list[Document] = []
     problems: list[str] = []
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = BoundedLoader(text)  # the reader refuses control characters at once
+    except yaml.YAMLError as exc:
+        return [], [reader_problem(exc, text, file)]
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -147,14 +180,8 @@ def parse(text: str, file: str) -> tuple[list[Document], list[str]]:
             data = loader.construct_document(node)
             if data is not None:  # `---` with nothing after it
                 docs.append(Document(data, lines, node.start_mark.line + 1, file))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        place = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        context = f" ({exc.context} at line {exc.context_mark.line + 1})" \
-            if exc.context and exc.context_mark else ""
-        problems.append(f"{place}: invalid YAML: {exc.problem}{context}")
     except yaml.YAMLError as exc:
-        problems.append(f"{file}: invalid YAML: {exc}")
+        problems.append(reader_problem(exc, text, file))
     finally:
         loader.dispose()
     return docs, problems
@@ -170,6 +197,10 @@ def _kind_of(value: Any) -> str:
         return "empty"
     if isinstance(value, bool):
         return "true or false"
+    if isinstance(value, (int, float)) and not _is_number(None, value):
+        return f"beyond the largest number chaoslab takes ({MAX_NUMBER})"
+    if isinstance(value, float) and value.is_integer():
+        return "a number with a decimal point"
     return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
         type(value), f"a {type(value).__name__}")
 
@@ -235,6 +266,12 @@ def _explain(err: ValidationError) -> Iterator[tuple[FieldPath, str]]:
             _suggest(value, sub.get("examples", []))
     elif rule in ("minimum", "exclusiveMinimum"):
         yield path, f"{_show(value)} is too small; the minimum is {arg}"
+    elif rule in ("maximum", "exclusiveMaximum"):
+        yield path, f"{_show(value)} is too large; the maximum is {arg}"
+    elif rule == "maxLength":
+        yield path, f"{_show(value)} is {len(value)} characters long; at most {arg}"
+    elif rule == "maxItems":
+        yield path, f"a list of {len(value)} items; at most {arg}"
     elif rule in ("minProperties", "maxProperties") and sub.get("maxProperties") == 1:
         got = f"{_show(value)} has {len(value)} entries" if value else "{} is empty"
         yield path, f"{got}; give exactly one of {', '.join(sub.get('properties', {}))}, e.g. " + \
@@ -246,7 +283,8 @@ def _explain(err: ValidationError) -> Iterator[tuple[FieldPath, str]]:
     elif rule == "minLength":
         yield path, f"{_show(value)} is empty"
     else:
-        yield path, err.message
+        message = err.message
+        yield path, message if len(message) <= 200 else message[:197] + "..."
 
 
 @cache
@@ -256,17 +294,17 @@ def _plugin_fault_kinds() -> frozenset[str]:
     return frozenset(ep.name for ep in entry_points(group="chaoslab.faults"))
 
 
-def check(doc: Document) -> list[str]:
-    """Problems of one document against the schema, in line order."""
+def check(doc: Document, definition: str | None = None) -> list[str]:
+    """Problems of one document against the schema (or one of its `$defs`: `chaostoolkit`), in line order."""
     if not isinstance(doc.data, dict):
         what = f"{_kind_of(doc.data)} ({_show(doc.data)})"
         return [doc.problem((), f"the document is {what}; expected {_EXPECT}")]
     found: list[tuple[int, str]] = []
     try:
-        for err in _validator().iter_errors(doc.data):
+        for err in (_validator() if definition is None else _validator_for(definition)).iter_errors(doc.data):
             path = tuple(err.absolute_path)
             if err.validator == "enum" and path[-1:] == ("kind",) and path[-3:-2] == ("faults",) \
-                    and err.instance in _plugin_fault_kinds():
+                    and isinstance(err.instance, str) and err.instance in _plugin_fault_kinds():
                 continue
             found += [(doc.line_of(p), doc.problem(p, msg)) for p, msg in _explain(err)]
     except RecursionError:  # `&a [*a]` loads as a list that contains itself
@@ -377,7 +415,13 @@ def _target_problems(doc: Document) -> list[str]:
     target = (doc.data.get("spec") or {}).get("target")
     if not isinstance(target, dict):
         return []
-    return [doc.problem(("spec", "target", *path), message) for path, message in checks.target_problems(target)]
+    try:
+        found = checks.target_problems(target)
+    except SpecError as exc:
+        return [doc.problem(("spec", "target"), problem) for problem in exc.problems]
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError) as exc:
+        return [doc.problem(("spec", "target"), f"the target is refused: {exc}")]
+    return [doc.problem(("spec", "target", *path), message) for path, message in found]
 
 
 def _fault_problems(doc: Document) -> list[str]:
@@ -386,18 +430,33 @@ def _fault_problems(doc: Document) -> list[str]:
     out = []
     for i, fault in enumerate(doc.data["spec"]["faults"]):
         params = {**_fault_defaults(fault["kind"]), **{k: v for k, v in fault.items() if k != "kind"}}
-        out += [doc.problem(("spec", "faults", i, name), message)
-                for name, message in checks.fault_problems(fault["kind"], params)]
+        place: FieldPath = ("spec", "faults", i)
+        try:
+            found = checks.fault_problems(fault["kind"], params)
+        except SpecError as exc:  # a plugin's check that raises instead of returning: still at this fault
+            out += [doc.problem(place, problem) for problem in exc.problems]
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError) as exc:
+            out.append(doc.problem(place, f"{fault['kind']}: the parameters are refused: {exc}"))
+        else:
+            out += [doc.problem((*place, *_split(name)), message) for name, message in found]
     return out
+
+
+def _split(name: str) -> FieldPath:
+    """A check's field name (`minority`, `hosts[1].port`) as a path."""
+    return tuple(int(p[1:-1]) if p.startswith("[") else p for p in re.findall(r"[^.\[\]]+|\[\d+\]", name)) or (name,)
 
 
 def experiment_from_document(doc: Document, source: Path | None) -> Experiment:
     """One full-form document (`kind: Experiment`) as an `Experiment`; `SpecError` with every problem. The
     Chaos Toolkit import builds such a document, with places mapped back to its own file."""
-    found = check(doc) or _probe_problems(doc) + _fault_problems(doc)
+    found = check(doc) or _probe_problems(doc) + _fault_problems(doc) + _target_problems(doc)
     if found:
         raise SpecError(found)
-    return _full(doc, source)
+    try:
+        return _full(doc, source)
+    except ValueError as exc:  # a duration beyond the limit, with its place
+        raise SpecError([str(exc)]) from exc
 
 
 def is_chaostoolkit(data: Any) -> bool:
@@ -474,12 +533,7 @@ def load_text(text: str, source: str = "<string>") -> list[Experiment]:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError([f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from exc
-    except OSError as exc:
-        raise SpecError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    return read_text(path)
 
 
 def load(path: Path) -> list[Experiment]:
@@ -491,9 +545,16 @@ def _files(path: Path) -> list[Path]:
     if path.is_dir():
         # Hidden directories (.git, .venv) hold YAML that is not ours; `manifests/` holds the Kubernetes
         # objects experiments need (experiments/manifests: workloads to kubectl apply), not experiments.
-        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
-                      and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                      and "manifests" not in p.relative_to(path).parts[:-1])
+        # Symbolic links to directories are not followed (a loop would never end); any other *.yaml entry
+        # is kept, so that a FIFO or a dangling link is reported rather than skipped.
+        found = []
+        for top, dirs, names in os.walk(path):
+            rel = Path(top).relative_to(path).parts
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "manifests")
+            if any(part.startswith(".") for part in rel):
+                continue
+            found += [Path(top) / n for n in names if Path(n).suffix in (".yaml", ".yml") and not n.startswith(".")]
+        return sorted(found)
     return [path]
 
 
@@ -510,8 +571,16 @@ def validate_all(paths: list[Path]) -> tuple[list[Experiment], list[Any], list[s
     game_days: list[Any] = []
     problems: list[str] = []
     for path in paths:
-        if not path.exists():
+        try:
+            os.stat(path)
+        except FileNotFoundError:
             problems.append(f"{path}: no such file or directory")
+            continue
+        except OSError as exc:
+            problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+            continue
+        except ValueError as exc:
+            problems.append(f"{path!r}: not a file name ({exc})")
             continue
         files = _files(path)
         if not files:

@@ -15,6 +15,7 @@ from typing import Any
 from chaoslab.errors import SpecError
 from chaoslab.spec.durations import parse_duration
 from chaoslab.spec.loader import check, parse
+from chaoslab.spec.reading import read_text
 
 #: Probes that may be named on their own in `spec.probes` (the probe kinds of chaoslab.probes).
 SINGLE_PROBES = ("etcd", "lease", "apiserver", "canary", "writes", "kube-sequence", "workloads")
@@ -32,8 +33,11 @@ def find_probe_set(name: str, search: Sequence[Path] = DEFAULT_SEARCH) -> Path |
     """The file of probe set `name`: `probes/NAME.yaml` (or .yml) under the cwd, then the repository."""
     for d in _dirs(search):
         for suffix in (".yaml", ".yml"):
-            if (path := d / f"{name}{suffix}").is_file():
-                return path
+            try:
+                if (path := d / f"{name}{suffix}").is_file():
+                    return path
+            except (OSError, ValueError):  # a name no file can have (too long, a NUL)
+                return None
     return None
 
 
@@ -58,10 +62,7 @@ def load_probe_set(name_or_path: str | Path,
         singles = ", ".join(SINGLE_PROBES)
         raise SpecError([(f"no probe set {name!r} (looked for {looked}); known sets: {known}; "
                           f"single probes: {singles}")])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([f"{path}: cannot read: {exc}"]) from exc
+    text = read_text(path)
     docs, problems = parse(text, str(path))
     for doc in docs:
         problems += check(doc)

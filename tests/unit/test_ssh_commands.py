@@ -109,7 +109,7 @@ def test_an_experiment_file_names_file_line_and_field(tmp_path: Path) -> None:
             "  faults:\n    - {kind: kill-process, component: etcd}\n  duration: 5s\n")
     with pytest.raises(SpecError) as info:
         load_text(text, "exp.yaml")
-    assert "exp.yaml:9 spec.target.hosts[0].port: 70000 is not a TCP port (1-65535)" in str(info.value)
+    assert "exp.yaml:9 spec.target.hosts[0].port: 70000 is too large; the maximum is 65535" in str(info.value)
 
 
 def test_resolve_and_describe_round_trip_without_secrets() -> None:
