@@ -22,6 +22,7 @@ from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.node_failure import NodeFailure
 from chaoslab.faults.partition import PartitionFault
+from chaoslab.faults.webhook_outage import WebhookOutage
 from chaoslab.registry import Registry
 from chaoslab.spec.checks import add_fault_check
 
@@ -66,6 +67,7 @@ register(NetworkDegrade)
 register(DrainNode)
 register(EvictPods)
 register(NodeFailure)
+register(WebhookOutage)
 
 
 def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:

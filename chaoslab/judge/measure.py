@@ -286,6 +286,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     _data_safety(tl, start, values, evidence)
     _api_consistency(tl, start, values, evidence)
     _workloads(tl, start, end, values, evidence)
+    _admission(tl, start, revert if revert is not None else end, values, evidence)
 
     if inject is None:
         for metric in METRICS:
@@ -415,6 +416,27 @@ def _api_consistency(tl: Timeline, start: float, values: dict[str, float | None]
     values["watchRelists"] = float(watches.relists)
     evidence["watchGaps"] = watches.evidence_gaps
     evidence["watchRelists"] = watches.evidence_relists
+
+
+def _admission(tl: Timeline, start: float, stop: float, values: dict[str, float | None],
+               evidence: dict[str, str]) -> None:
+    """matched/unmatchedWriteErrorRate and matched/unmatchedWriteLatency (p99) from the `admission` probe:
+    the writes sent from the injection to the revert (while the fault held)."""
+    for subject in ("matched", "unmatched"):
+        sent = [s for s in tl.samples_of("admission", subject) if start <= s.t < stop]
+        if not sent:
+            continue
+        failed = [s for s in sent if not s.values.get("ok")]
+        latencies = sorted(float(s.values.get("seconds") or 0.0) for s in sent)
+        p99 = latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)]
+        values[f"{subject}WriteErrorRate"] = round(len(failed) / len(sent), 4)
+        values[f"{subject}WriteLatency"] = round(p99, 4)
+        first = f"; first error: {failed[0].values.get('error')}" if failed else ""
+        evidence[f"{subject}WriteErrorRate"] = (f"{len(failed)} of {len(sent)} {subject} writes failed between "
+                                                f"{_ts(start)} and {_ts(stop)}{first}")
+        evidence[f"{subject}WriteLatency"] = (f"p99 {p99:.3f} s, max {latencies[-1]:.3f} s, median "
+                                              f"{latencies[len(latencies) // 2]:.3f} s over {len(sent)} {subject} "
+                                              f"writes between {_ts(start)} and {_ts(stop)}")
 
 
 def _workloads(tl: Timeline, start: float, end: float, values: dict[str, float | None],

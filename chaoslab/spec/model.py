@@ -51,6 +51,10 @@ METRICS = {
     "workloadUnavailable": "s",                # total time a selected workload had fewer ready replicas than desired
     "pdbViolations": "count",                  # times a PodDisruptionBudget's healthy pods fell below its requirement
     "drainDuration": "s",                      # longest cordon → drain finished over the drained nodes
+    "matchedWriteErrorRate": "ratio",          # failed ÷ sent admission-probe writes a webhook matches, while the fault held
+    "unmatchedWriteErrorRate": "ratio",        # the same for writes it does not match
+    "matchedWriteLatency": "s",                # p99 latency of those matched writes, while the fault held
+    "unmatchedWriteLatency": "s",              # p99 latency of the unmatched writes, while the fault held
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
@@ -99,6 +103,9 @@ class BlastRadius:
     """Most etcd members the faults may kill, cut off or degrade."""
     allowQuorumLoss: bool = False
     """Must be true when the faults leave fewer than a majority of etcd members up and connected."""
+    allowControlPlaneWebhooks: bool = False
+    """Must be true for a `webhook-outage` that matches the control plane's own writes (kube-system,
+    kube-node-lease or every namespace; Leases, Nodes, Namespaces or every resource)."""
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,12 @@ class Target(Protocol):
         renewing its Lease and posting status, as when it dies or becomes unreachable. Idempotent. Targets
         that cannot do this raise `TargetError` saying so ("not supported by …")."""
 
+    def service_host(self) -> tuple[Wrap, str]:
+        """Where chaoslab runs a server that every apiserver must reach (a `webhook-outage` webhook): how a
+        command line runs there, and the IPv4 address it listens on. The lab: the lab network's switch
+        namespace, on the bridge's service address. Targets that cannot host one raise `TargetError`
+        saying so ("not supported by …")."""
+
     @property
     def lock_path(self) -> Path:
         """A file whose lock marks the one run allowed against this target at a time."""

@@ -337,6 +337,10 @@ class KubeconfigTarget(TargetBase):
     def stop_heartbeat(self, node: str, stopped: bool) -> None:
         raise self._unreachable(f"stop the heartbeat of node {node} (not supported by the kubeconfig target)")
 
+    def service_host(self) -> tuple[Wrap, str]:
+        raise TargetError(f"{self.name}: running a webhook server the apiservers reach is not supported by the "
+                          f"kubeconfig target yet (it would need a helper pod and a Service); use the lab")
+
     @property
     def lock_path(self) -> Path:
         digest = hashlib.sha256(self.server.encode()).hexdigest()[:16]

@@ -17,7 +17,7 @@ from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.lab.config import Component, Host, LabLayout
 from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
-from chaoslab.lab.network import HOST_DEVICE
+from chaoslab.lab.network import BRIDGE, HOST_DEVICE
 from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
 from chaoslab.targets import TargetBase, unknown_params
@@ -76,6 +76,18 @@ class LabTarget(TargetBase):
 
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(self._host(host).netns)
+
+    def service_host(self) -> tuple[Wrap, str]:
+        """The switch namespace and the bridge's service address (`chaoslab.lab.network`)."""
+        sw, address = self.layout.switch_netns, self.layout.service_address
+        shown = run(["ip", "-n", sw, "-o", "-4", "addr", "show", "dev", BRIDGE], check=False, timeout=10,
+                    error=TargetError).stdout
+        if f" {address}/" not in shown:
+            # A lab started by an older chaoslab: its bridge has no address the apiservers could reach.
+            raise TargetError(f"{self.name}: its lab network has no service address {address} for servers the "
+                              f"apiservers reach; restart the lab (`chaoslab lab down --name "
+                              f"{self.layout.config.name}`, then `lab up`)")
+        return in_netns(sw), address
 
     def python(self, host: str) -> tuple[str, ...]:
         self._host(host)

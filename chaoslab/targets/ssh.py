@@ -720,6 +720,10 @@ class SshTarget(TargetBase):
         raise TargetError(f"stopping the heartbeat of node {node!r} is not supported by the ssh target: "
                           f"it reaches control-plane hosts only")
 
+    def service_host(self) -> tuple[Wrap, str]:
+        raise TargetError(f"{self.name}: running a webhook server the apiservers reach is not supported by the "
+                          f"ssh target yet; use the lab")
+
     @property
     def lock_path(self) -> Path:
         base = Path(os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"))
