@@ -16,6 +16,7 @@ from typing import Any
 
 from chaoslab.errors import SpecError
 from chaoslab.faults.base import Fault, FaultParams
+from chaoslab.faults.cert_expiry import CertExpiry
 from chaoslab.faults.degrade import NetworkDegrade
 from chaoslab.faults.drain_node import DrainNode
 from chaoslab.faults.evict_pods import EvictPods
@@ -68,6 +69,7 @@ register(DrainNode)
 register(EvictPods)
 register(NodeFailure)
 register(WebhookOutage)
+register(CertExpiry)
 
 
 def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:

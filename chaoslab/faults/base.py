@@ -43,7 +43,8 @@ class Undo:
     schedulable again; `resume-heartbeat`: restore the heartbeat of the worker nodes `nodes` (after
     `node-failure`); `delete-pod`: delete the helper pod `namespace`/`name` (its own script undoes the
     fault on TERM) and wait until it is gone; `delete-webhook`: delete the webhook configuration `name`, stop
-    its server and switch (`marker`), unlabel `namespaces` (after `webhook-outage`)."""
+    its server and switch (`marker`), unlabel `namespaces` (after `webhook-outage`); `restore-certificate`:
+    move `backup` back to `cert` and restart its `users` (after `cert-expiry`)."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -165,6 +166,10 @@ def apply_undo(target: Target, undo: Undo) -> None:
             from chaoslab.faults.webhook_outage import remove_webhook  # it imports this module
 
             remove_webhook(target, p)
+        elif undo.action == "restore-certificate":
+            from chaoslab.faults.cert_expiry import restore_certificate  # it imports this module
+
+            restore_certificate(target, p)
         else:
             raise RevertError(f"unknown undo action {undo.action!r}")
     except (TargetError, OSError) as exc:

@@ -310,6 +310,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
                                         f"period → {recovered - inject:.2f} s")
     if recovered is not None:
         values["recoveryTime"] = round(recovered - inject, 4)
+    _cert_expiry(tl, ok, per_condition, end, revert, settle, values, evidence)
     if revert is None:
         evidence["recoveryAfterRevert"] = "not measured: no revert in this run"
     elif recovered is None:
@@ -416,6 +417,41 @@ def _api_consistency(tl: Timeline, start: float, values: dict[str, float | None]
     values["watchRelists"] = float(watches.relists)
     evidence["watchGaps"] = watches.evidence_gaps
     evidence["watchRelists"] = watches.evidence_relists
+
+
+def _cert_expiry(tl: Timeline, ok: list[Interval], per_condition: dict[str, list[Interval]], end: float,
+                 revert: float | None, settle: float, values: dict[str, float | None],
+                 evidence: dict[str, str]) -> None:
+    """certExpiryDetection: from the expiry of a certificate `cert-expiry` reissued (its `certificate`
+    event) to the first instant the steady state does not hold; certRecoveryTime: from the revert (the
+    original back, its users restarted) to the steady state holding for the settle period. Not
+    recoveryTime's split: the restart at injection may break the steady state once before the expiry."""
+    certs = tl.events_of("certificate")
+    if not certs:
+        return
+    if revert is None:
+        evidence["certRecoveryTime"] = "not measured: no revert in this run"
+    else:
+        back = next((max(a, revert) for a, b in ok if min(b, end) - max(a, revert) >= settle - EPSILON), None)
+        if back is None:
+            evidence["certRecoveryTime"] = (f"revert at {_ts(revert)}; the steady state never held for the "
+                                            f"{settle:g} s settle period after it")
+        else:
+            values["certRecoveryTime"] = round(back - revert, 4)
+            evidence["certRecoveryTime"] = (f"revert at {_ts(revert)}; holds from {_ts(back)} for the {settle:g} s "
+                                            f"settle period → {back - revert:.2f} s")
+    first = min(certs, key=lambda e: e.t)
+    expiry = first.t + float(first.detail.get("expiresIn") or 0.0)
+    what = f"{first.detail.get('link')} certificate expired at {_ts(expiry)}"
+    broken = next((t for t in [expiry, *(b for a, b in ok if b > expiry)]
+                   if t < end and not any(a <= t < b for a, b in ok)), None)
+    if broken is None:
+        evidence["certExpiryDetection"] = f"{what}; the steady state held from then to the end at {_ts(end)}"
+        return
+    failing = sorted(c for c, ivs in per_condition.items() if not any(a <= broken < b for a, b in ivs))
+    values["certExpiryDetection"] = round(broken - expiry, 4)
+    evidence["certExpiryDetection"] = (f"{what}; steady state broken at {_ts(broken)} ({', '.join(failing) or '?'})"
+                                       f" → {broken - expiry:.2f} s")
 
 
 def _admission(tl: Timeline, start: float, stop: float, values: dict[str, float | None],

@@ -55,6 +55,8 @@ METRICS = {
     "unmatchedWriteErrorRate": "ratio",        # the same for writes it does not match
     "matchedWriteLatency": "s",                # p99 latency of those matched writes, while the fault held
     "unmatchedWriteLatency": "s",              # p99 latency of the unmatched writes, while the fault held
+    "certExpiryDetection": "s",                # a reissued certificate's expiry → the steady state first broken
+    "certRecoveryTime": "s",                   # cert-expiry's revert → the steady state holds for the settle period
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]

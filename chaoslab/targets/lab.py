@@ -20,8 +20,11 @@ from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
 from chaoslab.lab.network import BRIDGE, HOST_DEVICE
 from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
-from chaoslab.targets import TargetBase, unknown_params
+from chaoslab.targets import CertificateLink, TargetBase, unknown_params
 
+#: Links whose leaf certificate `cert-expiry` may reissue → (file name in the lab's pki/, the component using it).
+CERTIFICATE_LINKS = {"scheduler-client": ("kube-scheduler", "kube-scheduler"),
+                     "controller-manager-client": ("kube-controller-manager", "kube-controller-manager")}
 CLIENTS = "clients"
 """The name of the clients' endpoint in flows (`cp2->clients`)."""
 
@@ -88,6 +91,17 @@ class LabTarget(TargetBase):
                               f"apiservers reach; restart the lab (`chaoslab lab down --name "
                               f"{self.layout.config.name}`, then `lab up`)")
         return in_netns(sw), address
+
+    def certificate(self, link: str) -> CertificateLink:
+        """The lab's pki/ files (`chaoslab.lab.pki`): every host's scheduler (or controller-manager) shares
+        one client certificate."""
+        if link not in CERTIFICATE_LINKS:
+            raise TargetError(f"{self.name} has no certificate link {link!r}; links: "
+                              f"{', '.join(CERTIFICATE_LINKS)}")
+        name, component = CERTIFICATE_LINKS[link]
+        pki = self.layout.pki_dir
+        return CertificateLink(link, pki / f"{name}.crt", pki / f"{name}.key", pki / "ca.crt", pki / "ca.key",
+                               tuple((component, h) for h in self.hosts(component)))
 
     def python(self, host: str) -> tuple[str, ...]:
         self._host(host)
