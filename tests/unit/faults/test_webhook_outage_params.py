@@ -166,7 +166,8 @@ def test_admission_metrics_count_the_writes_sent_while_the_fault_held() -> None:
                         "values": {"ok": not held, "seconds": 10.0 if held else 0.01, "error": "x" if held else None}})
         records.append({"probe": "admission", "subject": "unmatched", "t": t,
                         "values": {"ok": True, "seconds": 0.02, "error": None}})
-    records += [{"event": "inject", "t": 2.0, "detail": {"component": "admission", "targets": []}},
+    records += [{"event": "inject", "t": 1.0, "detail": {"component": "admission", "targets": []}},
+                {"event": "webhook", "t": 1.5, "detail": {}},
                 {"event": "revert", "t": 7.0, "detail": {"ok": True}}]
     records.sort(key=lambda r: r["t"])
     m = measure(Timeline.from_records([{"format": FORMAT, "startedWall": 0.0}, *records]), (), settle=1.0)
