@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaoslab.errors import SpecError
+from chaoslab.faults.api_overload import ApiOverload
 from chaoslab.faults.base import Fault, FaultParams
 from chaoslab.faults.cert_expiry import CertExpiry
 from chaoslab.faults.degrade import NetworkDegrade
@@ -70,6 +71,7 @@ register(EvictPods)
 register(NodeFailure)
 register(WebhookOutage)
 register(CertExpiry)
+register(ApiOverload)
 
 
 def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -152,7 +152,7 @@ class CertExpiry(FaultBase):
         p = injection.undo[0].params
         link = target.certificate(p["link"])
         return ([f"copy {p['cert']} to {p['backup']}",
-                 " ".join(self.switch_command(p).argv[:3]) + f" … (restore after {self.deadline()} s)",
+                 " ".join(self.switch_command(p).argv[:3]) + f" ... (restore after {self.deadline()} s)",
                  f"reissue {p['cert']} from {link.ca_cert}, valid for {self.params.seconds:g} s",
                  *[f"restart {u} (SIGTERM)" for u in injection.targets]],
                 restore_lines(p))

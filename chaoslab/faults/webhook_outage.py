@@ -283,7 +283,7 @@ class WebhookOutage(FaultBase):
 
     def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
         params, p = injection.undo[0].params, self.params
-        lines = [" ".join(self.switch_command(params).argv[:3]) + f" … (heal after {self.deadline()} s)"]
+        lines = [" ".join(self.switch_command(params).argv[:3]) + f" ... (heal after {self.deadline()} s)"]
         lines += [f"label namespace {ns} {LABEL}={params['tag']}" for ns in params["namespaces"]]
         if p.mode != "unreachable":
             lines.append("start: " + " ".join(self.server_command(target, params, 0).argv))

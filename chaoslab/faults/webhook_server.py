@@ -157,9 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _detach(run: Callable[[Callable[[], None]], None]) -> int:
+def detach(run: Callable[[Callable[[], None]], None]) -> int:
     """Fork; the child starts a session and runs `run(ready)` with stdio on /dev/null from `ready` on; the
-    parent exits 0 once the child is ready, or 1 with the child's error (as `chaoslab.delayer` does)."""
+    parent exits 0 once the child is ready, or 1 with the child's error (as `chaoslab.delayer` does). The
+    load generator (`chaoslab.faults.overload`) detaches the same way."""
     r, w = os.pipe()
     if os.fork():
         os.close(w)
@@ -167,7 +168,7 @@ def _detach(run: Callable[[Callable[[], None]], None]) -> int:
             message = pipe.read().decode(errors="replace")
         if message == "ready":
             return 0
-        print(f"chaoslab.faults.webhook_server: {message or 'exited before binding its port'}", file=sys.stderr)
+        print(f"{sys.argv[0]}: {message or 'exited before binding its port'}", file=sys.stderr)
         return 1
     os.close(r)
     os.setsid()
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(args.mode, args.address, args.port, args.cert, args.key, args.hang, args.log, args.until, stop, ready)
 
     if args.detach:
-        return _detach(run)
+        return detach(run)
     run(lambda: None)
     return 0
 

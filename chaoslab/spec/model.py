@@ -57,6 +57,14 @@ METRICS = {
     "unmatchedWriteLatency": "s",              # p99 latency of the unmatched writes, while the fault held
     "certExpiryDetection": "s",                # a reissued certificate's expiry → the steady state first broken
     "certRecoveryTime": "s",                   # cert-expiry's revert → the steady state holds for the settle period
+    "apfRejectedRequests": "count",            # requests API Priority and Fairness rejected (429), injection → revert
+    "apfMaxInQueue": "count",                  # most requests waiting in APF queues at a sample, injection → revert
+    "apfWaitP99": "s",                         # p99 time requests waited in APF queues, injection → revert
+    "apiMutatingLatencyP99": "s",              # p99 apiserver latency of mutating calls (SIG Scalability SLO: 1 s)
+    "apiReadResourceLatencyP99": "s",          # p99 of GETs of one object (SLO: 1 s)
+    "apiReadNamespaceLatencyP99": "s",         # p99 of namespace-scoped LISTs (SLO: 5 s)
+    "apiReadClusterLatencyP99": "s",           # p99 of cluster-scoped LISTs (SLO: 30 s)
+    "leaseRenewalGap": "s",                    # longest time without a scheduler/controller-manager Lease renewal, injection → revert
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
