@@ -38,6 +38,7 @@ Timeline events: ``webhook`` (``name``, ``type``, ``mode``, ``url``, ``failurePo
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import ipaddress
 import json
@@ -249,8 +250,6 @@ class WebhookOutage(FaultBase):
 
     def configuration(self, params: Mapping[str, Any], ca_bundle: bytes) -> dict[str, Any]:
         """The Validating/MutatingWebhookConfiguration as it will be created."""
-        import base64
-
         p = self.params
         hook: dict[str, Any] = {
             "name": f"{params['tag']}.webhook-outage.chaoslab.io",

