@@ -292,6 +292,14 @@ class KubeApi:
         server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
         return cls(server, session, timeout)
 
+    def with_pool(self, pool: int, timeout: float | None = None) -> KubeApi:
+        """Another client for the same server and credentials with a connection pool of its own, `pool`
+        connections (probes and load generators that keep many requests in flight at once)."""
+        session = _session(pool)
+        session.verify, session.cert, session.proxies = self.session.verify, self.session.cert, self.session.proxies
+        session.headers.update(self.session.headers)
+        return KubeApi(self.server, session, timeout or self.timeout)
+
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
                 content_type: str = "application/json", timeout: float | None = None,
                 stream: bool = False) -> requests.Response:

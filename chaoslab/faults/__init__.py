@@ -15,13 +15,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaoslab.errors import SpecError
+from chaoslab.faults.api_overload import ApiOverload
 from chaoslab.faults.base import Fault, FaultParams
+from chaoslab.faults.cert_expiry import CertExpiry
 from chaoslab.faults.degrade import NetworkDegrade
 from chaoslab.faults.drain_node import DrainNode
 from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.node_failure import NodeFailure
 from chaoslab.faults.partition import PartitionFault
+from chaoslab.faults.webhook_outage import WebhookOutage
 from chaoslab.registry import Registry
 from chaoslab.spec.checks import add_fault_check
 
@@ -66,6 +69,9 @@ register(NetworkDegrade)
 register(DrainNode)
 register(EvictPods)
 register(NodeFailure)
+register(WebhookOutage)
+register(CertExpiry)
+register(ApiOverload)
 
 
 def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -42,7 +42,10 @@ class Undo:
     `delayers` (hosts), and disarm the dead-man's switch `marker`; `uncordon`: make the Nodes `nodes`
     schedulable again; `resume-heartbeat`: restore the heartbeat of the worker nodes `nodes` (after
     `node-failure`); `delete-pod`: delete the helper pod `namespace`/`name` (its own script undoes the
-    fault on TERM) and wait until it is gone."""
+    fault on TERM) and wait until it is gone; `delete-webhook`: delete the webhook configuration `name`, stop
+    its server and switch (`marker`), unlabel `namespaces` (after `webhook-outage`); `restore-certificate`:
+    move `backup` back to `cert` and restart its `users` (after `cert-expiry`); `stop-overload`: stop the
+    load generator `marker`, delete its `namespace` and ClusterRoleBinding `binding` (after `api-overload`)."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -160,6 +163,18 @@ def apply_undo(target: Target, undo: Undo) -> None:
         elif undo.action == "resume-heartbeat":
             for node in p["nodes"]:
                 target.stop_heartbeat(node, stopped=False)
+        elif undo.action == "delete-webhook":
+            from chaoslab.faults.webhook_outage import remove_webhook  # it imports this module
+
+            remove_webhook(target, p)
+        elif undo.action == "restore-certificate":
+            from chaoslab.faults.cert_expiry import restore_certificate  # it imports this module
+
+            restore_certificate(target, p)
+        elif undo.action == "stop-overload":
+            from chaoslab.faults.api_overload import stop_overload  # it imports this module
+
+            stop_overload(target, p)
         else:
             raise RevertError(f"unknown undo action {undo.action!r}")
     except (TargetError, OSError) as exc:

@@ -14,6 +14,7 @@ instant. The definitions, with a worked example, are in docs/measurements.md.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -286,6 +287,10 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     _data_safety(tl, start, values, evidence)
     _api_consistency(tl, start, values, evidence)
     _workloads(tl, start, end, values, evidence)
+    _admission(tl, start, revert if revert is not None else end, values, evidence)
+    if inject is not None:
+        _apf(tl, inject, revert if revert is not None else end, values, evidence)
+        _lease_gaps(tl, inject, revert if revert is not None else end, values, evidence)
 
     if inject is None:
         for metric in METRICS:
@@ -309,6 +314,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
                                         f"period → {recovered - inject:.2f} s")
     if recovered is not None:
         values["recoveryTime"] = round(recovered - inject, 4)
+    _cert_expiry(tl, ok, per_condition, end, revert, settle, values, evidence)
     if revert is None:
         evidence["recoveryAfterRevert"] = "not measured: no revert in this run"
     elif recovered is None:
@@ -415,6 +421,172 @@ def _api_consistency(tl: Timeline, start: float, values: dict[str, float | None]
     values["watchRelists"] = float(watches.relists)
     evidence["watchGaps"] = watches.evidence_gaps
     evidence["watchRelists"] = watches.evidence_relists
+
+
+def _cert_expiry(tl: Timeline, ok: list[Interval], per_condition: dict[str, list[Interval]], end: float,
+                 revert: float | None, settle: float, values: dict[str, float | None],
+                 evidence: dict[str, str]) -> None:
+    """certExpiryDetection: from the expiry of a certificate `cert-expiry` reissued (its `certificate`
+    event) to the first instant the steady state does not hold; certRecoveryTime: from the revert (the
+    original back, its users restarted) to the steady state holding for the settle period. Not
+    recoveryTime's split: the restart at injection may break the steady state once before the expiry."""
+    certs = tl.events_of("certificate")
+    if not certs:
+        return
+    if revert is None:
+        evidence["certRecoveryTime"] = "not measured: no revert in this run"
+    else:
+        back = next((max(a, revert) for a, b in ok if min(b, end) - max(a, revert) >= settle - EPSILON), None)
+        if back is None:
+            evidence["certRecoveryTime"] = (f"revert at {_ts(revert)}; the steady state never held for the "
+                                            f"{settle:g} s settle period after it")
+        else:
+            values["certRecoveryTime"] = round(back - revert, 4)
+            evidence["certRecoveryTime"] = (f"revert at {_ts(revert)}; holds from {_ts(back)} for the {settle:g} s "
+                                            f"settle period → {back - revert:.2f} s")
+    first = min(certs, key=lambda e: e.t)
+    expiry = first.t + float(first.detail.get("expiresIn") or 0.0)
+    what = f"{first.detail.get('link')} certificate expired at {_ts(expiry)}"
+    broken = next((t for t in [expiry, *(b for a, b in ok if b > expiry)]
+                   if t < end and not any(a <= t < b for a, b in ok)), None)
+    if broken is None:
+        evidence["certExpiryDetection"] = f"{what}; the steady state held from then to the end at {_ts(end)}"
+        return
+    failing = sorted(c for c, ivs in per_condition.items() if not any(a <= broken < b for a, b in ivs))
+    values["certExpiryDetection"] = round(broken - expiry, 4)
+    evidence["certExpiryDetection"] = (f"{what}; steady state broken at {_ts(broken)} ({', '.join(failing) or '?'})"
+                                       f" → {broken - expiry:.2f} s")
+
+
+#: apiserver-metrics latency class → the SLO metric of its p99.
+LATENCY_METRICS = {"mutating": "apiMutatingLatencyP99", "read-resource": "apiReadResourceLatencyP99",
+                   "read-namespace": "apiReadNamespaceLatencyP99", "read-cluster": "apiReadClusterLatencyP99"}
+
+
+def histogram_quantile(q: float, buckets: dict[str, float]) -> float | None:
+    """Prometheus' `histogram_quantile` over cumulative `buckets` (bound → count, `+Inf` included): linear
+    within the bucket the quantile falls in; the highest finite bound when it falls in `+Inf`; None
+    without observations.
+
+        >>> histogram_quantile(0.5, {"0.1": 0, "0.2": 10, "+Inf": 10})
+        0.15
+    """
+    bounds = sorted((float(le), n) for le, n in buckets.items())
+    if not bounds or bounds[-1][1] <= 0:
+        return None
+    rank, lower, below = q * bounds[-1][1], 0.0, 0.0
+    for upper, n in bounds:
+        if n >= rank:
+            if math.isinf(upper):
+                return lower
+            return round(lower + (upper - lower) * ((rank - below) / (n - below) if n > below else 1.0), 4)
+        lower, below = upper, n
+    return lower
+
+
+def _delta(late: dict[str, float], early: dict[str, float]) -> dict[str, float]:
+    """Counter difference per key; a key that went down (a restarted apiserver) counts from zero."""
+    return {k: v - early.get(k, 0.0) if v >= early.get(k, 0.0) else v for k, v in late.items()}
+
+
+def _apf(tl: Timeline, start: float, stop: float, values: dict[str, float | None], evidence: dict[str, str]) -> None:
+    """apfRejectedRequests, apfMaxInQueue, apfWaitP99 and the API latency p99s from the `apiserver-metrics`
+    probe, over [injection, revert]: counters and histograms as the difference between each apiserver's
+    last sample at or before the injection and its last at or before the revert."""
+    hosts = sorted({s.subject for s in tl.samples_of("apiserver-metrics")})
+    if not hosts:
+        return
+    rejected: dict[str, float] = {}
+    wait: dict[str, float] = {}
+    latency: dict[str, dict[str, float]] = {}
+    inqueue, measured = 0.0, []
+    for host in hosts:
+        good = [s for s in tl.samples_of("apiserver-metrics", host) if s.values.get("ok")]
+        before = [s for s in good if s.t <= start]
+        during = [s for s in good if start < s.t <= stop]
+        if not during:
+            continue
+        measured.append(host)
+        first, last = (before[-1].values if before else {}), during[-1].values
+        for pl, n in _delta(last.get("rejected", {}), first.get("rejected", {})).items():
+            rejected[pl] = rejected.get(pl, 0.0) + n
+        for le, n in _delta(last.get("wait", {}), first.get("wait", {})).items():
+            wait[le] = wait.get(le, 0.0) + n
+        for cls, buckets in last.get("latency", {}).items():
+            into = latency.setdefault(cls, {})
+            for le, n in _delta(buckets, first.get("latency", {}).get(cls, {})).items():
+                into[le] = into.get(le, 0.0) + n
+        inqueue = max([inqueue, *(sum(s.values.get("inqueue", {}).values()) for s in during)])
+    if not measured:
+        return
+    span = f"{_ts(start)}–{_ts(stop)} on {', '.join(measured)}"
+    values["apfRejectedRequests"] = float(sum(rejected.values()))
+    by_level = ", ".join(f"{pl} {n:g}" for pl, n in sorted(rejected.items()) if n)
+    evidence["apfRejectedRequests"] = f"{sum(rejected.values()):g} rejected by APF, {span}" + (
+        f" ({by_level})" if by_level else "")
+    values["apfMaxInQueue"] = inqueue
+    evidence["apfMaxInQueue"] = f"at most {inqueue:g} requests waiting in APF queues at a sample, {span}"
+    waited = histogram_quantile(0.99, wait)
+    values["apfWaitP99"] = waited
+    evidence["apfWaitP99"] = (f"p99 {waited:.3f} s in APF queues over {wait.get('+Inf', 0):g} requests, {span}"
+                              if waited is not None else f"no request went through APF queues, {span}")
+    for cls, metric in LATENCY_METRICS.items():
+        buckets = latency.get(cls, {})
+        p99 = histogram_quantile(0.99, buckets)
+        values[metric] = p99
+        evidence[metric] = (f"p99 {p99:.3f} s over {buckets.get('+Inf', 0):g} {cls} requests, {span}"
+                            if p99 is not None else f"no {cls} request, {span}")
+
+
+def _lease_gaps(tl: Timeline, start: float, stop: float, values: dict[str, float | None],
+                evidence: dict[str, str]) -> None:
+    """leaseRenewalGap: the longest time between two successive renewals of the kube-scheduler or
+    kube-controller-manager Lease seen by the `lease` probe from the injection to the revert, the last
+    renewal before the injection and the revert itself bounding it."""
+    worst: tuple[float, str, float] | None = None
+    for name in LEASE_METRICS:
+        renewals, seen = [], None
+        for s in tl.samples_of("lease", name):
+            renew = s.values.get("renew")
+            if renew and renew != seen:
+                renewals.append(s.t)
+                seen = renew
+        times = [max([t for t in renewals if t <= start], default=start), *(t for t in renewals if start < t <= stop),
+                 stop]
+        if not renewals:
+            continue
+        gap, at = max((b - a, a) for a, b in itertools.pairwise(times))
+        if worst is None or gap > worst[0]:
+            worst = (gap, name, at)
+    if worst is None:
+        return
+    values["leaseRenewalGap"] = round(worst[0], 4)
+    evidence["leaseRenewalGap"] = (f"longest time without a renewal: {worst[1]} Lease, {worst[0]:.2f} s from "
+                                   f"{_ts(worst[2])} ({_ts(start)}–{_ts(stop)})")
+
+
+def _admission(tl: Timeline, start: float, stop: float, values: dict[str, float | None],
+               evidence: dict[str, str]) -> None:
+    """matched/unmatchedWriteErrorRate and matched/unmatchedWriteLatency (p99) from the `admission` probe:
+    the writes sent while the fault held, from its `webhook` event (the configuration exists; the injection
+    when there is none) to the revert."""
+    hooks = tl.events_of("webhook")
+    start = max(start, min(e.t for e in hooks)) if hooks else start
+    for subject in ("matched", "unmatched"):
+        sent = [s for s in tl.samples_of("admission", subject) if start <= s.t < stop]
+        if not sent:
+            continue
+        failed = [s for s in sent if not s.values.get("ok")]
+        latencies = sorted(float(s.values.get("seconds") or 0.0) for s in sent)
+        p99 = latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)]
+        values[f"{subject}WriteErrorRate"] = round(len(failed) / len(sent), 4)
+        values[f"{subject}WriteLatency"] = round(p99, 4)
+        first = f"; first error: {failed[0].values.get('error')}" if failed else ""
+        evidence[f"{subject}WriteErrorRate"] = (f"{len(failed)} of {len(sent)} {subject} writes failed between "
+                                                f"{_ts(start)} and {_ts(stop)}{first}")
+        evidence[f"{subject}WriteLatency"] = (f"p99 {p99:.3f} s, max {latencies[-1]:.3f} s, median "
+                                              f"{latencies[len(latencies) // 2]:.3f} s over {len(sent)} {subject} "
+                                              f"writes between {_ts(start)} and {_ts(stop)}")
 
 
 def _workloads(tl: Timeline, start: float, end: float, values: dict[str, float | None],

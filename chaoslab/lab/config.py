@@ -160,6 +160,9 @@ class LabLayout:
         self.client_address = str(net.network_address + 2)
         """Where haproxy's connections come from inside every host namespace (on `lo` there): what a
         host's packet filter sees of its clients, so a partition can cut a host from them too."""
+        self.service_address = str(net.network_address + 3)
+        """On the bridge, in the switch namespace: where chaoslab runs servers every apiserver must reach
+        (a `webhook-outage` webhook); every host reaches it directly over the bridge."""
         self.state_dir = config.state_root / config.name
         self.port_base = config.port_base
 

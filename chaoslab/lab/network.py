@@ -4,6 +4,7 @@ a namespace of its own, so the lab never puts an address on the machine's real i
     root namespace (loopback only)           chaoslab-<lab>-net            chaoslab-<lab>-cpN
     haproxy 127.0.0.1:16443 ──(namespace)──────────────────────────────▶ eth0 10.213.0.1N
                                               br0 ── cpN ◀── veth ──▶ eth0
+                                              10.213.0.3 (service address: chaoslab's webhook servers)
 
 haproxy reaches the hosts with its per-server `namespace` keyword: it opens the connection from inside the
 host's namespace. From there every connection would come from the host's own address, indistinguishable
@@ -56,6 +57,8 @@ def create(layout: LabLayout) -> None:
         run(["ip", "-n", sw, "link", "set", "lo", "up"])
         run(["ip", "-n", sw, "link", "add", BRIDGE, "type", "bridge"])
         run(["ip", "-n", sw, "link", "set", BRIDGE, "up"])
+        # The service address (see `LabLayout.service_address`): a webhook chaoslab runs listens here.
+        run(["ip", "-n", sw, "addr", "add", f"{layout.service_address}/{layout.prefix_len}", "dev", BRIDGE])
         for host in layout.hosts:
             ns = host.netns
             run(["ip", "netns", "add", ns])

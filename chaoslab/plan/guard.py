@@ -9,7 +9,8 @@ refuse.
   (node-level faults through a kubeconfig, etcd probes without etcd access, control-plane faults on a
   managed control plane).
 - Blast radius: `spec.blastRadius` limits nodes, pods and etcd members over all faults; faults that leave
-  fewer than a majority of etcd members up and connected need `allowQuorumLoss: true`.
+  fewer than a majority of etcd members up and connected need `allowQuorumLoss: true`; a webhook-outage
+  matching the control plane's own writes needs `allowControlPlaneWebhooks: true`.
 
 The config file is `$CHAOSLAB_CONFIG`, else `$XDG_CONFIG_HOME/chaoslab/config.yaml` (~/.config/...):
 
@@ -34,6 +35,7 @@ import yaml
 from chaoslab.errors import SpecError
 from chaoslab.faults import fault_class
 from chaoslab.faults.base import Injection
+from chaoslab.faults.webhook_outage import control_plane_matches
 from chaoslab.judge.conditions import LIVE_METRICS
 from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target
@@ -196,4 +198,10 @@ def radius_problems(experiment: Experiment, injections: Sequence[Injection], mem
                    f"out ({', '.join(sorted(r.lost))}), leaving {members - len(r.lost)}, fewer than the "
                    f"majority of {majority}: etcd loses quorum and the API stops writing. Say "
                    f"`blastRadius: {{allowQuorumLoss: true}}` if that is the experiment")
+    hooks = [t for inj in injections if inj.fault == "webhook-outage" for t in control_plane_matches(inj.targets)]
+    if hooks and not b.allowControlPlaneWebhooks:
+        out.append(f"spec.blastRadius.allowControlPlaneWebhooks: the webhook would match the control plane's own "
+                   f"writes ({', '.join(t.partition('@')[2] for t in hooks)}: leader election, node heartbeats, "
+                   f"system namespaces); say `blastRadius: {{allowControlPlaneWebhooks: true}}` if that is the "
+                   f"experiment, or narrow resources and namespaces")
     return out

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaoslab.errors import SpecError
+from chaoslab.probes.admission import AdmissionProbe
 from chaoslab.probes.apiserver import ApiserverProbe
+from chaoslab.probes.apiserver_metrics import ApiserverMetricsProbe
 from chaoslab.probes.base import Sampler
 from chaoslab.probes.canary import CanaryProbe
 from chaoslab.probes.etcd import EtcdProbe
@@ -38,7 +40,8 @@ def contract_problems(cls: type[Sampler]) -> list[str]:
 
 
 PROBES: Registry[type[Sampler]] = Registry("probe", "chaoslab.probes", contract_problems)
-for _probe in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe, WritesProbe, KubeSequenceProbe, WorkloadsProbe):
+for _probe in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe, WritesProbe, KubeSequenceProbe, WorkloadsProbe,
+               AdmissionProbe, ApiserverMetricsProbe):
     PROBES.register(_probe)
 
 

@@ -13,7 +13,8 @@ The mapping (docs/chaostoolkit.md):
     spec.duration                    the pause after the last action
     the undo of each fault           rollbacks: revert_fault(key) in reverse order
     spec.slo, probes, abort, settle, the chaoslab control's arguments (same names and spellings)
-    recoveryTimeout, steadyState
+    recoveryTimeout, steadyState,
+    blastRadius
 
 Import refuses, with file, line, path and reason, whatever chaoslab cannot run itself: activities of other
 extensions or providers, other controls, configuration it cannot resolve.
@@ -48,7 +49,7 @@ KIND_ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
                                                            "deadman")}),
 }
 #: Control arguments that are chaoslab spec fields, spelled as in the spec.
-CONTROL_FIELDS = ("steadyState", "probes", "slo", "abort", "settle", "recoveryTimeout")
+CONTROL_FIELDS = ("steadyState", "probes", "slo", "abort", "settle", "recoveryTimeout", "blastRadius")
 #: Single-value probes of the hypothesis → the steady-state condition they amount to (with a tolerance).
 PROBE_CONDITIONS = {("apiserver_ready", "lb"): "apiserver-ready", ("etcd_leader", None): "etcd-leader",
                     ("lease_holder", "kube-scheduler"): "scheduler-leader",
@@ -95,6 +96,8 @@ def to_chaostoolkit(experiment: Experiment) -> dict[str, Any]:
         **consent}
     if e.abort:
         arguments["abort"] = {m: _goal(m, v) for m, v in e.abort.items()}
+    if radius := {k: v for k, v in dataclasses.asdict(e.blast_radius).items() if v not in (None, False)}:
+        arguments["blastRadius"] = radius
     return {
         "version": "1.0.0",
         "title": e.name,

@@ -51,6 +51,20 @@ METRICS = {
     "workloadUnavailable": "s",                # total time a selected workload had fewer ready replicas than desired
     "pdbViolations": "count",                  # times a PodDisruptionBudget's healthy pods fell below its requirement
     "drainDuration": "s",                      # longest cordon → drain finished over the drained nodes
+    "matchedWriteErrorRate": "ratio",          # failed ÷ sent admission-probe writes a webhook matches, while the fault held
+    "unmatchedWriteErrorRate": "ratio",        # the same for writes it does not match
+    "matchedWriteLatency": "s",                # p99 latency of those matched writes, while the fault held
+    "unmatchedWriteLatency": "s",              # p99 latency of the unmatched writes, while the fault held
+    "certExpiryDetection": "s",                # a reissued certificate's expiry → the steady state first broken
+    "certRecoveryTime": "s",                   # cert-expiry's revert → the steady state holds for the settle period
+    "apfRejectedRequests": "count",            # requests API Priority and Fairness rejected (429), injection → revert
+    "apfMaxInQueue": "count",                  # most requests waiting in APF queues at a sample, injection → revert
+    "apfWaitP99": "s",                         # p99 time requests waited in APF queues, injection → revert
+    "apiMutatingLatencyP99": "s",              # p99 apiserver latency of mutating calls (SIG Scalability SLO: 1 s)
+    "apiReadResourceLatencyP99": "s",          # p99 of GETs of one object (SLO: 1 s)
+    "apiReadNamespaceLatencyP99": "s",         # p99 of namespace-scoped LISTs (SLO: 5 s)
+    "apiReadClusterLatencyP99": "s",           # p99 of cluster-scoped LISTs (SLO: 30 s)
+    "leaseRenewalGap": "s",                    # longest time without a scheduler/controller-manager Lease renewal, injection → revert
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
@@ -99,6 +113,9 @@ class BlastRadius:
     """Most etcd members the faults may kill, cut off or degrade."""
     allowQuorumLoss: bool = False
     """Must be true when the faults leave fewer than a majority of etcd members up and connected."""
+    allowControlPlaneWebhooks: bool = False
+    """Must be true for a `webhook-outage` that matches the control plane's own writes (kube-system,
+    kube-node-lease or every namespace; Leases, Nodes, Namespaces or every resource)."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ they face the local lab or (later) a kubeconfig, SSH or in-cluster target.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +21,21 @@ from chaoslab.spec.checks import add_target_check
 from chaoslab.targets.helperpod import HelperPods
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
+
+
+@dataclass(frozen=True)
+class CertificateLink:
+    """One link's leaf certificate as a target keeps it (for `cert-expiry`): its files, the CA that signs
+    it, and the processes that present it."""
+
+    link: str
+    """The link's name, e.g. `scheduler-client` (kube-scheduler → apiserver)."""
+    cert: Path
+    key: Path
+    ca_cert: Path
+    ca_key: Path
+    users: tuple[tuple[str, str], ...]
+    """(component, host) of every process that presents the certificate."""
 
 
 class Target(Protocol):
@@ -74,6 +90,17 @@ class Target(Protocol):
         """Stop (or, `stopped=False`, restore) the heartbeat of worker node `node`: its kubelet stops
         renewing its Lease and posting status, as when it dies or becomes unreachable. Idempotent. Targets
         that cannot do this raise `TargetError` saying so ("not supported by …")."""
+
+    def service_host(self) -> tuple[Wrap, str]:
+        """Where chaoslab runs a server that every apiserver must reach (a `webhook-outage` webhook): how a
+        command line runs there, and the IPv4 address it listens on. The lab: the lab network's switch
+        namespace, on the bridge's service address. Targets that cannot host one raise `TargetError`
+        saying so ("not supported by …")."""
+
+    def certificate(self, link: str) -> CertificateLink:
+        """The files of one link's leaf certificate and who presents it (`cert-expiry`). Targets that do not
+        hold the CA's key raise `TargetError` saying so ("not supported by …"); an unknown link raises
+        `TargetError` naming the known ones."""
 
     @property
     def lock_path(self) -> Path:

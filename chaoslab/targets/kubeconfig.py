@@ -34,7 +34,7 @@ from chaoslab.clients.etcd import EtcdMember, RpcError, Tls
 from chaoslab.clients.hosts import Command, Endpoint, Wrap
 from chaoslab.clients.kubeapi import SERVICE_ACCOUNT_DIR, ApiError, KubeApi
 from chaoslab.errors import SpecError, TargetError
-from chaoslab.targets import TargetBase, kubeadm, unknown_params
+from chaoslab.targets import CertificateLink, TargetBase, kubeadm, unknown_params
 from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, node_for_host
 
 IN_CLUSTER = "in-cluster"
@@ -343,6 +343,14 @@ class KubeconfigTarget(TargetBase):
 
     def stop_heartbeat(self, node: str, stopped: bool) -> None:
         raise self._unreachable(f"stop the heartbeat of node {node} (not supported by the kubeconfig target)")
+
+    def certificate(self, link: str) -> CertificateLink:
+        raise TargetError(f"{self.name}: reissuing the {link} certificate is not supported by the kubeconfig "
+                          f"target (it holds no CA key); use the lab")
+
+    def service_host(self) -> tuple[Wrap, str]:
+        raise TargetError(f"{self.name}: running a webhook server the apiservers reach is not supported by the "
+                          f"kubeconfig target yet (it would need a helper pod and a Service); use the lab")
 
     @property
     def lock_path(self) -> Path:

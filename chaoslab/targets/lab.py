@@ -17,11 +17,14 @@ from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.lab.config import Component, Host, LabLayout
 from chaoslab.lab.lifecycle import saved_layout, supervisor_pid
-from chaoslab.lab.network import HOST_DEVICE
+from chaoslab.lab.network import BRIDGE, HOST_DEVICE
 from chaoslab.lab.status import etcd_members
 from chaoslab.lab.system import run
-from chaoslab.targets import TargetBase, unknown_params
+from chaoslab.targets import CertificateLink, TargetBase, unknown_params
 
+#: Links whose leaf certificate `cert-expiry` may reissue → (file name in the lab's pki/, the component using it).
+CERTIFICATE_LINKS = {"scheduler-client": ("kube-scheduler", "kube-scheduler"),
+                     "controller-manager-client": ("kube-controller-manager", "kube-controller-manager")}
 CLIENTS = "clients"
 """The name of the clients' endpoint in flows (`cp2->clients`)."""
 
@@ -76,6 +79,29 @@ class LabTarget(TargetBase):
 
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(self._host(host).netns)
+
+    def service_host(self) -> tuple[Wrap, str]:
+        """The switch namespace and the bridge's service address (`chaoslab.lab.network`)."""
+        sw, address = self.layout.switch_netns, self.layout.service_address
+        shown = run(["ip", "-n", sw, "-o", "-4", "addr", "show", "dev", BRIDGE], check=False, timeout=10,
+                    error=TargetError).stdout
+        if f" {address}/" not in shown:
+            # A lab started by an older chaoslab: its bridge has no address the apiservers could reach.
+            raise TargetError(f"{self.name}: its lab network has no service address {address} for servers the "
+                              f"apiservers reach; restart the lab (`chaoslab lab down --name "
+                              f"{self.layout.config.name}`, then `lab up`)")
+        return in_netns(sw), address
+
+    def certificate(self, link: str) -> CertificateLink:
+        """The lab's pki/ files (`chaoslab.lab.pki`): every host's scheduler (or controller-manager) shares
+        one client certificate."""
+        if link not in CERTIFICATE_LINKS:
+            raise TargetError(f"{self.name} has no certificate link {link!r}; links: "
+                              f"{', '.join(CERTIFICATE_LINKS)}")
+        name, component = CERTIFICATE_LINKS[link]
+        pki = self.layout.pki_dir
+        return CertificateLink(link, pki / f"{name}.crt", pki / f"{name}.key", pki / "ca.crt", pki / "ca.key",
+                               tuple((component, h) for h in self.hosts(component)))
 
     def python(self, host: str) -> tuple[str, ...]:
         self._host(host)

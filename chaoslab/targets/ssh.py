@@ -66,7 +66,7 @@ from chaoslab.clients.etcd import EtcdMember, Tls
 from chaoslab.clients.hosts import Argv, Command, Endpoint, Wrap
 from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, SpecError, TargetError
-from chaoslab.targets import TargetBase, kubeadm
+from chaoslab.targets import CertificateLink, TargetBase, kubeadm
 
 __all__ = ["PROCESS_PATTERNS", "SshHost", "SshSettings", "SshTarget", "config_problems", "exit_argv", "shared",
            "ssh_argv"]
@@ -722,6 +722,14 @@ class SshTarget(TargetBase):
     def stop_heartbeat(self, node: str, stopped: bool) -> None:
         raise TargetError(f"stopping the heartbeat of node {node!r} is not supported by the ssh target: "
                           f"it reaches control-plane hosts only")
+
+    def certificate(self, link: str) -> CertificateLink:
+        raise TargetError(f"{self.name}: reissuing the {link} certificate is not supported by the ssh target "
+                          f"yet; use the lab")
+
+    def service_host(self) -> tuple[Wrap, str]:
+        raise TargetError(f"{self.name}: running a webhook server the apiservers reach is not supported by the "
+                          f"ssh target yet; use the lab")
 
     @property
     def lock_path(self) -> Path:

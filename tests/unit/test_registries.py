@@ -17,14 +17,14 @@ from chaoslab.targets import TARGETS, TargetBase, resolve_target
 
 def test_the_built_in_kinds_are_registered() -> None:
     assert {"kill-process", "partition", "network-degrade", "drain-node", "evict-pods", "node-failure"} <= set(FAULTS)
-    assert set(PROBES) == {"etcd", "lease", "apiserver", "canary", "writes", "kube-sequence", "workloads"}
+    assert set(PROBES) == {"etcd", "lease", "apiserver", "canary", "writes", "kube-sequence", "workloads", "admission", "apiserver-metrics"}
     with pytest.raises(SpecError):
         resolve_target("nowhere")  # fills the target registry on first use
     assert {"lab", "kubeconfig", "ssh"} <= set(TARGETS)
 
 
 def test_an_unknown_kind_names_the_known_ones() -> None:
-    with pytest.raises(SpecError, match="unknown probe kind 'tcp'; known: apiserver, canary, etcd"):
+    with pytest.raises(SpecError, match="unknown probe kind 'tcp'; known: admission, apiserver, apiserver-metrics, canary, etcd"):
         PROBES.get_kind("tcp")
 
 

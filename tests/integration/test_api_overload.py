@@ -1,0 +1,164 @@
+"""api-overload on the real lab: the load really reaches the apiserver as the distinct users it names and
+goes through API Priority and Fairness (the apiserver's own metrics count it in the global-default
+priority level), it stays within its request budget, and after the undo — also after SIGKILL of a run,
+by the dead-man's switch or `chaoslab recover` — no generator, binding or namespace of it is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from waiting import eventually
+
+from chaoslab.clients.kubeapi import KubeApi
+from chaoslab.faults import build
+from chaoslab.faults.api_overload import ApiOverload
+from chaoslab.faults.base import Injection, apply_undo
+from chaoslab.faults.overload import process_pattern
+from chaoslab.lab.config import LabLayout
+from chaoslab.probes.apiserver_metrics import parse
+from chaoslab.targets.lab import LabTarget
+
+CRB = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+
+
+def generators(marker: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-f", process_pattern(marker)], capture_output=True, text=True, check=False)
+    return out.stdout.split()
+
+
+def dispatched(api: KubeApi, priority_level: str) -> float:
+    """apiserver_flowcontrol_dispatched_requests_total of one priority level, from the lab's apiserver."""
+    text = api.request("GET", "/metrics", timeout=20).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("apiserver_flowcontrol_dispatched_requests_total{")
+               and f'priority_level="{priority_level}"' in line)
+
+
+def stats(params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(params["dir"], "stats.jsonl").read_text().splitlines()]
+
+
+def assert_cleaned_up(api: KubeApi, params: dict[str, Any]) -> None:
+    assert not generators(params["marker"])
+    assert api.request("GET", f"{CRB}/{params['binding']}").status_code == 404
+    ns = api.request("GET", f"/api/v1/namespaces/{params['namespace']}")
+    assert ns.status_code == 404 or ns.json()["metadata"].get("deletionTimestamp")
+    assert not Path(params["switch"]).exists()
+    switch = subprocess.run(["pgrep", "-f", f"^sh -c .* {params['marker']}$"], capture_output=True, text=True,
+                            check=False).stdout
+    assert not switch.split(), "the dead-man's switch is still armed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pattern", ["list", "relist", "writes"])
+def test_the_load_goes_through_apf_as_distinct_users_within_its_budget_and_is_undone(
+        api: KubeApi, target: LabTarget, pattern: str) -> None:
+    before = dispatched(api, "global-default")
+    fault = build("api-overload", {"pattern": pattern, "concurrency": 6, "users": 3, "requests": 300,
+                                   "seedObjects": 50, "seedBytes": 2048, "period": "1s"}, duration=60)
+    assert isinstance(fault, ApiOverload)
+    injection: Injection = fault.resolve(target, 0)
+    params = dict(injection.undo[0].params)
+    events: list[tuple[str, dict[str, Any]]] = []
+    try:
+        fault.inject(target, injection, record=lambda kind, **d: events.append((kind, d)))
+        assert events[0][0] == "overload" and events[0][1]["bounds"]["concurrency"] == 64
+        assert len(generators(params["marker"])) == 1
+        # The budget ends the load before the duration does.
+        eventually(lambda: not generators(params["marker"]), 55, "the load stopped at its budget of 300 requests")
+        record = stats(params)
+        end = record[-1]
+        assert end["event"] == "end" and end["sent"] == 300, end
+        ok = sum(n for status, n in end["answered"].items() if status in ("200", "201"))
+        assert ok >= 0.9 * sum(end["answered"].values()), end
+        if pattern != "writes":
+            listed = api.get(f"/api/v1/namespaces/{params['namespace']}/configmaps")["items"]
+            assert sum(c["metadata"]["name"].startswith("seed-") for c in listed) == 50
+        # APF saw the requests as its global-default priority level's (not exempt, as chaoslab's admin is).
+        assert dispatched(api, "global-default") - before >= 0.5 * ok
+        binding = api.get(f"{CRB}/{params['binding']}")
+        assert binding["subjects"][0]["name"] == "chaoslab:overload"
+    finally:
+        apply_undo(target, injection.undo[0])
+    assert_cleaned_up(api, params)
+    print(f"{pattern}: {end['sent']} requests answered {end['answered']} in {end['t']:.1f} s")
+
+
+def test_the_apiserver_metrics_parse_on_the_real_apiserver(api: KubeApi) -> None:
+    got = parse(api.request("GET", "/metrics", timeout=20).text)
+    assert got["rss"] and got["rss"] > 50e6
+    assert "global-default" in got["inqueue"] or "global-default" in got["executing"]
+    assert got["latency"].get("mutating") and got["latency"]["mutating"]["+Inf"] > 0
+
+
+EXPERIMENT = """\
+apiVersion: chaoslab.io/v1alpha1
+kind: Experiment
+metadata: {{name: overload-killed}}
+spec:
+  target: {{kind: lab, name: {lab}}}
+  steadyState: [apiserver-ready]
+  faults:
+    - {{kind: api-overload, pattern: writes, concurrency: 2, users: 2, rate: 5, requests: 5000, deadman: {deadman}}}
+  duration: {duration}s
+  probes: [apiserver]
+"""
+
+
+def killed_run(lab: LabLayout, api: KubeApi, tmp_path: Path, duration: int,
+               deadman: int) -> tuple[Path, dict[str, Any]]:
+    exp = tmp_path / "overload.yaml"
+    exp.write_text(EXPERIMENT.format(lab=lab.config.name, duration=duration, deadman=deadman))
+    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live",
+                             "--runs-dir", str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def started() -> bool:
+        runs = tmp_path / "runs"
+        undo = next(runs.glob("*/undo.json"), None) if runs.exists() else None
+        return proc.poll() is not None or bool(undo and generators(json.loads(undo.read_text())[0]["undo"][0]
+                                                                    ["params"]["marker"]))
+
+    try:
+        eventually(started, 90, "the load generator started")
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run_dir = next((tmp_path / "runs").iterdir())
+    [pending] = json.loads((run_dir / "undo.json").read_text())
+    [undo] = pending["undo"]
+    assert undo["action"] == "stop-overload"
+    assert generators(undo["params"]["marker"]), "the load stopped with chaoslab; the switch test needs it running"
+    return run_dir, undo["params"]
+
+
+@pytest.mark.slow
+def test_after_sigkill_the_load_stops_at_its_deadline_and_the_switch_cleans_up(
+        lab: LabLayout, api: KubeApi, tmp_path: Path) -> None:
+    started = time.monotonic()
+    _, params = killed_run(lab, api, tmp_path, duration=8, deadman=5)
+    eventually(lambda: not generators(params["marker"]), 30, "the generator stopped at the end of the duration")
+    eventually(lambda: api.request("GET", f"{CRB}/{params['binding']}").status_code == 404, 60,
+               "the switch deleted the ClusterRoleBinding")
+    eventually(lambda: not subprocess.run(["pgrep", "-f", f"^sh -c .* {params['marker']}$"], capture_output=True,
+                                          check=False).stdout, 60, "the switch finished")
+    assert_cleaned_up(api, params)
+    print(f"cleaned up {time.monotonic() - started:.1f} s after the run started (duration 8 s, deadman 5 s)")
+
+
+@pytest.mark.slow
+def test_chaoslab_recover_stops_the_load_of_a_sigkilled_run(lab: LabLayout, api: KubeApi, tmp_path: Path) -> None:
+    run_dir, params = killed_run(lab, api, tmp_path, duration=300, deadman=60)
+    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)],
+                            capture_output=True, text=True, timeout=90, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_cleaned_up(api, params)
+    assert not (run_dir / "undo.json").exists()

@@ -1,0 +1,176 @@
+"""webhook-outage's pure parts: parameters, rules, the control-plane consent, certificates, the server's
+answers, the configuration it registers, and the admission metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from chaoslab.errors import SpecError
+from chaoslab.faults import FAULTS, build, param_problems
+from chaoslab.faults.base import Injection, Undo
+from chaoslab.faults.webhook_outage import (
+    WebhookOutage,
+    WebhookOutageParams,
+    control_plane_matches,
+    make_certificates,
+)
+from chaoslab.faults.webhook_server import review_answer, serve
+from chaoslab.judge.measure import measure
+from chaoslab.plan.guard import radius_problems
+from chaoslab.spec.model import BlastRadius, Experiment, FaultSpec
+from chaoslab.timeline import FORMAT, Timeline
+
+
+def test_registered() -> None:
+    assert FAULTS["webhook-outage"] is WebhookOutage
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"mode": "slow"}, "mode"), ({"failurePolicy": "fail"}, "failurePolicy"), ({"timeoutSeconds": 31}, "timeoutSeconds"),
+    ({"timeoutSeconds": 0}, "timeoutSeconds"), ({"operations": ["PATCH"]}, "operations"),
+    ({"namespaces": ["*", "default"]}, "namespaces"), ({"badCert": "self-signed"}, "badCert"),
+    ({"type": "both"}, "type"), ({"resources": []}, "resources"),
+])
+def test_bad_parameters_are_named(params: dict[str, Any], field: str) -> None:
+    assert [name for name, _ in param_problems("webhook-outage", params)] == [field]
+    with pytest.raises(SpecError, match=f"webhook-outage.{field}"):
+        build("webhook-outage", params)
+
+
+def test_rules_group_resources_by_api_group() -> None:
+    p = WebhookOutageParams(resources=("configmaps", "leases.coordination.k8s.io", "nodes/status"),
+                            operations=("UPDATE",))
+    assert p.rules() == [
+        {"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["UPDATE"], "resources": ["configmaps", "nodes/status"],
+         "scope": "*"},
+        {"apiGroups": ["coordination.k8s.io"], "apiVersions": ["*"], "operations": ["UPDATE"], "resources": ["leases"],
+         "scope": "*"}]
+    assert WebhookOutageParams(resources=("*",)).rules()[0]["resources"] == ["*"]
+
+
+@pytest.mark.parametrize(("target", "control_plane"), [
+    ("webhook@chaoslab-webhook-test/configmaps", False), ("webhook@default/pods", False),
+    ("webhook@kube-system/configmaps", True), ("webhook@kube-node-lease/leases.coordination.k8s.io", True),
+    ("webhook@*/configmaps", True), ("webhook@default/leases", True), ("webhook@default/nodes/status", True),
+    ("webhook@default/*", True), ("webhook@default/namespaces", True),
+])
+def test_what_counts_as_the_control_planes_own_writes(target: str, control_plane: bool) -> None:
+    assert bool(control_plane_matches([target])) is control_plane
+
+
+def injection(targets: tuple[str, ...]) -> Injection:
+    return Injection("webhook-outage", 0, "admission", "hang", targets, (Undo("delete-webhook", {}),))
+
+
+def test_the_guard_refuses_control_plane_webhooks_without_consent() -> None:
+    inj = injection(("webhook@kube-system/leases.coordination.k8s.io",))
+    plain = Experiment("x", (FaultSpec("webhook-outage"),), 10.0)
+    [problem] = radius_problems(plain, [inj], 0)
+    assert problem.startswith("spec.blastRadius.allowControlPlaneWebhooks:")
+    allowed = Experiment("x", (FaultSpec("webhook-outage"),), 10.0,
+                         blast_radius=BlastRadius(allowControlPlaneWebhooks=True))
+    assert radius_problems(allowed, [inj], 0) == []
+    assert radius_problems(plain, [injection(("webhook@chaoslab-webhook-test/configmaps",))], 0) == []
+
+
+def test_the_configuration_points_at_the_server_and_selects_labelled_namespaces() -> None:
+    fault = build("webhook-outage", {"mode": "deny", "failurePolicy": "Ignore", "timeoutSeconds": 3}, duration=20)
+    assert isinstance(fault, WebhookOutage)
+    params = {"tag": "w0-12345678", "name": "chaoslab-webhook-outage-w0-12345678", "address": "10.213.0.3",
+              "port": 23456, "namespaces": ["chaoslab-webhook-test"]}
+    config = fault.configuration(params, b"PEM")
+    [hook] = config["webhooks"]
+    assert config["kind"] == "ValidatingWebhookConfiguration"
+    assert hook["clientConfig"]["url"] == "https://10.213.0.3:23456/deny"
+    assert hook["failurePolicy"] == "Ignore" and hook["timeoutSeconds"] == 3 and hook["sideEffects"] == "None"
+    assert hook["namespaceSelector"] == {"matchLabels": {"chaoslab.io/webhook-outage": "w0-12345678"}}
+    assert "namespaceSelector" not in fault.configuration({**params, "namespaces": []}, b"PEM")["webhooks"][0]
+    assert fault.deadline() == 80
+    switch = fault.switch_command({**params, "marker": "chaoslab-w0-12345678", "dir": "/tmp/x/w0-12345678"}).argv
+    assert switch[:3] == ("setsid", "-f", "sh") and switch[-1] == "chaoslab-w0-12345678"
+    assert "sleep 80" in switch[4] and "--heal /tmp/x/w0-12345678.switch.json" in switch[4]
+
+
+@pytest.mark.parametrize("bad", [None, "expired", "wrong-ca"])
+def test_certificates(tmp_path: Path, bad: str | None) -> None:
+    bundle = make_certificates(tmp_path / "w", "10.213.0.3", bad)
+    ca = x509.load_pem_x509_certificate(bundle)
+    cert = x509.load_pem_x509_certificate((tmp_path / "w" / "server.crt").read_bytes())
+    assert (cert.issuer == ca.subject) is (bad != "wrong-ca")
+    assert (cert.not_valid_after_utc < dt.datetime.now(dt.UTC)) is (bad == "expired")
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.213.0.3"]
+
+
+def test_review_answer_keeps_the_uid_and_version() -> None:
+    review = {"apiVersion": "admission.k8s.io/v1beta1", "request": {"uid": "abc"}}
+    assert review_answer(review, True) == {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
+                                           "response": {"uid": "abc", "allowed": True}}
+
+
+@pytest.mark.parametrize(("mode", "status", "allowed"), [("deny", 200, False), ("allow", 200, True),
+                                                          ("error500", 500, None)])
+def test_the_server_answers_as_its_mode_says(tmp_path: Path, mode: str, status: int, allowed: bool | None) -> None:
+    bundle = make_certificates(tmp_path / "w", "127.0.0.1")
+    (tmp_path / "ca.crt").write_bytes(bundle)
+    stop, ready = threading.Event(), threading.Event()
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "log.jsonl"
+    thread = threading.Thread(target=serve, args=(mode, "127.0.0.1", port, str(tmp_path / "w" / "server.crt"),
+                                                  str(tmp_path / "w" / "server.key"), 0.0, str(log), 1e12, stop,
+                                                  ready.set), daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    try:
+        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "request": {
+            "uid": "u1", "namespace": "ns", "operation": "CREATE", "resource": {"resource": "configmaps"}}}).encode()
+        request = urllib.request.Request(f"https://127.0.0.1:{port}/{mode}", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=5) as resp:
+                got, answer = resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            got, answer = exc.code, None
+        assert got == status
+        if allowed is not None:
+            assert answer["response"]["allowed"] is allowed and answer["response"]["uid"] == "u1"
+        [entry] = [json.loads(line) for line in log.read_text().splitlines()]
+        assert (entry["namespace"], entry["resource"], entry["operation"], entry["mode"]) == (
+            "ns", "configmaps", "CREATE", mode)
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_admission_metrics_count_the_writes_sent_while_the_fault_held() -> None:
+    records: list[dict[str, Any]] = [{"event": "run-start", "t": 0.0, "detail": {}},
+                                     {"event": "run-end", "t": 10.0, "detail": {}}]
+    for i in range(10):
+        t = float(i)
+        held = 2 <= t < 7
+        records.append({"probe": "admission", "subject": "matched", "t": t,
+                        "values": {"ok": not held, "seconds": 10.0 if held else 0.01, "error": "x" if held else None}})
+        records.append({"probe": "admission", "subject": "unmatched", "t": t,
+                        "values": {"ok": True, "seconds": 0.02, "error": None}})
+    records += [{"event": "inject", "t": 1.0, "detail": {"component": "admission", "targets": []}},
+                {"event": "webhook", "t": 1.5, "detail": {}},
+                {"event": "revert", "t": 7.0, "detail": {"ok": True}}]
+    records.sort(key=lambda r: r["t"])
+    m = measure(Timeline.from_records([{"format": FORMAT, "startedWall": 0.0}, *records]), (), settle=1.0)
+    assert m.values["matchedWriteErrorRate"] == 1.0 and m.values["matchedWriteLatency"] == 10.0
+    assert m.values["unmatchedWriteErrorRate"] == 0.0 and m.values["unmatchedWriteLatency"] == 0.02
+    assert "5 of 5 matched writes failed" in m.evidence["matchedWriteErrorRate"]
