@@ -16,6 +16,7 @@ from typing import Any
 from chaoslab.errors import SpecError
 from chaoslab.faults.base import Fault
 from chaoslab.faults.degrade import NetworkDegrade
+from chaoslab.faults.disk_latency import DiskLatency
 from chaoslab.faults.drain_node import DrainNode
 from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
@@ -48,6 +49,7 @@ register(NetworkDegrade)
 register(DrainNode)
 register(EvictPods)
 register(NodeFailure)
+register(DiskLatency)
 
 
 def fault_class(kind: str) -> type[Any]:

@@ -41,7 +41,8 @@ class Undo:
     `delayers` (hosts), and disarm the dead-man's switch `marker`; `uncordon`: make the Nodes `nodes`
     schedulable again; `resume-heartbeat`: restore the heartbeat of the worker nodes `nodes` (after
     `node-failure`); `delete-pod`: delete the helper pod `namespace`/`name` (its own script undoes the
-    fault on TERM) and wait until it is gone."""
+    fault on TERM) and wait until it is gone; `stop-tracer`: end the `disk-latency` tracer `marker` on
+    `host` and check that etcd's process `pid` names no tracer any more."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -110,6 +111,13 @@ def apply_undo(target: Target, undo: Undo) -> None:
                         raise
         elif undo.action == "delete-pod":
             delete_pod(target, p["namespace"], p["name"])
+        elif undo.action == "stop-tracer":
+            from chaoslab.faults.sync_tracer import stop_tracer  # not at import: `python -m` runs that module
+
+            try:
+                stop_tracer(target, p)
+            except RuntimeError as exc:
+                raise RevertError(str(exc)) from exc
         elif undo.action == "resume-heartbeat":
             for node in p["nodes"]:
                 target.stop_heartbeat(node, stopped=False)
