@@ -26,7 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
-import etcd3  # noqa: E402
+import etcd3
 
 CLIENT, PEER = 18579, 18580
 
@@ -93,7 +93,7 @@ def main() -> None:
         _puts(client, 200)  # warm-up
         results: dict[str, list[tuple[list[float], float]]] = {"none": [], "attached": [], "inject 0 ms": []}
         for _ in range(args.rounds):
-            for mode in results:
+            for mode, rounds in results.items():
                 tracer = _tracer(etcd.pid, mode == "inject 0 ms") if mode != "none" else None
                 s0, c0 = _fsync_sum()
                 t0 = time.perf_counter()
@@ -103,7 +103,7 @@ def main() -> None:
                 if tracer is not None:
                     tracer.send_signal(signal.SIGTERM)
                     tracer.wait(10)
-                results[mode].append((lat, (s1 - s0) / max(1.0, c1 - c0)))
+                rounds.append((lat, (s1 - s0) / max(1.0, c1 - c0)))
                 print(f"  {mode}: {args.puts / wall:.0f} puts/s", flush=True)
         print(f"{'mode':<14}{'p50 ms':>9}{'p99 ms':>9}{'puts/s':>9}{'wal fsync mean ms':>19}")
         for mode, rounds in results.items():

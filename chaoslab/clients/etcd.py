@@ -24,6 +24,7 @@ from pathlib import Path
 
 import etcd3
 import grpc
+import requests
 from etcd3 import etcdrpc
 
 
@@ -58,6 +59,7 @@ class EtcdMember:
     def __init__(self, name: str, host: str, port: int, tls: Tls, timeout: float = 1.0) -> None:
         self.name = name
         self.timeout = timeout
+        self.address, self.port, self.tls = host, port, tls
         self.client = etcd3.client(host=host, port=port, ca_cert=str(tls.ca), cert_cert=str(tls.cert),
                                    cert_key=str(tls.key), timeout=timeout)
         self._names: dict[int, str] = {}
@@ -83,6 +85,22 @@ class EtcdMember:
             leader_name=names.get(resp.leader),
             name=names.get(resp.header.member_id),
         )
+
+    def metrics(self) -> str:
+        """The member's Prometheus `/metrics` text, from its client URL with the client certificate (etcd
+        serves it there; `--listen-metrics-urls` is only an extra, plain-HTTP listener). Raises
+        `requests.RequestException` when it does not answer within the timeout."""
+        resp = requests.get(f"https://{self.address}:{self.port}/metrics", timeout=self.timeout,
+                            cert=(str(self.tls.cert), str(self.tls.key)), verify=str(self.tls.ca))
+        resp.raise_for_status()
+        return resp.text
+
+    def alarms(self) -> list[tuple[str, str]]:
+        """The cluster's active alarms as (member name, alarm: NOSPACE or CORRUPT); raises `grpc.RpcError`."""
+        resp = self.client.maintenancestub.Alarm(
+            etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0, alarm=etcdrpc.NONE), self.timeout)
+        names = self.names()
+        return [(names.get(a.memberID, f"{a.memberID:x}"), etcdrpc.AlarmType.Name(a.alarm)) for a in resp.alarms]
 
     def close(self) -> None:
         self.client.close()

@@ -35,11 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from chaoslab.clients.hosts import Command, wrap
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults.base import Injection, Record, Undo, apply_undo, ignore_events
 from chaoslab.faults.partition import HEAL_MARGIN, select_etcd_host
 from chaoslab.faults.sync_tracer import tracer_command
-from chaoslab.netrules import Command, wrap
 from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
 
@@ -74,7 +74,7 @@ class DiskLatencyParams:
             out.append(("delay", "set delay, stall or both; there is nothing to slow down"))
         if jitter > delay:
             out.append(("jitter", f"jitter {jitter} ms exceeds the delay {delay} ms (a wait cannot be negative); "
-                                  "lower it or raise the delay"))
+                                  + "lower it or raise the delay"))
         if period < 100:
             out.append(("period", f"period {period} ms: give at least 100ms (each draw re-attaches strace)"))
         if not (self.select in ("leader", "follower", "random", "all") or self.select.startswith("host:")):

@@ -30,7 +30,6 @@ pattern that finds it, and the check that nothing is attached any more.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import random
 import re
@@ -76,11 +75,6 @@ def attached_tracer(pid: int) -> int | None:
     return 0
 
 
-def _die_with_parent() -> None:
-    """In the strace child before exec: SIGTERM when this tracer dies (then strace detaches)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class _Strace:
     """One attachment: `timeout DEADLINE strace …`, its delayed syncs counted from its output."""
 
@@ -88,9 +82,11 @@ class _Strace:
         self.pid = pid
         self.delayed = 0
         self.lines: list[str] = []
-        argv = ["timeout", "-s", "TERM", "-k", "5", f"{max(1.0, seconds_left):.0f}", *strace_argv(pid, delay_us)]
+        # setpriv (util-linux): SIGTERM when this tracer dies, kept across the execs of timeout and strace.
+        argv = ["setpriv", "--pdeathsig", "TERM", "timeout", "-s", "TERM", "-k", "5",
+                f"{max(1.0, seconds_left):.0f}", *strace_argv(pid, delay_us)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+                                     stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -273,7 +269,7 @@ def stop_tracer(target: Target, params: dict[str, Any] | Any, timeout: float = S
     """Undo of `disk-latency` on one host (`params`: host, pid, marker): SIGTERM the tracer, wait until it
     has exited and the process names no tracer (TracerPid 0 in /proc/PID/status, or the process is gone).
     Returns what was seen; `RuntimeError` saying what is still attached."""
-    from chaoslab.netrules import Command, wrap
+    from chaoslab.clients.hosts import Command, wrap
 
     host, pid, pattern = params["host"], int(params["pid"]), tracer_pattern(params["marker"])
     how = target.host_wrap(host)

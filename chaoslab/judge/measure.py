@@ -28,6 +28,7 @@ from chaoslab.judge.conditions import (
     holds_until,
     merge,
 )
+from chaoslab.judge.storage import measure_storage
 from chaoslab.spec.model import METRICS
 from chaoslab.timeline import Sample, Timeline
 
@@ -286,6 +287,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     _data_safety(tl, start, values, evidence)
     _api_consistency(tl, start, values, evidence)
     _workloads(tl, start, end, values, evidence)
+    measure_storage(tl, inject, revert, end, values, evidence)
 
     if inject is None:
         for metric in METRICS:

@@ -39,7 +39,7 @@ from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target
 
 DEFAULT_PRODUCTION = "prod|prd"
-ETCD_PROBES = ("etcd", "writes")
+ETCD_PROBES = ("etcd", "writes", "etcd-metrics")
 ETCD_CONDITIONS = ("etcd-quorum", "etcd-leader")
 
 

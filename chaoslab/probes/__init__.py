@@ -14,6 +14,7 @@ from chaoslab.probes.apiserver import ApiserverProbe
 from chaoslab.probes.base import Sampler
 from chaoslab.probes.canary import CanaryProbe
 from chaoslab.probes.etcd import EtcdProbe
+from chaoslab.probes.etcd_metrics import EtcdMetricsProbe
 from chaoslab.probes.kube_sequence import KubeSequenceProbe
 from chaoslab.probes.lease import LeaseProbe
 from chaoslab.probes.workloads import WorkloadsProbe
@@ -22,7 +23,8 @@ from chaoslab.targets import Target
 from chaoslab.timeline import Timeline
 
 PROBES: dict[str, type[Sampler]] = {p.kind: p for p in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe,
-                                                        WritesProbe, KubeSequenceProbe, WorkloadsProbe)}
+                                                        WritesProbe, KubeSequenceProbe, WorkloadsProbe,
+                                                        EtcdMetricsProbe)}
 
 
 class ProbeGroup:

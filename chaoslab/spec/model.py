@@ -51,6 +51,13 @@ METRICS = {
     "workloadUnavailable": "s",                # total time a selected workload had fewer ready replicas than desired
     "pdbViolations": "count",                  # times a PodDisruptionBudget's healthy pods fell below its requirement
     "drainDuration": "s",                      # longest cordon → drain finished over the drained nodes
+    "etcdFsyncP99": "s",                       # worst member's WAL fsync p99 while the fault held (etcd-metrics)
+    "etcdBackendCommitP99": "s",               # worst member's backend commit p99 while the fault held
+    "writeLatencyP99": "s",                    # p99 of the writes probe's acknowledged writes while the fault held
+    "leaseRenewalLateness": "s",               # longest scheduler/controller-manager Lease renewal gap beyond the normal period
+    "leaderLost": "count",                     # scheduler/controller-manager Lease holder changes after injection
+    "nospaceAlarm": "s",                       # time the NOSPACE alarm was active (etcd-metrics)
+    "nospaceRecoveryTime": "s",                # etcd-nospace runbook start → first successful write
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
@@ -114,7 +121,7 @@ class Experiment:
                                       "controller-manager-leader")
     probes: tuple[str | Mapping[str, Any], ...] = ("control-plane",)
     """Probe sets (files in probes/) or single probes by name (etcd, lease, apiserver, canary, writes,
-    kube-sequence, workloads), or a single probe with its parameters written inline (`{kind: workloads,
+    kube-sequence, workloads, etcd-metrics), or a single probe with its parameters written inline (`{kind: workloads,
     selector: app=web}`; an `interval` already in seconds)."""
     slos: tuple[SloSpec, ...] = ()
     abort: Mapping[str, float] = field(default_factory=dict)
