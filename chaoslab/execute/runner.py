@@ -136,7 +136,7 @@ class Runner:
             error = None
             for undo in inj.undo:
                 try:
-                    apply_undo(self.target, undo)
+                    apply_undo(self.target, undo, record=timeline.event)
                 except ChaoslabError as exc:
                     error = str(exc)
                     errors.append(error)

@@ -18,6 +18,8 @@ from chaoslab.faults.base import Fault
 from chaoslab.faults.degrade import NetworkDegrade
 from chaoslab.faults.disk_latency import DiskLatency
 from chaoslab.faults.drain_node import DrainNode
+from chaoslab.faults.etcd_defrag import EtcdDefrag
+from chaoslab.faults.etcd_nospace import EtcdNospace
 from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.node_failure import NodeFailure
@@ -50,6 +52,8 @@ register(DrainNode)
 register(EvictPods)
 register(NodeFailure)
 register(DiskLatency)
+register(EtcdDefrag)
+register(EtcdNospace)
 
 
 def fault_class(kind: str) -> type[Any]:

@@ -42,7 +42,9 @@ class Undo:
     schedulable again; `resume-heartbeat`: restore the heartbeat of the worker nodes `nodes` (after
     `node-failure`); `delete-pod`: delete the helper pod `namespace`/`name` (its own script undoes the
     fault on TERM) and wait until it is gone; `stop-tracer`: end the `disk-latency` tracer `marker` on
-    `host` and check that etcd's process `pid` names no tracer any more."""
+    `host` and check that etcd's process `pid` names no tracer any more; `nospace-runbook`: end the
+    `etcd-nospace` switch `marker` and run the NOSPACE runbook over chaoslab's keys under `prefix` (lease
+    `lease`); `delete-keys`: delete chaoslab's keys under `prefix` and revoke their `lease`."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -91,8 +93,9 @@ class Fault(Protocol):
     # `chaoslab run --dry-run` prints. A plugin fault without it is planned from its targets and undo data.
 
 
-def apply_undo(target: Target, undo: Undo) -> None:
-    """Carry out one undo step; `RevertError` saying what is still broken when it cannot."""
+def apply_undo(target: Target, undo: Undo, record: Record = ignore_events) -> None:
+    """Carry out one undo step; `RevertError` saying what is still broken when it cannot. `record`: the
+    timeline's `event`, for undo steps that report as they go (the NOSPACE runbook's timed steps)."""
     p = undo.params
     try:
         if undo.action == "signal":
@@ -118,6 +121,14 @@ def apply_undo(target: Target, undo: Undo) -> None:
                 stop_tracer(target, p)
             except RuntimeError as exc:
                 raise RevertError(str(exc)) from exc
+        elif undo.action == "nospace-runbook":
+            from chaoslab.faults.etcd_nospace import heal as nospace_runbook  # they import this module
+
+            nospace_runbook(target, p, record)
+        elif undo.action == "delete-keys":
+            from chaoslab.faults.etcd_defrag import delete_keys
+
+            delete_keys(target, p)
         elif undo.action == "resume-heartbeat":
             for node in p["nodes"]:
                 target.stop_heartbeat(node, stopped=False)

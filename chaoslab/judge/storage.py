@@ -14,6 +14,8 @@
   gives its Lease up.
 - `leaderLost` (count): Lease holder changes of kube-scheduler and kube-controller-manager after injection
   (each is a leader that lost its Lease: kube-controller-manager exits and restarts, kube-scheduler too).
+- `etcdDefragPause` (s): the longest defragmentation of one member (`defrag` events of `etcd-defrag`: the
+  Defragment call's duration, during which that member's backend is locked).
 - `nospaceAlarm` (s): how long the NOSPACE alarm was active (`etcd-metrics/alarms`), `nospaceRecoveryTime`
   (s): from the start of the `etcd-nospace` runbook to its first successful write, with each step's time
   in the evidence (the `runbook` events of `chaoslab.faults.etcd_nospace`).
@@ -199,10 +201,21 @@ def _nospace(tl: Timeline, values: dict[str, float | None], evidence: dict[str, 
             evidence["nospaceRecoveryTime"] = "the runbook never reached a successful write: " + ", ".join(lines)
 
 
+def _defrag(tl: Timeline) -> tuple[float | None, str]:
+    runs = tl.events_of("defrag")
+    if not runs:
+        return None, "not measured: no etcd-defrag in this run"
+    worst = max(runs, key=lambda e: float(e.detail.get("seconds", 0.0)))
+    return float(worst.detail["seconds"]), "; ".join(
+        f"{e.detail.get('member')} {float(e.detail.get('seconds', 0.0)):.2f} s at {_ts(e.t)}"
+        + ("" if e.detail.get("ok") else f" (failed: {e.detail.get('error')})") for e in runs)
+
+
 def measure_storage(tl: Timeline, inject: float | None, revert: float | None, end: float,
                     values: dict[str, float | None], evidence: dict[str, str]) -> None:
     """Fill the storage metrics into `values` and `evidence` (leaves the ones it cannot tell alone)."""
     _nospace(tl, values, evidence, end)
+    values["etcdDefragPause"], evidence["etcdDefragPause"] = _defrag(tl)
     if inject is None:
         return
     stop = revert if revert is not None else end

@@ -12,7 +12,7 @@ Sample `etcd-metrics/<member>` (cumulative, as etcd counts them since it started
 
 Sample `etcd-metrics/alarms`: `alarms` (list of `[member, NOSPACE|CORRUPT]`), `ok`, asked of the first
 member that answers. What the measurements make of these (`etcdFsyncP99`, `nospaceAlarm` …) is in
-`chaoslab.judge.storage` and docs/measurements.md.
+`chaoslab.judge.storage` and docs/measurements.md; the names are `chaoslab.clients.etcd.parse_metrics`'s.
 
 Load: one `/metrics` GET per member per interval (a few hundred lines each) and one Alarm RPC.
 """
@@ -22,47 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from chaoslab.clients.etcd import EtcdMember, RpcError
+from chaoslab.clients.etcd import EtcdMember, RpcError, parse_metrics
 from chaoslab.probes.base import Sampler
-
-HISTOGRAMS = {"wal_fsync": "etcd_disk_wal_fsync_duration_seconds",
-              "backend_commit": "etcd_disk_backend_commit_duration_seconds"}
-VALUES = {"leader_changes": "etcd_server_leader_changes_seen_total",
-          "proposals_failed": "etcd_server_proposals_failed_total",
-          "proposals_pending": "etcd_server_proposals_pending",
-          "proposals_committed": "etcd_server_proposals_committed_total",
-          "slow_applies": "etcd_server_slow_apply_total",
-          "heartbeat_failures": "etcd_server_heartbeat_send_failures_total",
-          "has_leader": "etcd_server_has_leader",
-          "db_size": "etcd_mvcc_db_total_size_in_bytes",
-          "db_in_use": "etcd_mvcc_db_total_size_in_use_in_bytes",
-          "quota": "etcd_server_quota_backend_bytes"}
-
-
-def parse(text: str) -> dict[str, Any]:
-    """The sample values from a member's `/metrics` text (the names above; missing ones are left out).
-
-        >>> parse('etcd_server_has_leader 1\\n')["has_leader"]
-        1.0
-    """
-    wanted = {v: k for k, v in VALUES.items()}
-    histograms = {v: k for k, v in HISTOGRAMS.items()}
-    out: dict[str, Any] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name in wanted and not s.labels:
-                out[wanted[s.name]] = s.value
-            elif family.name in histograms:
-                h = out.setdefault(histograms[family.name], {"buckets": [], "sum": 0.0, "count": 0.0})
-                if s.name.endswith("_bucket"):
-                    h["buckets"].append([float(s.labels["le"]), s.value])
-                elif s.name.endswith("_sum"):
-                    h["sum"] = s.value
-                elif s.name.endswith("_count"):
-                    h["count"] = s.value
-    return out
 
 
 class EtcdMetricsProbe(Sampler):
@@ -87,7 +49,7 @@ class EtcdMetricsProbe(Sampler):
         def once() -> None:
             t = self.timeline.now()
             try:
-                values = parse(member.metrics())
+                values = parse_metrics(member.metrics())
             except (requests.RequestException, ValueError) as exc:
                 if not self.stopped.is_set():
                     self.timeline.sample("etcd-metrics", name, t=t, reachable=False, error=type(exc).__name__)

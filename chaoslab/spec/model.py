@@ -56,6 +56,7 @@ METRICS = {
     "writeLatencyP99": "s",                    # p99 of the writes probe's acknowledged writes while the fault held
     "leaseRenewalLateness": "s",               # longest scheduler/controller-manager Lease renewal gap beyond the normal period
     "leaderLost": "count",                     # scheduler/controller-manager Lease holder changes after injection
+    "etcdDefragPause": "s",                    # longest defragmentation of one member (etcd-defrag)
     "nospaceAlarm": "s",                       # time the NOSPACE alarm was active (etcd-metrics)
     "nospaceRecoveryTime": "s",                # etcd-nospace runbook start → first successful write
 }

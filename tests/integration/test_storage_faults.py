@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from waiting import eventually
 
+from chaoslab.clients.etcd import parse_metrics as parse
 from chaoslab.faults import build
 from chaoslab.faults.base import apply_undo
 from chaoslab.faults.sync_tracer import attached_tracer
 from chaoslab.lab.config import LabLayout
-from chaoslab.probes.etcd_metrics import parse
 from chaoslab.targets.lab import LabTarget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,3 +174,111 @@ def test_sigkilled_chaoslab_is_healed_by_the_tracers_deadline_and_recover(lab: L
     assert result.returncode == 0, result.stdout + result.stderr
     assert traced(target) == {} and tracers() == []
     assert not (run_dir / "undo.json").exists()
+
+
+# ---- etcd-nospace and etcd-defrag ---------------------------------------------------------------------------
+
+
+def chaoslab_keys(target: LabTarget, prefix: str = "/chaoslab/") -> list[str]:
+    """Keys under `prefix` other than the writes probe's (which a test's own run cleans up itself)."""
+    members = target.etcd_members(timeout=5)
+    try:
+        member = next(iter(members.values()))
+        return [meta.key.decode() for _, meta in member.client.get_prefix(prefix, keys_only=True)
+                if not meta.key.decode().startswith("/chaoslab/writes/")]
+    finally:
+        for m in members.values():
+            m.close()
+
+
+def alarms(target: LabTarget) -> list[tuple[str, str]]:
+    members = target.etcd_members(timeout=5)
+    try:
+        return next(iter(members.values())).alarms()
+    finally:
+        for m in members.values():
+            m.close()
+
+
+def write_error(target: LabTarget) -> str | None:
+    """None if a write succeeds now, else its gRPC status."""
+    members = target.etcd_members(timeout=5)
+    member = next(iter(members.values()))
+    try:
+        member.client.put("/chaoslab/test/probe", "1")
+        member.client.delete("/chaoslab/test/probe")
+        return None
+    except Exception as exc:  # noqa: BLE001 - the status is the answer
+        code = getattr(exc, "code", None)
+        return code().name if callable(code) else type(exc).__name__
+    finally:
+        for m in members.values():
+            m.close()
+
+
+@pytest.mark.slow
+def test_nospace_raises_the_alarm_and_the_timed_runbook_clears_it_and_every_key(lab: LabLayout) -> None:
+    target = LabTarget(lab)
+    fault = build("etcd-nospace", {}, duration=30)
+    injection = fault.resolve(target, 0)
+    prefix = injection.undo[0].params["prefix"]
+    events: list[tuple[str, dict[str, object]]] = []
+
+    def record(kind: str, **detail: object) -> None:
+        events.append((kind, detail))
+
+    try:
+        fault.inject(target, injection, record=record)
+        assert any(a == "NOSPACE" for _, a in alarms(target))
+        assert write_error(target) == "RESOURCE_EXHAUSTED"  # read-only: "mvcc: database space exceeded"
+        assert chaoslab_keys(target, prefix)
+    finally:
+        for undo in injection.undo:
+            apply_undo(target, undo, record=record)
+    nospace = [d for k, d in events if k == "nospace"]
+    assert nospace and nospace[0]["bytes"] > 0
+    steps = [d["step"] for k, d in events if k == "runbook"]
+    assert steps == ["start", "delete keys", "compact", "defragment cp1", "defragment cp2", "defragment cp3",
+                     "alarm disarm", "first write"]
+    assert all(d["ok"] for k, d in events if k == "runbook")
+    assert alarms(target) == [] and write_error(target) is None and chaoslab_keys(target) == []
+    assert [p for p in tracers() if "etcd_maintenance" in p] == []
+    switches = subprocess.run(["pgrep", "-af", "chaoslab[.]faults[.]etcd_maintenance"], capture_output=True, text=True,
+                              check=False).stdout
+    assert switches == ""
+
+
+@pytest.mark.slow
+def test_sigkilled_chaoslab_mid_nospace_is_healed_by_the_switch(lab: LabLayout, tmp_path: Path) -> None:
+    target = LabTarget(lab)
+    proc = start(lab, tmp_path, "nospace-killed", "etcd-nospace", "deadman: 5", "5s")
+    eventually(lambda: alarms(target) or proc.poll() is not None, 120, "the NOSPACE alarm")
+    assert proc.poll() is None, proc.communicate()[0]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert json.loads((run_dir / "undo.json").read_text())[0]["undo"][0]["action"] == "nospace-runbook"
+    assert write_error(target) == "RESOURCE_EXHAUSTED"  # still full: nobody reverted
+    eventually(lambda: not alarms(target) and write_error(target) is None, 60,
+               "the switch ran the runbook (alarm disarmed, writes accepted)")
+    assert chaoslab_keys(target) == []
+    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,
+                            text=True, timeout=120, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr  # the runbook again: harmless
+
+
+def test_defrag_defragments_each_member_in_turn_and_deletes_its_ballast(lab: LabLayout) -> None:
+    target = LabTarget(lab)
+    fault = build("etcd-defrag", {"select": "all", "ballast": 4 << 20}, duration=30)
+    injection = fault.resolve(target, 0)
+    prefix = injection.undo[0].params["prefix"]
+    events: list[tuple[str, dict[str, object]]] = []
+    try:
+        fault.inject(target, injection, record=lambda kind, **detail: events.append((kind, detail)))
+        assert len(chaoslab_keys(target, prefix)) == 16  # 4 MiB in 256 KiB values
+    finally:
+        for undo in injection.undo:
+            apply_undo(target, undo)
+    defrags = [d for k, d in events if k == "defrag"]
+    assert [d["member"] for d in defrags] == ["cp1", "cp2", "cp3"] and all(d["ok"] for d in defrags)
+    assert chaoslab_keys(target) == []

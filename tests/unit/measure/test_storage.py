@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from chaoslab.clients.etcd import parse_metrics as parse
 from chaoslab.judge.storage import difference, measure_storage, quantile
-from chaoslab.probes.etcd_metrics import parse
 
 from .synthetic import build
 
