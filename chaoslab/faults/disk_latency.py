@@ -32,6 +32,7 @@ import random
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -119,21 +120,30 @@ class DiskLatency:
                                       p.ms("stall"), p.ms("period") / 1000, until, params["marker"]))
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
+        """Start every member's tracer at once (each start is a Python process: seconds under load), so the
+        members of `select: all` are slowed, or stalled, together."""
         p, until = self.params, int(time.time()) + self.deadline()
-        started: list[Undo] = []
-        try:
-            for undo in injection.undo:
-                host = undo.params["host"]
-                target.run_commands(wrap([self.command(target, undo.params, until)], target.host_wrap(host)))
-                started.append(undo)
-                record("disk-latency", fault=self.kind, index=injection.index, host=host, pid=undo.params["pid"],
-                       delay_ms=p.ms("delay"), jitter_ms=p.ms("jitter"), stall_ms=p.ms("stall"))
-        except (TargetError, OSError) as exc:
-            for undo in started:
-                apply_undo(target, undo)
-            raise InjectionError(f"disk-latency: could not attach to etcd on {injection.undo[len(started)].params['host']}"
-                                 f" ({exc}); is strace installed there (`chaoslab lab install`), and is no other "
-                                 f"tracer attached? {len(started)} tracer(s) already started were stopped") from exc
+
+        def start(undo: Undo) -> Exception | None:
+            try:
+                target.run_commands(wrap([self.command(target, undo.params, until)], target.host_wrap(undo.params["host"])))
+            except (TargetError, OSError) as exc:
+                return exc
+            record("disk-latency", fault=self.kind, index=injection.index, host=undo.params["host"],
+                   pid=undo.params["pid"], delay_ms=p.ms("delay"), jitter_ms=p.ms("jitter"), stall_ms=p.ms("stall"))
+            return None
+
+        with ThreadPoolExecutor(len(injection.undo)) as pool:
+            results = list(pool.map(start, injection.undo))
+        failed = [(u.params["host"], exc) for u, exc in zip(injection.undo, results) if exc is not None]
+        if failed:
+            for undo, exc in zip(injection.undo, results):
+                if exc is None:
+                    apply_undo(target, undo)
+            host, exc = failed[0]
+            raise InjectionError(f"disk-latency: could not attach to etcd on {host} ({exc}); is strace installed "
+                                 f"there (`chaoslab lab install`), and is no other tracer attached? "
+                                 f"{len(results) - len(failed)} tracer(s) already started were stopped") from exc
 
     def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
         until = int(time.time()) + self.deadline()

@@ -169,7 +169,8 @@ def run(pid: int, delay_ms: int, jitter_ms: int, stall_ms: int, period: float, u
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m chaoslab.faults.sync_tracer", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m chaoslab.faults.sync_tracer",
+                                description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--pid", type=int, required=True, help="the process whose syncs are delayed")
     p.add_argument("--delay-ms", type=int, default=0, help="added wait before each sync, ms")
     p.add_argument("--jitter-ms", type=int, default=0, help="uniform variation of the wait, ms")
@@ -244,21 +245,28 @@ def _marker(marker: str) -> str:
     return marker
 
 
+BOOT = ("r=__import__('runpy');o=__import__('os');c=__import__('chaoslab');"
+        "r.run_path(o.path.join(o.path.dirname(c.__file__),'faults','sync_tracer.py'),run_name='__main__')")
+"""How the host runs this file: by path, so that starting it imports only `chaoslab/__init__` and the
+standard library, not the `chaoslab.faults` package (about 2 s of imports, many more on a loaded machine,
+which would stagger the stalls of `select: all`). No spaces: `tracer_pattern` matches it as one word."""
+
+
 def tracer_command(python: Sequence[str], pid: int, delay_ms: int, jitter_ms: int, stall_ms: int, period: float,
                    until: int, marker: str) -> tuple[str, ...]:
     """The command that starts a detached tracer on the host (wrap it for the host): returns once strace is
     attached, or fails saying why. `python` runs chaoslab's Python there (`Target.python`)."""
     if isinstance(until, bool) or not isinstance(until, int) or until < 1:
         raise ValueError(f"until {until!r}: give a Unix time in whole seconds")
-    return (*python, "-m", "chaoslab.faults.sync_tracer", "--pid", str(int(pid)), "--delay-ms", str(int(delay_ms)),
+    return (*python, "-c", BOOT, "--pid", str(int(pid)), "--delay-ms", str(int(delay_ms)),
             "--jitter-ms", str(int(jitter_ms)), "--stall-ms", str(int(stall_ms)), "--period", f"{period:g}",
             "--until", str(until), "--detach", "--marker", _marker(marker))
 
 
 def tracer_pattern(marker: str) -> str:
     """A `pkill -f`/`pgrep -f` pattern matching the tracer started with `marker` and nothing else: anchored
-    to its own command line (`PYTHON -m chaoslab.faults.sync_tracer … --marker MARKER`), not a wrapper's."""
-    return f"^[^ ]+ -m chaoslab[.]faults[.]sync_tracer .* --marker {_marker(marker)}$"
+    to its own command line (`PYTHON -c BOOT … --marker MARKER`), not a wrapper's."""
+    return f"^[^ ]+ -c [^ ]*'sync_tracer[.]py'[^ ]* .* --marker {_marker(marker)}$"
 
 
 STOP_TIMEOUT = 15.0

@@ -73,6 +73,17 @@ def difference(after: Mapping[str, Any], before: Mapping[str, Any] | None) -> di
             "sum": after["sum"] - before["sum"], "count": after["count"] - before["count"]}
 
 
+def _slowest_bucket(buckets: Sequence[Sequence[float]]) -> str:
+    """Where the slowest observation lies: `≤ LE s` of the highest bucket that gained one."""
+    below = 0.0
+    top = "none"
+    for le, count in buckets:
+        if count > below:
+            top = f"> {buckets[-2][0]:g} s" if le == float("inf") else f"≤ {le:g} s"
+        below = count
+    return top
+
+
 def _window(samples: Sequence[Sample], start: float, stop: float) -> tuple[Sample | None, Sample | None]:
     """(the last sample at or before `start`, the first at or after `stop`, else the last one)."""
     before = [s for s in samples if s.t <= start]
@@ -96,7 +107,9 @@ def _histogram_p99(tl: Timeline, key: str, start: float, stop: float,
             seen.append(f"{member}: none")
             continue
         mean = d["sum"] / d["count"]
-        seen.append(f"{member}: p99 {p99 * 1000:.1f} ms, mean {mean * 1000:.1f} ms over {d['count']:.0f}")
+        top = _slowest_bucket(d["buckets"])
+        seen.append(f"{member}: p99 {p99 * 1000:.1f} ms, mean {mean * 1000:.1f} ms over {d['count']:.0f}, "
+                    f"slowest {top}")
         if worst is None or p99 > worst[0]:
             worst = (p99, member, mean, d["count"])
     if worst is None:
