@@ -201,7 +201,7 @@ class Runner:
             # Resolve every fault first, then write all undos, then inject: the disk knows before the cluster.
             resolved = [f.resolve(self.target, i) for i, f in enumerate(self.faults)]
             members = len(self.target.hosts("etcd")) if any(r.component == "etcd" for r in resolved) else 0
-            if problems := radius_problems(exp, resolved, members):
+            if problems := radius_problems(exp, resolved, members, self.target):
                 # The session checked the plan before the run; the cluster may have changed since.
                 timeline.event("refused", problems=problems)
                 raise InjectionError("; ".join(problems) + "; nothing was injected")

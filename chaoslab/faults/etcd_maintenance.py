@@ -80,14 +80,17 @@ def any_member(members: Mapping[str, EtcdMember], call: Callable[[EtcdMember], A
 
 
 def fill(members: Mapping[str, EtcdMember], prefix: str, value_size: int, max_bytes: int,
-         lease: int | None = None) -> tuple[int, int, float]:
+         lease: int | None = None, timeout: float = 120.0) -> tuple[int, int, float]:
     """Put `value_size`-byte values under `prefix` until etcd refuses a write for lack of space (the
     NOSPACE alarm is then raised); returns (keys written, bytes written, seconds). RuntimeError after
-    `max_bytes` without NOSPACE, or when a write fails for another reason."""
+    `max_bytes` or `timeout` seconds without NOSPACE, or when a write fails for another reason."""
     check_prefix(prefix)
     value = os.urandom(value_size // 2).hex()[:value_size]
     written, started = 0, time.monotonic()
     while written * value_size <= max_bytes:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"wrote {written} keys ({written * value_size} bytes) in {timeout:g} s and etcd "
+                               f"still has space; raise fillTimeout or use a smaller quota")
         key = f"{prefix}{written:08d}"
 
         def put(m: EtcdMember, key: str = key) -> None:

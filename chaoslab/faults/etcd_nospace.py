@@ -15,8 +15,9 @@ revision, defragment every member in turn, `alarm disarm`, first successful writ
 until compaction, and the file keeps its size until defragmentation; the alarm stays until disarmed.
 
 Dead-man's switch: before filling, a detached `python -m chaoslab.faults.etcd_maintenance` is started on
-chaoslab's machine that runs the same runbook at `duration + deadman` unless the revert ends it; the keys'
-lease (TTL `duration + deadman + 60`) deletes them even if that fails. `chaoslab recover` runs the runbook.
+chaoslab's machine that runs the same runbook at `fillTimeout + duration + deadman` unless the revert ends
+it (the fill may take up to `fillTimeout`, 120 s, and the duration only starts once etcd is full); the keys'
+lease (60 s longer) deletes them even if that fails. `chaoslab recover` runs the runbook.
 Needs etcd access from chaoslab (the lab, or a target with `etcd` endpoints and client certificates).
 
 Timeline: ``nospace`` at injection (``keys``, ``bytes``, ``seconds`` to fill, ``quota``, ``db_size``
@@ -56,6 +57,9 @@ class NospaceParams:
     """Refuse when more than this many bytes would have to be written to reach the quota (default 256 MiB)."""
     deadman: int = HEAL_MARGIN
     """Seconds after the duration at which the dead-man's switch runs the runbook if chaoslab did not."""
+    fillTimeout: int = 120
+    """Seconds the fill may take before the fault gives up (and reverts); the switch waits this much longer,
+    since the fault's duration only starts once etcd is full (default 120)."""
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -63,6 +67,8 @@ class NospaceParams:
             out.append(("valueSize", f"{self.valueSize} bytes: give 1024 to 1048576 (etcd's request limit is 1.5 MiB)"))
         if self.maxFill < self.valueSize:
             out.append(("maxFill", f"{self.maxFill} bytes is less than one value ({self.valueSize})"))
+        if self.fillTimeout < 1:
+            out.append(("fillTimeout", f"{self.fillTimeout} s: give at least 1"))
         return out
 
 
@@ -91,7 +97,8 @@ class EtcdNospace:
         self.rng = rng or random.Random()
 
     def deadline(self) -> int:
-        return int(self.duration) + self.params.deadman
+        """Seconds after injection at which the switch runs the runbook: the fill, the duration, the margin."""
+        return self.params.fillTimeout + int(self.duration) + self.params.deadman
 
     def resolve(self, target: Target, index: int) -> Injection:
         members = _open(target, 3.0)
@@ -121,7 +128,8 @@ class EtcdNospace:
             # Armed before the first key: from here on the runbook runs even if chaoslab dies.
             target.run_commands([Command(switch_command((sys.executable,), members, p["prefix"],
                                                         int(time.time()) + self.deadline(), p["marker"], p["lease"]))])
-            keys, written, seconds = fill(members, p["prefix"], self.params.valueSize, self.params.maxFill, p["lease"])
+            keys, written, seconds = fill(members, p["prefix"], self.params.valueSize, self.params.maxFill, p["lease"],
+                                          self.params.fillTimeout)
             alarms = any_member(members, lambda m: m.alarms())
         except (RuntimeError, TargetError) as exc:
             _close(members)

@@ -115,6 +115,6 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             if not fp.error.startswith("refused"):
                 refusals.append(f"{fp.where}: {exc}")
     members = len(target.hosts("etcd")) if injections and any(i.component == "etcd" for i in injections) else 0
-    refusals += radius_problems(experiment, injections, members)
+    refusals += radius_problems(experiment, injections, members, target)
     probe_list = [dict(p) for p in probes]
     return Plan(experiment.name, describe(target), plans, probe_list, refusals)

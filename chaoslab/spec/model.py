@@ -107,6 +107,9 @@ class BlastRadius:
     """Most etcd members the faults may kill, cut off or degrade."""
     allowQuorumLoss: bool = False
     """Must be true when the faults leave fewer than a majority of etcd members up and connected."""
+    allowNospace: bool = False
+    """Must be true for `etcd-nospace` on a cluster that is not the lab: it makes etcd read-only until its
+    runbook has run."""
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,8 @@ def test_nospace_raises_the_alarm_and_the_timed_runbook_clears_it_and_every_key(
 @pytest.mark.slow
 def test_sigkilled_chaoslab_mid_nospace_is_healed_by_the_switch(lab: LabLayout, tmp_path: Path) -> None:
     target = LabTarget(lab)
-    proc = start(lab, tmp_path, "nospace-killed", "etcd-nospace", "deadman: 5", "5s")
+    # The switch runs the runbook fillTimeout + duration + deadman = 30 + 5 + 5 s after injection.
+    proc = start(lab, tmp_path, "nospace-killed", "etcd-nospace", "deadman: 5, fillTimeout: 30", "5s")
     eventually(lambda: alarms(target) or proc.poll() is not None, 120, "the NOSPACE alarm")
     assert proc.poll() is None, proc.communicate()[0]
     os.kill(proc.pid, signal.SIGKILL)
@@ -259,7 +260,7 @@ def test_sigkilled_chaoslab_mid_nospace_is_healed_by_the_switch(lab: LabLayout, 
     run_dir = next((tmp_path / "runs").iterdir())
     assert json.loads((run_dir / "undo.json").read_text())[0]["undo"][0]["action"] == "nospace-runbook"
     assert write_error(target) == "RESOURCE_EXHAUSTED"  # still full: nobody reverted
-    eventually(lambda: not alarms(target) and write_error(target) is None, 60,
+    eventually(lambda: not alarms(target) and write_error(target) is None, 90,
                "the switch ran the runbook (alarm disarmed, writes accepted)")
     assert chaoslab_keys(target) == []
     result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,

@@ -97,6 +97,15 @@ def test_losing_etcd_quorum_needs_allow_quorum_loss() -> None:
     assert radius_problems(exp(), [inj("network-degrade", "etcd@cp1", "etcd@cp2")], members=3) == []
 
 
+def test_filling_etcd_outside_the_lab_needs_allow_nospace() -> None:
+    full = [inj("etcd-nospace", "etcd@cp1", "etcd@cp2", "etcd@cp3")]
+    [problem] = radius_problems(exp(), full, members=3, target=FakeTarget("staging"))  # type: ignore[arg-type]
+    assert "allowNospace" in problem and "read-only" in problem
+    assert radius_problems(exp(radius=BlastRadius(allowNospace=True)), full, members=3,
+                           target=FakeTarget("staging")) == []  # type: ignore[arg-type]
+    assert radius_problems(exp(), full, members=3) == []  # the lab (no target given: the lab's own checks)
+
+
 def test_the_blast_radius_limits_nodes_pods_and_members() -> None:
     radius = BlastRadius(maxNodes=1, maxPods=2, maxMembers=0)
     plan = [inj("drain-node", "node@n1", "node@n2", component="node"),
