@@ -115,3 +115,20 @@ etcd_mvcc_db_total_size_in_bytes 4096
     got = parse(text)
     assert got["wal_fsync"] == {"buckets": [[0.001, 3.0], [INF, 4.0]], "sum": 0.5, "count": 4.0}
     assert got["leader_changes"] == 2.0 and got["db_size"] == 4096.0
+
+
+def test_report_lanes_colour_each_scrape_interval_by_its_wal_fsync_mean() -> None:
+    from chaoslab.reports.html import NOT_READY, READY, UNREACHABLE, storage_lanes
+
+    records: list[Any] = [
+        (0.0, "etcd-metrics", "cp1", {"reachable": True, "wal_fsync": histogram({0.001: 10})}),
+        (1.0, "etcd-metrics", "cp1", {"reachable": True, "wal_fsync": histogram({0.001: 20})}),
+        (2.0, "etcd-metrics", "cp1", {"reachable": True, "wal_fsync": histogram({0.001: 20, 0.256: 4})}),
+        (3.0, "etcd-metrics", "cp1", {"reachable": False, "error": "ReadTimeout"}),
+        (0.0, "etcd-metrics", "alarms", {"ok": True, "alarms": []}),
+        (2.0, "etcd-metrics", "alarms", {"ok": True, "alarms": [["cp1", "NOSPACE"]]})]
+    lanes = dict(storage_lanes(build(records), 4.0))
+    fsync = [(a, b, fill) for a, b, fill, _, _ in lanes["etcd cp1: WAL fsync"]]
+    assert fsync == [(0.0, 1.0, READY), (1.0, 2.0, NOT_READY), (2.0, 3.0, UNREACHABLE), (3.0, 4.0, "#eeeeee")]
+    assert "mean 256.0 ms over 4" in lanes["etcd cp1: WAL fsync"][2][3]
+    assert [(a, b, fill) for a, b, fill, _, _ in lanes["etcd NOSPACE alarm"]] == [(0.0, 2.0, READY), (2.0, 4.0, NOT_READY)]
