@@ -130,5 +130,5 @@ def test_report_lanes_colour_each_scrape_interval_by_its_wal_fsync_mean() -> Non
     lanes = dict(storage_lanes(build(records), 4.0))
     fsync = [(a, b, fill) for a, b, fill, _, _ in lanes["etcd cp1: WAL fsync"]]
     assert fsync == [(0.0, 1.0, READY), (1.0, 2.0, NOT_READY), (2.0, 3.0, UNREACHABLE), (3.0, 4.0, "#eeeeee")]
-    assert "mean 256.0 ms over 4" in lanes["etcd cp1: WAL fsync"][2][3]
+    assert "mean 256.0 ms over 4" in lanes["etcd cp1: WAL fsync"][1][3]
     assert [(a, b, fill) for a, b, fill, _, _ in lanes["etcd NOSPACE alarm"]] == [(0.0, 2.0, READY), (2.0, 4.0, NOT_READY)]
