@@ -43,6 +43,8 @@ def _lab_config(args: argparse.Namespace) -> LabConfig:
                                                retry_period=max(0.5, args.lease_duration / 7.5))
     if args.node_monitor_grace:
         kw["node_monitor_grace"] = args.node_monitor_grace
+    if args.quota_backend_bytes:
+        kw["etcd_quota_bytes"] = args.quota_backend_bytes
     default = EtcdTimings()
     kw["etcd"] = EtcdTimings(heartbeat_ms=args.heartbeat_interval or default.heartbeat_ms,
                              election_ms=args.election_timeout or default.election_ms,
@@ -554,6 +556,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--heartbeat-interval", type=int, default=None, metavar="MS",
                     help="etcd heartbeat interval in milliseconds (default 100)")
     sp.add_argument("--pre-vote", action="store_true", help="etcd raft pre-vote (off by default in etcd 3.4)")
+    sp.add_argument("--quota-backend-bytes", type=int, default=None, metavar="BYTES",
+                    help="etcd backend quota (default etcd's 2 GiB); e.g. 33554432 for etcd-nospace experiments")
     sp.add_argument("--bin-dir", default=None, help="use kube-* binaries from DIR ($CHAOSLAB_BIN_DIR)")
     sp.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for ready")
     lab_cmd("down", cmd_lab_down, "stop a lab and remove everything it made")

@@ -24,6 +24,8 @@ Sample vocabulary (probe → subject → values):
                 so far); sampled when the pod is created, while pending, and once when bound.
 - ``kube-sequence`` ``update``, ``read-<endpoint>``, ``watch-<endpoint>``: see
                 `chaoslab.probes.kube_sequence` and docs/measurements.md.
+- ``etcd-metrics`` member name (disk histograms, raft counters, database size) and ``alarms``: see
+                `chaoslab.probes.etcd_metrics` and docs/measurements.md.
 - ``workloads``  ``Deployment/NS/NAME``, ``StatefulSet/NS/NAME`` (replicas), ``pod`` (a pod's changes) and
                 ``pdb/NS/NAME`` (budgets): see `chaoslab.probes.workloads` and docs/measurements.md.
 
@@ -33,7 +35,11 @@ Event vocabulary (kind → detail): ``run-start`` (``experiment``, ``run`` index
 ``revert`` (``fault``, ``index``, ``ok``, ``error``), ``abort`` (``reason``), ``run-end``. Faults whose
 inject takes ``record`` add their own: ``cordon``, ``eviction`` and ``drain`` from ``drain-node`` (see
 chaoslab.faults.drain_node); ``degrade`` from ``network-degrade`` when it delays (``host``, ``mechanism``
-"netem" or "nfqueue", ``on`` the hosts it runs on, ``delay_ms``, ``jitter_ms``).
+"netem" or "nfqueue", ``on`` the hosts it runs on, ``delay_ms``, ``jitter_ms``); ``disk-latency`` per member
+(``host``, ``pid``, ``delay_ms``, ``jitter_ms``, ``stall_ms``); ``nospace`` from ``etcd-nospace`` (``keys``,
+``bytes``, ``seconds``, ``quota``, ``alarms``) and, at its revert, ``runbook`` per step (``step``, ``seconds``,
+``ok``, ``detail``); ``ballast`` and ``defrag`` (``member``, ``seconds``, ``ok``, ``error``) from
+``etcd-defrag``. The storage faults are in docs/faults-storage.md.
 """
 
 from __future__ import annotations

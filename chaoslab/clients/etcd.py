@@ -21,10 +21,13 @@ os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import etcd3
 import grpc
+import requests
 from etcd3 import etcdrpc
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class EtcdMember:
     def __init__(self, name: str, host: str, port: int, tls: Tls, timeout: float = 1.0) -> None:
         self.name = name
         self.timeout = timeout
+        self.address, self.port, self.tls = host, port, tls
         self.client = etcd3.client(host=host, port=port, ca_cert=str(tls.ca), cert_cert=str(tls.cert),
                                    cert_key=str(tls.key), timeout=timeout)
         self._names: dict[int, str] = {}
@@ -84,8 +88,62 @@ class EtcdMember:
             name=names.get(resp.header.member_id),
         )
 
+    def metrics(self) -> str:
+        """The member's Prometheus `/metrics` text, from its client URL with the client certificate (etcd
+        serves it there; `--listen-metrics-urls` is only an extra, plain-HTTP listener). Raises
+        `requests.RequestException` when it does not answer within the timeout."""
+        resp = requests.get(f"https://{self.address}:{self.port}/metrics", timeout=self.timeout,
+                            cert=(str(self.tls.cert), str(self.tls.key)), verify=str(self.tls.ca))
+        resp.raise_for_status()
+        return resp.text
+
+    def alarms(self) -> list[tuple[str, str]]:
+        """The cluster's active alarms as (member name, alarm: NOSPACE or CORRUPT); raises `grpc.RpcError`."""
+        resp = self.client.maintenancestub.Alarm(
+            etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0, alarm=etcdrpc.NONE), self.timeout)
+        names = self.names()
+        return [(names.get(a.memberID, f"{a.memberID:x}"), etcdrpc.AlarmType.Name(a.alarm)) for a in resp.alarms]
+
     def close(self) -> None:
         self.client.close()
+
+
+HISTOGRAMS = {"wal_fsync": "etcd_disk_wal_fsync_duration_seconds",
+              "backend_commit": "etcd_disk_backend_commit_duration_seconds"}
+VALUES = {"leader_changes": "etcd_server_leader_changes_seen_total",
+          "proposals_failed": "etcd_server_proposals_failed_total",
+          "proposals_pending": "etcd_server_proposals_pending",
+          "proposals_committed": "etcd_server_proposals_committed_total",
+          "slow_applies": "etcd_server_slow_apply_total",
+          "heartbeat_failures": "etcd_server_heartbeat_send_failures_total",
+          "has_leader": "etcd_server_has_leader",
+          "db_size": "etcd_mvcc_db_total_size_in_bytes",
+          "db_in_use": "etcd_mvcc_db_total_size_in_use_in_bytes",
+          "quota": "etcd_server_quota_backend_bytes"}
+
+
+def parse_metrics(text: str) -> dict[str, Any]:
+    """The sample values from a member's `/metrics` text (the names above; missing ones are left out).
+
+        >>> parse_metrics('etcd_server_has_leader 1\\n')["has_leader"]
+        1.0
+    """
+    wanted = {v: k for k, v in VALUES.items()}
+    histograms = {v: k for k, v in HISTOGRAMS.items()}
+    out: dict[str, Any] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in wanted and not s.labels:
+                out[wanted[s.name]] = s.value
+            elif family.name in histograms:
+                h = out.setdefault(histograms[family.name], {"buckets": [], "sum": 0.0, "count": 0.0})
+                if s.name.endswith("_bucket"):
+                    h["buckets"].append([float(s.labels["le"]), s.value])
+                elif s.name.endswith("_sum"):
+                    h["sum"] = s.value
+                elif s.name.endswith("_count"):
+                    h["count"] = s.value
+    return out
 
 
 RpcError = grpc.RpcError

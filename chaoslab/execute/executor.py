@@ -32,7 +32,7 @@ from typing import Any
 
 from chaoslab.errors import ChaoslabError, InjectionError, RevertError, SpecError, TargetError
 from chaoslab.execute.rundir import RunDir
-from chaoslab.faults.base import Injection, Record, Undo, apply_undo
+from chaoslab.faults.base import Injection, Record, Undo, apply_undo, ignore_events
 from chaoslab.judge.conditions import failing_conditions, live_value
 from chaoslab.plan.guard import radius_problems
 from chaoslab.plan.planner import Plan, etcd_members
@@ -111,7 +111,7 @@ def bind(plan: Plan, target: Target, record: Record | None = None) -> list[Injec
     """The planned faults bound to the cluster as it is now, checked against the blast radius again (the
     leader may have moved since the plan was made). `InjectionError` when the binding exceeds it."""
     bound = [fp.fault.resolve(target, i) for i, fp in enumerate(plan.faults)]
-    if problems := radius_problems(plan.experiment, bound, etcd_members(target, bound)):
+    if problems := radius_problems(plan.experiment, bound, etcd_members(target, bound), target):
         if record is not None:
             record("refused", problems=problems)
         raise InjectionError("; ".join(problems) + "; nothing was injected")
@@ -138,7 +138,7 @@ def revert(target: Target, injections: Sequence[Injection], pending: RunDir, rec
         error = None
         for undo in inj.undo:
             try:
-                apply_undo(target, undo)
+                apply_undo(target, undo, record=record)
             except ChaoslabError as exc:
                 error = str(exc)
                 errors.append(error)
@@ -165,7 +165,7 @@ def check_workload(plan: Plan, target: Target) -> None:
                      f"drop those SLOs; nothing was injected")
 
 
-def revert_pending(target: Target, pending: RunDir) -> list[str]:
+def revert_pending(target: Target, pending: RunDir, record: Record = ignore_events) -> list[str]:
     """Replay the pending undo of a run that did not finish (`chaoslab recover`, a Chaos Toolkit rollback);
     returns what was done. The pending undo is cleared only when every step worked."""
     done, errors = [], []
@@ -173,7 +173,7 @@ def revert_pending(target: Target, pending: RunDir) -> list[str]:
         for u in inj["undo"]:
             undo = Undo.from_json(u)
             try:
-                apply_undo(target, undo)
+                apply_undo(target, undo, record=record)
                 done.append(f"{inj['fault']} #{inj['index']}: {undo.action} {dict(undo.params)}")
             except ChaoslabError as exc:
                 errors.append(str(exc))

@@ -19,7 +19,10 @@ from chaoslab.faults.api_overload import ApiOverload
 from chaoslab.faults.base import Fault, FaultParams
 from chaoslab.faults.cert_expiry import CertExpiry
 from chaoslab.faults.degrade import NetworkDegrade
+from chaoslab.faults.disk_latency import DiskLatency
 from chaoslab.faults.drain_node import DrainNode
+from chaoslab.faults.etcd_defrag import EtcdDefrag
+from chaoslab.faults.etcd_nospace import EtcdNospace
 from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
 from chaoslab.faults.node_failure import NodeFailure
@@ -72,6 +75,9 @@ register(NodeFailure)
 register(WebhookOutage)
 register(CertExpiry)
 register(ApiOverload)
+register(DiskLatency)
+register(EtcdDefrag)
+register(EtcdNospace)
 
 
 def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:

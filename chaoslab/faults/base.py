@@ -45,7 +45,11 @@ class Undo:
     fault on TERM) and wait until it is gone; `delete-webhook`: delete the webhook configuration `name`, stop
     its server and switch (`marker`), unlabel `namespaces` (after `webhook-outage`); `restore-certificate`:
     move `backup` back to `cert` and restart its `users` (after `cert-expiry`); `stop-overload`: stop the
-    load generator `marker`, delete its `namespace` and ClusterRoleBinding `binding` (after `api-overload`)."""
+    load generator `marker`, delete its `namespace` and ClusterRoleBinding `binding` (after `api-overload`);
+    `stop-tracer`: end the `disk-latency` tracer `marker` on
+    `host` and check that etcd's process `pid` names no tracer any more; `nospace-runbook`: end the
+    `etcd-nospace` switch `marker` and run the NOSPACE runbook over chaoslab's keys under `prefix` (lease
+    `lease`); `delete-keys`: delete chaoslab's keys under `prefix` and revoke their `lease`."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -140,8 +144,9 @@ def describe_from_data(injection: Injection) -> tuple[list[str], list[str]]:
             [f"{u.action} {dict(u.params)}" for u in injection.undo])
 
 
-def apply_undo(target: Target, undo: Undo) -> None:
-    """Carry out one undo step; `RevertError` saying what is still broken when it cannot."""
+def apply_undo(target: Target, undo: Undo, record: Record = ignore_events) -> None:
+    """Carry out one undo step; `RevertError` saying what is still broken when it cannot. `record`: the
+    timeline's `event`, for undo steps that report as they go (the NOSPACE runbook's timed steps)."""
     p = undo.params
     try:
         if undo.action == "signal":
@@ -160,6 +165,21 @@ def apply_undo(target: Target, undo: Undo) -> None:
                         raise
         elif undo.action == "delete-pod":
             delete_pod(target, p["namespace"], p["name"])
+        elif undo.action == "stop-tracer":
+            from chaoslab.faults.sync_tracer import stop_tracer  # not at import: `python -m` runs that module
+
+            try:
+                stop_tracer(target, p)
+            except RuntimeError as exc:
+                raise RevertError(str(exc)) from exc
+        elif undo.action == "nospace-runbook":
+            from chaoslab.faults.etcd_nospace import heal as nospace_runbook  # they import this module
+
+            nospace_runbook(target, p, record)
+        elif undo.action == "delete-keys":
+            from chaoslab.faults.etcd_defrag import delete_keys
+
+            delete_keys(target, p)
         elif undo.action == "resume-heartbeat":
             for node in p["nodes"]:
                 target.stop_heartbeat(node, stopped=False)

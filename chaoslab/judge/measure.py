@@ -29,6 +29,7 @@ from chaoslab.judge.conditions import (
     holds_until,
     merge,
 )
+from chaoslab.judge.storage import measure_storage
 from chaoslab.spec.model import METRICS
 from chaoslab.timeline import Sample, Timeline
 
@@ -291,6 +292,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     if inject is not None:
         _apf(tl, inject, revert if revert is not None else end, values, evidence)
         _lease_gaps(tl, inject, revert if revert is not None else end, values, evidence)
+    measure_storage(tl, inject, revert, end, values, evidence)
 
     if inject is None:
         for metric in METRICS:

@@ -79,6 +79,7 @@ def etcd(layout: LabLayout, bins: Binaries, host: Host) -> list[str]:
         pre_vote=t.pre_vote,
         logger="zap",
         log_outputs="stderr",
+        **({"quota_backend_bytes": layout.config.etcd_quota_bytes} if layout.config.etcd_quota_bytes else {}),
     )]
 
 

@@ -89,6 +89,9 @@ class LabConfig:
     apiserver's `--default-not-ready-toleration-seconds` and `--default-unreachable-toleration-seconds`
     (DefaultTolerationSeconds admission; applies to pods created after the lab is up, without tolerations
     of their own)."""
+    etcd_quota_bytes: int | None = None
+    """etcd's backend quota in bytes (`--quota-backend-bytes`); None keeps etcd's default (2 GiB). A small
+    one (e.g. 33554432, 32 MiB) lets the `etcd-nospace` fault fill the database in a second."""
     kube_api_qps: int | None = None
     """Client QPS of kube-scheduler and kube-controller-manager (`--kube-api-qps`, burst twice that);
     None keeps their defaults (50 and 20). Raise it for scale runs of thousands of pods."""
@@ -112,6 +115,8 @@ class LabConfig:
             out.append(f"subnet: {exc}")
         if not 1024 <= self.port_base <= 65000:
             out.append(f"port_base: {self.port_base} is not between 1024 and 65000")
+        if self.etcd_quota_bytes is not None and not 1 << 20 <= self.etcd_quota_bytes <= 8 << 30:
+            out.append(f"etcd_quota_bytes: {self.etcd_quota_bytes} is not between 1 MiB and 8 GiB")
         t = self.etcd
         if t.heartbeat_ms < 1 or not 5 * t.heartbeat_ms <= t.election_ms <= 50000:
             # etcd itself refuses to start otherwise; say so before anything is started.

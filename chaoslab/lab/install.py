@@ -33,9 +33,9 @@ from chaoslab.errors import InstallError
 KUBERNETES_VERSION = "1.20.2"
 KUBE_BINARIES = ("kube-apiserver", "kube-scheduler", "kube-controller-manager")
 #: openssh-server/-client: the ssh target's integration tests run an sshd in every lab host (nothing starts
-#: it otherwise); installed, like the rest, only when missing.
+#: it otherwise); strace: the disk-latency fault attaches it to etcd. Installed, like the rest, only when missing.
 LAB_PACKAGES = ("etcd-server", "etcd-client", "haproxy", "iptables", "iproute2", "procps", "util-linux",
-                "openssh-server", "openssh-client")
+                "openssh-server", "openssh-client", "strace")
 BUILD_PACKAGES = ("golang-go", "jq", "rsync", "dpkg-dev", "make")
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
 #: Searched after $PATH: a non-login root shell often lacks the sbin directories where haproxy lives.

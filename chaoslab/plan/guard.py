@@ -41,7 +41,7 @@ from chaoslab.spec.model import Experiment
 from chaoslab.targets import Target
 
 DEFAULT_PRODUCTION = "prod|prd"
-ETCD_PROBES = ("etcd", "writes")
+ETCD_PROBES = ("etcd", "writes", "etcd-metrics")
 ETCD_CONDITIONS = ("etcd-quorum", "etcd-leader")
 
 
@@ -183,10 +183,16 @@ def reach(injections: Sequence[Injection]) -> Reach:
     return r
 
 
-def radius_problems(experiment: Experiment, injections: Sequence[Injection], members: int) -> list[str]:
-    """Where the resolved faults exceed `spec.blastRadius`, or lose etcd quorum (of `members` members)
-    without `allowQuorumLoss: true`."""
+def radius_problems(experiment: Experiment, injections: Sequence[Injection], members: int,
+                    target: Target) -> list[str]:
+    """Where the resolved faults exceed `spec.blastRadius`, lose etcd quorum (of `members` members)
+    without `allowQuorumLoss: true`, or fill etcd (`etcd-nospace`) on `target`, not the lab, without
+    `allowNospace: true`."""
     b, r, out = experiment.blast_radius, reach(injections), []
+    if not target.is_lab and not b.allowNospace and any(i.fault == "etcd-nospace" for i in injections):
+        out.append(f"spec.blastRadius.allowNospace: etcd-nospace makes the etcd of {target.name} "
+                   f"read-only (every Kubernetes write fails) until its runbook has run; say "
+                   f"`blastRadius: {{allowNospace: true}}` if that is the experiment")
     for label, limit, hit in (("maxNodes", b.maxNodes, r.nodes), ("maxPods", b.maxPods, r.pods),
                               ("maxMembers", b.maxMembers, r.members)):
         if limit is not None and len(hit) > limit:

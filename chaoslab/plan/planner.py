@@ -119,7 +119,7 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             fp.error = (fp.error + "; " if fp.error else "") + str(exc)
             if not fp.error.startswith("refused"):
                 refusals.append(f"{fp.where}: {exc}")
-    refusals += radius_problems(experiment, injections, etcd_members(target, injections))
+    refusals += radius_problems(experiment, injections, etcd_members(target, injections), target)
     return Plan(experiment, target.describe(), plans, [dict(p) for p in probes], refusals,
                 needed_workload(experiment, probes))
 

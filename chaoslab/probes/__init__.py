@@ -18,6 +18,7 @@ from chaoslab.probes.apiserver_metrics import ApiserverMetricsProbe
 from chaoslab.probes.base import Sampler
 from chaoslab.probes.canary import CanaryProbe
 from chaoslab.probes.etcd import EtcdProbe
+from chaoslab.probes.etcd_metrics import EtcdMetricsProbe
 from chaoslab.probes.kube_sequence import KubeSequenceProbe
 from chaoslab.probes.lease import LeaseProbe
 from chaoslab.probes.workloads import WorkloadsProbe
@@ -41,7 +42,7 @@ def contract_problems(cls: type[Sampler]) -> list[str]:
 
 PROBES: Registry[type[Sampler]] = Registry("probe", "chaoslab.probes", contract_problems)
 for _probe in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe, WritesProbe, KubeSequenceProbe, WorkloadsProbe,
-               AdmissionProbe, ApiserverMetricsProbe):
+               AdmissionProbe, ApiserverMetricsProbe, EtcdMetricsProbe):
     PROBES.register(_probe)
 
 

@@ -4,8 +4,9 @@ verdict, an SVG timeline chart of every run and the SLO, phase and measurement t
 The chart has one lane per thing a person asks about during a control-plane failure: which leader each
 etcd member names (a colour per leader, dark when the member is unreachable), who holds the
 kube-scheduler and kube-controller-manager Leases (faded while the holder is not renewing), whether the
-load-balanced and each per-host apiserver is ready, whether canary writes succeed, whether the steady
-state holds, and the recovery phases; the fault window is shaded and recovery marked. Called by
+load-balanced and each per-host apiserver is ready, whether canary writes succeed, each etcd member's
+WAL fsync time and the NOSPACE alarm (with the `etcd-metrics` probe), whether the etcd workload's writes
+succeed, whether the steady state holds, and the recovery phases; the fault window is shaded and recovery marked. Called by
 `chaoslab.reports.write_reports`.
 """
 
@@ -128,6 +129,44 @@ def sample_lanes(tl: Timeline, end: float, renewal_window: float, colours: dict[
     writes = tl.samples_of("canary", "write")
     if writes:
         lanes.append(("API write (canary)", _segments(writes, end, lambda s: (
+            (READY, "write ok") if s.values.get("ok") else (NOT_READY, f"write failed: {s.values.get('error')}")))))
+    return lanes + storage_lanes(tl, end)
+
+
+#: WAL fsync mean per scrape interval → colour: under 10 ms, under 100 ms (etcd warns from 100 ms), above.
+FSYNC_COLOURS = ((0.010, READY), (0.100, "#f4a582"), (float("inf"), NOT_READY))
+
+
+def storage_lanes(tl: Timeline, end: float) -> list[Lane]:
+    """From the `etcd-metrics` probe: each member's WAL fsync mean between two scrapes (green, amber from
+    10 ms, red from 100 ms; dark while /metrics did not answer), and whether the NOSPACE alarm is active;
+    from the `writes` probe, whether the etcd workload's writes succeed."""
+    lanes: list[Lane] = []
+    for member in sorted({s.subject for s in tl.samples_of("etcd-metrics")} - {"alarms"}):
+        samples = tl.samples_of("etcd-metrics", member)
+        segments: list[Segment] = []
+        for prev, s, nxt in zip([None, *samples[:-1]], samples, [*samples[1:], None]):
+            a, b = (prev.t if prev else s.t), s.t
+            now, before = s.values.get("wal_fsync"), prev.values.get("wal_fsync") if prev else None
+            if not s.values.get("reachable") or not now:
+                segments.append((a, b, UNREACHABLE, f"{member} /metrics did not answer", 1.0))
+            elif before and now["count"] > before["count"]:
+                n, mean = now["count"] - before["count"], (now["sum"] - before["sum"]) / (now["count"] - before["count"])
+                fill = next(colour for bound, colour in FSYNC_COLOURS if mean < bound)
+                segments.append((a, b, fill, f"{member} WAL fsync mean {mean * 1000:.1f} ms over {n:.0f}", 1.0))
+            elif before:
+                segments.append((a, b, NONE, f"{member}: no WAL fsync finished", 1.0))
+            if nxt is None and b < end:
+                segments.append((b, end, NONE, "after the last scrape", 1.0))
+        lanes.append((f"etcd {member}: WAL fsync", segments))
+    alarms = tl.samples_of("etcd-metrics", "alarms")
+    if alarms:
+        lanes.append(("etcd NOSPACE alarm", _segments(alarms, end, lambda s: (
+            (NOT_READY, "NOSPACE: " + ", ".join(m for m, a in s.values["alarms"] if a == "NOSPACE"))
+            if any(a == "NOSPACE" for _, a in s.values.get("alarms") or []) else (READY, "no alarm")))))
+    puts = tl.samples_of("writes", "put")
+    if puts:
+        lanes.append(("etcd write (workload)", _segments(puts, end, lambda s: (
             (READY, "write ok") if s.values.get("ok") else (NOT_READY, f"write failed: {s.values.get('error')}")))))
     return lanes
 

@@ -65,6 +65,14 @@ METRICS = {
     "apiReadNamespaceLatencyP99": "s",         # p99 of namespace-scoped LISTs (SLO: 5 s)
     "apiReadClusterLatencyP99": "s",           # p99 of cluster-scoped LISTs (SLO: 30 s)
     "leaseRenewalGap": "s",                    # longest time without a scheduler/controller-manager Lease renewal, injection → revert
+    "etcdFsyncP99": "s",                       # worst member's WAL fsync p99 while the fault held (etcd-metrics)
+    "etcdBackendCommitP99": "s",               # worst member's backend commit p99 while the fault held
+    "writeLatencyP99": "s",                    # p99 of the writes probe's acknowledged writes while the fault held
+    "leaseRenewalLateness": "s",               # longest scheduler/controller-manager Lease renewal gap beyond the normal period
+    "leaderLost": "count",                     # scheduler/controller-manager Lease holder changes after injection
+    "etcdDefragPause": "s",                    # longest defragmentation of one member (etcd-defrag)
+    "nospaceAlarm": "s",                       # time the NOSPACE alarm was active (etcd-metrics)
+    "nospaceRecoveryTime": "s",                # etcd-nospace runbook start → first successful write
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]
@@ -116,6 +124,9 @@ class BlastRadius:
     allowControlPlaneWebhooks: bool = False
     """Must be true for a `webhook-outage` that matches the control plane's own writes (kube-system,
     kube-node-lease or every namespace; Leases, Nodes, Namespaces or every resource)."""
+    allowNospace: bool = False
+    """Must be true for `etcd-nospace` on a cluster that is not the lab: it makes etcd read-only until its
+    runbook has run."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,7 @@ class Experiment:
                                       "controller-manager-leader")
     probes: tuple[str | Mapping[str, Any], ...] = ("control-plane",)
     """Probe sets (files in probes/) or single probes by name (etcd, lease, apiserver, canary, writes,
-    kube-sequence, workloads), or a single probe with its parameters written inline (`{kind: workloads,
+    kube-sequence, workloads, etcd-metrics), or a single probe with its parameters written inline (`{kind: workloads,
     selector: app=web}`; an `interval` already in seconds)."""
     slos: tuple[SloSpec, ...] = ()
     abort: Mapping[str, float] = field(default_factory=dict)

@@ -23,6 +23,9 @@ from chaoslab.targets.lab import LabTarget
 TEST_LAB = LabConfig(name=os.environ.get("CHAOSLAB_TEST_LAB", "itest"),
                      port_base=int(os.environ.get("CHAOSLAB_TEST_PORT_BASE", "17443")), nodes=3, node_lease_seconds=20, node_monitor_grace=20,
                      pod_eviction_timeout=20,
+                     # A small etcd quota, so the etcd-nospace tests fill it in seconds (the suite's own
+                     # data stays far below it; the apiserver compacts every 5 minutes).
+                     etcd_quota_bytes=64 << 20,
                      profile="small" if os.environ.get("CHAOSLAB_TEST_PROFILE") == "small" else "ha")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeTarget
 from waiting import eventually
 
 from chaoslab.clients.kubeapi import KubeApi
@@ -135,11 +136,11 @@ def test_control_plane_matches_need_consent(target: LabTarget) -> None:
     fault = build("webhook-outage", {"resources": ["leases.coordination.k8s.io"], "namespaces": ["kube-system"]})
     injection = fault.resolve(target, 0)  # read-only: nothing is created by resolve
     exp = Experiment("w", (FaultSpec("webhook-outage"),), 10.0)
-    [problem] = radius_problems(exp, [injection], 0)
+    [problem] = radius_problems(exp, [injection], 0, FakeTarget())
     assert "allowControlPlaneWebhooks" in problem and "kube-system/leases.coordination.k8s.io" in problem
     consent = Experiment("w", (FaultSpec("webhook-outage"),), 10.0,
                          blast_radius=BlastRadius(allowControlPlaneWebhooks=True))
-    assert radius_problems(consent, [injection], 0) == []
+    assert radius_problems(consent, [injection], 0, FakeTarget()) == []
 
 
 def test_a_namespace_that_does_not_exist_is_refused_before_anything_is_made(api: KubeApi,

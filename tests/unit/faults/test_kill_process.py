@@ -62,7 +62,7 @@ def test_inject_signals_exactly_the_resolved_targets_and_undo_replays(target: Fa
 
 def test_registry_builds_by_kind_and_rejects_bad_input() -> None:
     assert isinstance(build("kill-process", {"component": "etcd"}), KillProcess)
-    with pytest.raises(SpecError, match="unknown fault kind 'explode'; known: .*cert-expiry, drain-node, evict-pods, kill-process"):
+    with pytest.raises(SpecError, match="unknown fault kind 'explode'; known: .*cert-expiry, .*drain-node, .*kill-process"):
         build("explode", {})
     with pytest.raises(SpecError, match="unknown parameter"):
         build("kill-process", {"component": "etcd", "sigal": "KILL"})

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from fakes import FakeTarget
 
 from chaoslab.errors import SpecError
 from chaoslab.faults import FAULTS, build, param_problems
@@ -74,12 +75,12 @@ def injection(targets: tuple[str, ...]) -> Injection:
 def test_the_guard_refuses_control_plane_webhooks_without_consent() -> None:
     inj = injection(("webhook@kube-system/leases.coordination.k8s.io",))
     plain = Experiment("x", (FaultSpec("webhook-outage"),), 10.0)
-    [problem] = radius_problems(plain, [inj], 0)
+    [problem] = radius_problems(plain, [inj], 0, FakeTarget())
     assert problem.startswith("spec.blastRadius.allowControlPlaneWebhooks:")
     allowed = Experiment("x", (FaultSpec("webhook-outage"),), 10.0,
                          blast_radius=BlastRadius(allowControlPlaneWebhooks=True))
-    assert radius_problems(allowed, [inj], 0) == []
-    assert radius_problems(plain, [injection(("webhook@chaoslab-webhook-test/configmaps",))], 0) == []
+    assert radius_problems(allowed, [inj], 0, FakeTarget()) == []
+    assert radius_problems(plain, [injection(("webhook@chaoslab-webhook-test/configmaps",))], 0, FakeTarget()) == []
 
 
 def test_the_configuration_points_at_the_server_and_selects_labelled_namespaces() -> None:

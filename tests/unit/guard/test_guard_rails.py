@@ -94,13 +94,24 @@ def inj(fault: str, *targets: str, component: str = "etcd") -> Injection:
 
 def test_losing_etcd_quorum_needs_allow_quorum_loss() -> None:
     kill_two = [inj("kill-process", "etcd@cp1"), inj("partition", "etcd@cp2")]
-    [problem] = radius_problems(exp(), kill_two, members=3)
+    [problem] = radius_problems(exp(), kill_two, members=3, target=fakes.FakeTarget())
     assert "allowQuorumLoss" in problem and "leaving 1, fewer than the majority of 2" in problem
-    assert radius_problems(exp(radius=BlastRadius(allowQuorumLoss=True)), kill_two, members=3) == []
+    assert radius_problems(exp(radius=BlastRadius(allowQuorumLoss=True)), kill_two, members=3, target=fakes.FakeTarget()) == []
     # One of three, or two of five, keeps the quorum; a degraded member is still in it.
-    assert radius_problems(exp(), kill_two[:1], members=3) == []
-    assert radius_problems(exp(), kill_two, members=5) == []
-    assert radius_problems(exp(), [inj("network-degrade", "etcd@cp1", "etcd@cp2")], members=3) == []
+    assert radius_problems(exp(), kill_two[:1], members=3, target=fakes.FakeTarget()) == []
+    assert radius_problems(exp(), kill_two, members=5, target=fakes.FakeTarget()) == []
+    assert radius_problems(exp(), [inj("network-degrade", "etcd@cp1", "etcd@cp2")], members=3, target=fakes.FakeTarget()) == []
+
+
+def test_filling_etcd_outside_the_lab_needs_allow_nospace() -> None:
+    full = [inj("etcd-nospace", "etcd@cp1", "etcd@cp2", "etcd@cp3")]
+    [problem] = radius_problems(exp(), full, members=3, target=FakeTarget("staging"))  # type: ignore[arg-type]
+    assert "allowNospace" in problem and "read-only" in problem
+    assert radius_problems(exp(radius=BlastRadius(allowNospace=True)), full, members=3,
+                           target=FakeTarget("staging")) == []  # type: ignore[arg-type]
+    lab = fakes.FakeTarget()
+    lab.is_lab = True
+    assert radius_problems(exp(), full, members=3, target=lab) == []  # the lab
 
 
 def test_the_blast_radius_limits_nodes_pods_and_members() -> None:
@@ -108,10 +119,10 @@ def test_the_blast_radius_limits_nodes_pods_and_members() -> None:
     plan = [inj("drain-node", "node@n1", "node@n2", component="node"),
             inj("evict-pods", "pod@a/p1", "pod@a/p2", "pod@a/p3", component="pod"),
             inj("network-degrade", "etcd@cp1")]
-    problems = radius_problems(exp(radius=radius), plan, members=3)
+    problems = radius_problems(exp(radius=radius), plan, members=3, target=fakes.FakeTarget())
     assert [p.split(":")[0] for p in problems] == ["spec.blastRadius.maxNodes", "spec.blastRadius.maxPods",
                                                   "spec.blastRadius.maxMembers"]
-    assert radius_problems(exp(radius=BlastRadius(maxNodes=2, maxPods=3, maxMembers=1)), plan, members=3) == []
+    assert radius_problems(exp(radius=BlastRadius(maxNodes=2, maxPods=3, maxMembers=1)), plan, members=3, target=fakes.FakeTarget()) == []
 
 
 def test_abort_conditions_that_are_not_live_are_refused() -> None:
