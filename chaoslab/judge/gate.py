@@ -187,6 +187,7 @@ def evaluate(verdict: Verdict, policy: Policy) -> Gate:
     out = []
     for r in verdict.slos:
         gating = policy.gates(r.metric)
+        status: Status
         if r.outcome == "inconclusive":
             undecided = (f"inconclusive: the true value lies between {format_value(r.low, r.unit)} and "
                          f"{format_value(r.high, r.unit)}, across its limit {r.target}")
@@ -197,7 +198,7 @@ def evaluate(verdict: Verdict, policy: Policy) -> Gate:
             else:
                 status, note = "warn", undecided
         elif not r.passed:
-            status: Status = "fail" if gating else "ignored"
+            status = "fail" if gating else "ignored"
             note = "" if gating else f"violated but not gating ({policy.describe()})"
         elif near_limit(r, policy.warn_margin):
             status = "warn"

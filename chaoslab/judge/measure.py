@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from chaoslab.judge import consistency, disruption
+from chaoslab.judge import consistency, disruption, groundtruth
 from chaoslab.judge.brackets import interval_bracket, previous_instant, rounded, span_bracket
 from chaoslab.judge.conditions import (
     RENEWAL_WINDOW,
@@ -75,6 +75,12 @@ class Measurements:
     brackets: dict[str, tuple[float, float]] = field(default_factory=dict)
     """metric → (low, high): where the true value lies, from the samples around each transition
     (`chaoslab.judge.brackets`). A measured metric without an entry is exact (a count, a ratio)."""
+    truth: dict[str, float] = field(default_factory=dict)
+    """metric → its value by the components' own records (`chaoslab.judge.groundtruth`), where the run has
+    them (the `records` probe)."""
+    disagreements: list[str] = field(default_factory=list)
+    """Metrics whose measured figure disagrees with the records beyond its bracket (or a count that
+    differs): each a sentence, also in that metric's evidence."""
 
 
 # ---- intervals ----------------------------------------------------------------------------------------
@@ -458,8 +464,16 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     first = min(injects, key=lambda e: e.t)
     component = str(first.detail.get("component", ""))
     phases = _phases(tl, inject, recovered, end, component, leaders.get(component))
+    truth: dict[str, float] = {}
+    disagreements: list[str] = []
+    for t in groundtruth.compare(tl, inject, end, values, brackets):
+        truth[t.metric] = t.truth
+        sentence = t.sentence(METRICS[t.metric])
+        evidence[t.metric] = f"{evidence.get(t.metric, '')}; {sentence}"
+        if not t.agrees:
+            disagreements.append(f"{t.metric}: {sentence}")
     return Measurements(values, phases, evidence, ok, inject, revert, recovered, end, renewal_window,
-                        _measured_only(brackets, values))
+                        _measured_only(brackets, values), truth, disagreements)
 
 
 def _measured_only(brackets: dict[str, tuple[float, float]],

@@ -16,13 +16,15 @@ from chaoslab.probes.canary import CanaryProbe
 from chaoslab.probes.etcd import EtcdProbe
 from chaoslab.probes.kube_sequence import KubeSequenceProbe
 from chaoslab.probes.lease import LeaseProbe
+from chaoslab.probes.records import RecordsProbe
 from chaoslab.probes.workloads import WorkloadsProbe
 from chaoslab.probes.writes import WritesProbe
 from chaoslab.targets import Target
 from chaoslab.timeline import Timeline
 
 PROBES: dict[str, type[Sampler]] = {p.kind: p for p in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe,
-                                                        WritesProbe, KubeSequenceProbe, WorkloadsProbe)}
+                                                        WritesProbe, KubeSequenceProbe, WorkloadsProbe,
+                                                        RecordsProbe)}
 
 
 class ProbeGroup:

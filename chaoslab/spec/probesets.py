@@ -17,7 +17,7 @@ from chaoslab.spec.durations import parse_duration
 from chaoslab.spec.loader import check, parse
 
 #: Probes that may be named on their own in `spec.probes` (the probe kinds of chaoslab.probes).
-SINGLE_PROBES = ("etcd", "lease", "apiserver", "canary", "writes", "kube-sequence", "workloads")
+SINGLE_PROBES = ("etcd", "lease", "apiserver", "canary", "writes", "kube-sequence", "workloads", "records")
 DEFAULT_SEARCH: tuple[Path, ...] = (Path("probes"),)
 # A source checkout keeps probes/ beside the package (chaoslab/spec/ → two levels up), so experiments
 # find the shipped sets from any working directory.
