@@ -262,7 +262,10 @@ def _elected_bracket(index: Samples, first: Sample, inject: float) -> tuple[floa
     show it leading in that term (only the new leader knows the moment it is elected; a follower may learn
     it late). No such sample: after the injection."""
     leader, term = str(first.values["leader"]), int(first.values["term"])
-    high = first.t + _rtt(first)
+    # Any answer showing the new term with a leader proves it by its arrival; the earliest arrival counts.
+    high = min((s.t + _rtt(s) for s in index.timeline.samples_of("etcd") if s.t >= first.t
+                and s.values.get("reachable") and s.values.get("leader")
+                and int(s.values.get("term") or 0) >= term), default=first.t + _rtt(first))
     low = inject
     for own in index.series("etcd", leader):
         if own.t >= high:
@@ -313,7 +316,9 @@ def _lease(timeline: Timeline, name: str, inject: float, targets: Sequence[str])
                 # (`via: list`, a quorum read) proves the old holder still held the Lease when it was sent.
                 reads = [r.t for r in samples if inject <= r.t < s.t and r.values.get("via") == "list"
                          and r.values.get("identity") != ident]
-                new_bracket = (max(reads, default=inject), s.t + _rtt(s))
+                # A slow read may show the new holder after the watch did: the earliest arrival counts.
+                seen = min(r.t + _rtt(r) for r in samples if r.t >= s.t and r.values.get("identity") == ident)
+                new_bracket = (max(reads, default=inject), seen)
         last = ident
     was = f"{_short(base)}" if base else "not held"
     ev_el = (f"{name} Lease holder {'; '.join(changes)}" if changes

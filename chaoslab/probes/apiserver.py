@@ -10,7 +10,7 @@ from __future__ import annotations
 import requests
 
 from chaoslab.probes.base import Sampler
-from chaoslab.probes.pace import Pace, expect_times
+from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times
 
 
 class ApiserverProbe(Sampler):
@@ -37,7 +37,7 @@ class ApiserverProbe(Sampler):
                 status = None
             self.timeline.sample("apiserver", subject, t=t, ready=status == 200, status=status)
             now = self.timeline.now()
-            next_at = max(next_at + self.pace.interval(now, expect_times(self.timeline), status != 200), now)
+            next_at = max(next_at + self.pace.interval(now, expect_times(self.timeline, LEADER_ELECTED), status != 200), now)
             self.stopped.wait(max(0.0, next_at - now))
 
     @property
