@@ -36,6 +36,7 @@ from chaoslab.probes.apiserver import ApiserverProbe
 from chaoslab.probes.etcd import EtcdProbe
 from chaoslab.probes.lease import LeaseProbe
 from chaoslab.spec import load
+from chaoslab.spec.serialize import experiment_from_json, experiment_to_json
 from chaoslab.targets.lab import LabTarget
 from chaoslab.timeline import Timeline
 
@@ -89,9 +90,38 @@ def load_figures(tl: Timeline) -> dict[str, float]:
     return out
 
 
+def row_of(name: str, i: int, m: Any, seconds: float, cpu: float, tl: Timeline) -> dict[str, Any]:
+    return {"experiment": name, "run": i, "seconds": round(seconds, 1),
+            "values": {k: m.values.get(k) for k in METRICS},
+            "brackets": {k: m.brackets[k] for k in METRICS if k in m.brackets},
+            "truth": {k: v for k, v in m.truth.items() if k in METRICS},
+            "disagreements": m.disagreements, "cpu": round(cpu / seconds, 3), **load_figures(tl)}
+
+
+def remeasure(root: Path, previous: dict[str, Any]) -> dict[str, Any]:
+    """Measure the saved timelines of an earlier benchmark again (after a change to the measurements), keeping
+    the CPU figures and run lengths that only the live run could take."""
+    kept = {(r["experiment"], r.get("run")): r for r in previous["results"]}
+    results = []
+    for run_dir in sorted(root.iterdir()):
+        saved = run_dir / "experiment.json"
+        exp = (experiment_from_json(json.loads(saved.read_text())) if saved.exists() else
+               load(EXPERIMENTS / f"{run_dir.name.split('-', 2)[2]}.yaml")[0])
+        for path in sorted((run_dir / "runs").glob("*/timeline.jsonl"), key=lambda p: int(p.parent.name)):
+            tl, i = Timeline.load(path), int(path.parent.name)
+            old = kept.get((exp.name, i), {})
+            if "aborted" in old or not tl.events_of("inject"):
+                continue
+            m = measure(tl, exp.steady_state, exp.settle, previous.get("renewal_window", 5.0))
+            seconds = float(old.get("seconds") or tl.end)
+            results.append(row_of(exp.name, i, m, seconds, float(old.get("cpu", 0.0)) * seconds, tl))
+    return {**previous, "results": results}
+
+
 def run_experiment(name: str, runs: int, target: LabTarget, root: Path) -> list[dict[str, Any]]:
     exp = dataclasses.replace(load(EXPERIMENTS / f"{name}.yaml")[0], duration=SHIPPED[name], runs=runs)
     run_dir = new_run_dir(root, exp)
+    (run_dir / "experiment.json").write_text(json.dumps(experiment_to_json(exp)))
     runner = Runner(exp, target, run_dir, probes_for(exp))
     results = []
     with run_lock(target, run_dir):
@@ -108,12 +138,7 @@ def run_experiment(name: str, runs: int, target: LabTarget, root: Path) -> list[
             seconds = time.monotonic() - started
             m = measure(tl, exp.steady_state, exp.settle, target.renewal_window)
             cpu = sum(after[k] - before[k] for k in after if k in before)
-            row: dict[str, Any] = {"experiment": name, "run": i, "seconds": round(seconds, 1),
-                                   "values": {k: m.values.get(k) for k in METRICS},
-                                   "brackets": {k: m.brackets[k] for k in METRICS if k in m.brackets},
-                                   "truth": {k: v for k, v in m.truth.items() if k in METRICS},
-                                   "disagreements": m.disagreements,
-                                   "cpu": round(cpu / seconds, 3), **load_figures(tl)}
+            row = row_of(name, i, m, seconds, cpu, tl)
             results.append(row)
             errs = [f"{k} {1000 * (row['values'][k] - t):+.0f} ms" for k, t in row["truth"].items()
                     if k.endswith("Leader") and row["values"].get(k) is not None]
@@ -199,15 +224,18 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=None)
     parser.add_argument("--show", type=Path, default=None, help="print a saved result and exit")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--remeasure", type=Path, default=None, metavar="RUNS_DIR",
+                        help="with --show: measure the saved timelines under RUNS_DIR again")
     args = parser.parse_args()
     if args.show:
-        show(json.loads(args.show.read_text()), args.markdown)
+        data = json.loads(args.show.read_text())
+        show(remeasure(args.remeasure, data) if args.remeasure else data, args.markdown)
         return
     if args.pace == "fixed":
         fixed_pace()
     target = LabTarget.running(args.lab)
     root = args.runs_dir or Path(tempfile.mkdtemp(prefix="chaoslab-fidelity-"))
-    data: dict[str, Any] = {"pace": args.pace, "lab": args.lab, "started": time.strftime("%Y-%m-%d %H:%M UTC",
+    data: dict[str, Any] = {"pace": args.pace, "lab": args.lab, "renewal_window": target.renewal_window, "started": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                          time.gmtime()),
                             "results": []}
     try:

@@ -130,6 +130,8 @@ def compare(timeline: Timeline, inject: float, end: float, values: Mapping[str, 
             brackets: Mapping[str, tuple[float, float]]) -> list[Truth]:
     """The leader metrics by the components' records after the injection (empty when the timeline has no
     records: the target could not read its components' logs, or the probe was not run)."""
+    # Only what the other probes could have seen: records up to the run's end.
+    end = min([end, *(e.t for e in timeline.events_of("run-end"))])
     records = _records(timeline)
     if not records and not timeline.samples_of(PROBE, "read"):
         return []

@@ -237,8 +237,9 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
                 changes.append(f"{leader or 'none'} → {s.values['leader']} at {_ts(s.t)} (term {term} → {t_new})")
                 elected.append((s.t, changes[-1]))
                 if new_at is None:
-                    new_at = s.t
-                    new_bracket = _elected_bracket(index, s, inject)
+                    first = _first_named(samples, s, inject, base)
+                    new_at = first.t
+                    new_bracket = _elected_bracket(index, first, inject, base)
             term, leader = t_new, s.values["leader"]
     was = f"{base_leader}, term {base.values['term']}" if base else "no leader seen before"
     if changes:
@@ -256,24 +257,39 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
     return _Leadership(count, new_at, lost_at, ev_el, ev_new, ev_lost, new_bracket), no_leader, elected
 
 
-def _elected_bracket(index: Samples, first: Sample, inject: float) -> tuple[float, float]:
-    """Where the election that `first` (the first sample naming a leader in a higher term) shows truly
-    happened: no later than `first`'s answer, and after the new leader's own last sample that did not yet
-    show it leading in that term (only the new leader knows the moment it is elected; a follower may learn
-    it late). No such sample: after the injection."""
-    leader, term = str(first.values["leader"]), int(first.values["term"])
-    # Any answer showing the new term with a leader proves it by its arrival; the earliest arrival counts.
+def _first_named(samples: Sequence[Sample], counted: Sample, inject: float, base: Sample | None) -> Sample:
+    """The first sample after the injection that shows the election `counted` (the first sample of a
+    higher term) shows. etcd's Status reports the leader as soon as the member knows it, but the term of
+    the last entry it applied, which follows one round trip later: a new leader named with the old term
+    already shows the election. So: the first sample naming the new leader, when it is another member
+    than the old one, in a term at least the old leader's."""
+    leader = counted.values["leader"]
+    if base is None or leader == base.values["leader"]:
+        return counted  # re-elected: only the term tells
+    floor = int(base.values["term"])
+    return next((s for s in samples if inject < s.t <= counted.t and s.values.get("reachable")
+                 and s.values.get("leader") == leader and int(s.values.get("term") or 0) >= floor), counted)
+
+
+def _elected_bracket(index: Samples, first: Sample, inject: float, base: Sample | None) -> tuple[float, float]:
+    """Where the election that `first` shows truly happened: no later than the earliest answer naming the
+    new leader, and after the new leader's own last answer that did not name itself (only the new leader
+    knows the moment it is elected; a follower may learn it late). No such answer: after the injection."""
+    leader = str(first.values["leader"])
+    floor = int(base.values["term"]) if base is not None else 0
+    # Any answer naming the new leader proves it by its arrival; the earliest arrival counts.
     high = min((s.t + _rtt(s) for s in index.timeline.samples_of("etcd") if s.t >= first.t
-                and s.values.get("reachable") and s.values.get("leader")
-                and int(s.values.get("term") or 0) >= term), default=first.t + _rtt(first))
+                and s.values.get("reachable") and s.values.get("leader") == leader
+                and int(s.values.get("term") or 0) >= floor), default=first.t + _rtt(first))
     low = inject
     for own in index.series("etcd", leader):
         if own.t >= high:
             break
         v = own.values
-        if not v.get("reachable"):
+        if not v.get("reachable") or own.t <= inject:
             continue  # an unanswered request says nothing about the member's state
-        if v.get("leader") == leader and int(v.get("term") or 0) >= term:
+        if v.get("leader") == leader and (first.values.get("leader") != (base.values["leader"] if base else None)
+                                          or int(v.get("term") or 0) >= int(first.values["term"])):
             break
         low = max(low, own.t)
     return low, high

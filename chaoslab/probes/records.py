@@ -32,7 +32,9 @@ class RecordsProbe(Sampler):
 
     def read(self) -> None:
         tl = self.timeline
-        start, end = tl.started_wall, tl.started_wall + tl.now()
+        # The window the other probes observed: up to the run's end (they are stopped right after it).
+        ended = [e.t for e in tl.events_of("run-end")]
+        start, end = tl.started_wall, tl.started_wall + min([tl.now(), *ended])
         year = time.gmtime(start).tm_year
         errors = []
         for component in COMPONENTS:
@@ -46,7 +48,7 @@ class RecordsProbe(Sampler):
                     if start <= r.wall <= end:
                         tl.sample(PROBE, f"{component}@{host}", t=round(r.wall - start, 4), what="leader",
                                   component=component, host=host, term=r.term, wall=r.wall)
-        tl.sample(PROBE, "read", ok=not errors, error="; ".join(errors[:3]) or None)
+        tl.sample(PROBE, "read", t=round(end - start, 4), ok=not errors, error="; ".join(errors[:3]) or None)
 
     @property
     def requests_per_second(self) -> float:

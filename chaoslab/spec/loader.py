@@ -401,8 +401,10 @@ def _requirement_problems(doc: Document, exp: Experiment) -> list[str]:
     full = doc.data.get("kind") == "Experiment"
     spec = doc.data.get("spec") or {}
     abort = {m: doc.at(("spec", "abort", m)) for m in exp.abort}
-    steady = {c: doc.at(("spec", "steadyState", spec.get("steadyState", []).index(c)) if full and c in
-                        spec.get("steadyState", []) else ("spec",)) for c in exp.steady_state}
+    written = spec.get("steadyState") or [] if full else []
+    steady = {c: doc.at(("spec", "steadyState", written.index(c))) if c in written
+              else f"{doc.at(('spec',))}.steadyState (the default, {', '.join(exp.steady_state)})"
+              for c in exp.steady_state}
     needs = requirements.unmet_needs({s.metric: s.where for s in exp.slos}, abort, steady, set(by_kind),
                                      {f.kind for f in exp.faults}, names)
     if not needs:
