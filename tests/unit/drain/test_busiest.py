@@ -40,7 +40,7 @@ class FakeApi:
         raise AssertionError(path)
 
 
-def fault(**params: object):  # noqa: ANN201 - the registry's type
+def fault(**params: object):
     f = build("drain-node", {"namespaces": ["shop"], "select": "busiest", **params})
     f.rng = random.Random(1)
     return f
