@@ -95,6 +95,10 @@ class Truth:
     measured: float | None
     bracket: tuple[float, float] | None
     source: str
+    earliest: float | None = None
+    """Where the records bound the moment from both sides: it lies in [earliest, truth]. A Lease takeover
+    is committed after its holder stamped `acquireTime` into the Lease (its own clock; the lab's is the
+    run's) and before the holder logs it (after its update returned)."""
 
     @property
     def error(self) -> float | None:
@@ -106,13 +110,16 @@ class Truth:
         """Counts equal; a time's bracket contains the truth (1 ms of slack: etcd logs milliseconds)."""
         if self.bracket is None:
             return self.measured is not None and abs(self.measured - self.truth) < 1e-9
-        return self.bracket[0] - 0.001 <= self.truth <= self.bracket[1] + 0.001
+        earliest = self.truth if self.earliest is None else min(self.earliest, self.truth)
+        return max(self.bracket[0], earliest) <= min(self.bracket[1], self.truth) + 0.001
 
     def sentence(self, unit: str) -> str:
         if unit == "count":
             text = f"ground truth: {self.truth:g} by {self.source}"
             return text + ("" if self.agrees else f"; ⚠ DISAGREES with the measured {self.measured}")
         text = f"ground truth: {self.truth:.3f} s by {self.source}"
+        if self.earliest is not None:
+            text += f", after the Lease's acquireTime at {self.earliest:.3f} s"
         if self.measured is None:
             return text
         diff = f"measured {self.error:+.3f} s"
@@ -147,6 +154,20 @@ def compare(timeline: Timeline, inject: float, end: float, values: Mapping[str, 
             first = won[0]
             how = (f"term {first.values.get('term')}" if component == "etcd" else "acquired the Lease")
             metric = f"{prefix}TimeToNewLeader"
+            acquired = None if component == "etcd" else _acquired(timeline, component, str(first.values.get("host")),
+                                                                 inject)
             out.append(Truth(metric, round(first.t - inject, 4), values.get(metric), brackets.get(metric),
-                             f"{component}@{first.values.get('host')}'s log ({how} at t={first.t:.3f} s)"))
+                             f"{component}@{first.values.get('host')}'s log ({how} at t={first.t:.3f} s)",
+                             None if acquired is None else round(acquired - inject, 4)))
     return out
+
+
+def _acquired(timeline: Timeline, lease: str, host: str, inject: float) -> float | None:
+    """When the new holder on `host` stamped `acquireTime` into the Lease, in timeline seconds (None when
+    the samples do not carry it)."""
+    stamp = next((s.values.get("acquire") for s in timeline.samples_of("lease", lease)
+                  if s.t >= inject and s.values.get("holder") == host and s.values.get("acquire")), None)
+    try:
+        return dt.datetime.fromisoformat(str(stamp)).timestamp() - timeline.started_wall if stamp else None
+    except ValueError:
+        return None

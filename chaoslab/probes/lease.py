@@ -66,7 +66,8 @@ class LeaseProbe(Sampler):
         spec = lease.get("spec", {})
         identity = spec.get("holderIdentity") or None
         self.timeline.sample("lease", name, holder=holder_host(identity), identity=identity,
-                             renew=spec.get("renewTime"), duration=spec.get("leaseDurationSeconds"), **read)
+                             renew=spec.get("renewTime"), duration=spec.get("leaseDurationSeconds"),
+                             acquire=spec.get("acquireTime"), **read)
 
     def _read_loop(self) -> None:
         """Quorum reads of the Leases while a takeover is expected; nothing otherwise."""

@@ -64,3 +64,14 @@ def test_a_truth_outside_the_bracket_and_a_wrong_count_are_flagged() -> None:
 def test_no_records_no_ground_truth() -> None:
     m = measure(build([]), (), 5.0)
     assert m.truth == {} and m.disagreements == []
+
+
+def test_a_lease_takeover_is_bounded_by_its_acquire_time_and_the_log_line() -> None:
+    # The holder stamps acquireTime (26.95), the update commits (seen by the watch at 27.0), then it logs
+    # (27.03): the log line is after the bracket 26.99–27.0, but [26.95, 27.03] overlaps it.
+    tl = with_records(scheduler_kill(), (27.03, "kube-scheduler", "cp2", None))
+    tl.sample("lease", "kube-scheduler", t=27.001, holder="cp2", identity="cp2_sched-uuid-2", renew="r",
+              duration=15, acquire=dt.datetime.fromtimestamp(STARTED_WALL + 26.95, dt.UTC).isoformat())
+    m = measure(tl, ("apiserver-ready", "scheduler-leader"), 5.0)
+    assert m.disagreements == [] and m.truth["schedulerTimeToNewLeader"] == 17.03
+    assert "after the Lease's acquireTime at 16.950 s" in m.evidence["schedulerTimeToNewLeader"]
