@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from chaoslab.execute.runner import RunAborted, Runner, new_run_dir, run_lock
+from chaoslab.judge.groundtruth import acquired_at
 from chaoslab.judge.measure import measure
 from chaoslab.plan.probes import probes_for
 from chaoslab.probes.apiserver import ApiserverProbe
@@ -90,11 +91,24 @@ def load_figures(tl: Timeline) -> dict[str, float]:
     return out
 
 
+def acquire_times(tl: Timeline, inject: float) -> dict[str, float]:
+    """TimeToNewLeader metric → the new holder's acquireTime (s after the injection), from the Lease."""
+    out = {}
+    for lease, prefix in (("kube-scheduler", "scheduler"), ("kube-controller-manager", "controllerManager")):
+        won = [s for s in tl.samples_of("records") if s.values.get("component") == lease and s.t >= inject]
+        at = acquired_at(tl, lease, str(won[0].values.get("host")), inject) if won else None
+        if at is not None:
+            out[f"{prefix}TimeToNewLeader"] = round(at - inject, 4)
+    return out
+
+
 def row_of(name: str, i: int, m: Any, seconds: float, cpu: float, tl: Timeline) -> dict[str, Any]:
+    inject = min((e.t for e in tl.events_of("inject")), default=0.0)
     return {"experiment": name, "run": i, "seconds": round(seconds, 1),
             "values": {k: m.values.get(k) for k in METRICS},
             "brackets": {k: m.brackets[k] for k in METRICS if k in m.brackets},
             "truth": {k: v for k, v in m.truth.items() if k in METRICS},
+            "acquired": acquire_times(tl, inject),
             "disagreements": m.disagreements, "cpu": round(cpu / seconds, 3), **load_figures(tl)}
 
 
@@ -166,6 +180,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             else:
                 errors = [r["values"][metric] - r["truth"][metric] for r in have]
                 widths = [r["brackets"][metric][1] - r["brackets"][metric][0] for r in have if metric in r["brackets"]]
+                acquired = [r["values"][metric] - r["acquired"][metric] for r in have if metric in r.get("acquired", {})]
                 row.update({
                     "error median ms": round(1000 * statistics.median(errors), 1),
                     "error p95 ms": round(1000 * p95(errors), 1),
@@ -174,9 +189,10 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "error max ms": round(1000 * max(errors, key=abs), 1),
                     "bracket median ms": round(1000 * statistics.median(widths), 1) if widths else None,
                     "bracket max ms": round(1000 * max(widths), 1) if widths else None,
-                    "truth in bracket": sum(r["brackets"][metric][0] - 0.001 <= r["truth"][metric]
-                                            <= r["brackets"][metric][1] + 0.001 for r in have
-                                            if metric in r["brackets"])})
+                    "vs acquireTime median ms": round(1000 * statistics.median(acquired), 1) if acquired else None,
+                    "vs acquireTime max ms": round(1000 * max(acquired, key=abs), 1) if acquired else None,
+                    "records agree": sum(not any(d.startswith(f"{metric}:") for d in r["disagreements"])
+                                         for r in have)})
             rows.append(row)
     return rows
 
@@ -210,6 +226,10 @@ def table(rows: list[dict[str, Any]], markdown: bool) -> str:
 def show(data: dict[str, Any], markdown: bool) -> None:
     print(f"pace: {data['pace']}; lab {data['lab']}; {data['started']}")
     print(table(summarise(data["results"]), markdown))
+    print()
+    counts = [(r["experiment"], k) for r in data["results"] if "aborted" not in r for k, t in r["truth"].items()
+              if k.endswith("Elections") and r["values"].get(k) != t]
+    print(f"counts different from the records: {len(counts)} {counts if counts else ''}")
     print()
     print(table(load_rows(data["results"]), markdown))
 

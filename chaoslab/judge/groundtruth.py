@@ -154,15 +154,15 @@ def compare(timeline: Timeline, inject: float, end: float, values: Mapping[str, 
             first = won[0]
             how = (f"term {first.values.get('term')}" if component == "etcd" else "acquired the Lease")
             metric = f"{prefix}TimeToNewLeader"
-            acquired = None if component == "etcd" else _acquired(timeline, component, str(first.values.get("host")),
-                                                                 inject)
+            acquired = None if component == "etcd" else acquired_at(timeline, component,
+                                                                   str(first.values.get("host")), inject)
             out.append(Truth(metric, round(first.t - inject, 4), values.get(metric), brackets.get(metric),
                              f"{component}@{first.values.get('host')}'s log ({how} at t={first.t:.3f} s)",
                              None if acquired is None else round(acquired - inject, 4)))
     return out
 
 
-def _acquired(timeline: Timeline, lease: str, host: str, inject: float) -> float | None:
+def acquired_at(timeline: Timeline, lease: str, host: str, inject: float) -> float | None:
     """When the new holder on `host` stamped `acquireTime` into the Lease, in timeline seconds (None when
     the samples do not carry it)."""
     stamp = next((s.values.get("acquire") for s in timeline.samples_of("lease", lease)
