@@ -1,131 +1,274 @@
-"""Benchmark: how late do chaoslab's probes see a leader change, against ground truth?
+"""Fidelity benchmark: chaoslab's measurements against the components' own records.
 
-Ground truth is the new leader's own log line, on the same machine's clock: etcd's "became leader at
-term N" (zap JSON, millisecond timestamps) and kube-scheduler's "successfully acquired lease" (klog,
-microseconds). The probes' view is the first timeline sample naming the new leader (etcd probe, 100 ms
-polling) or the new Lease holder (watch). Each trial kills the current leader (etcd: SIGKILL; scheduler:
-SIGTERM, which releases the Lease so the takeover is quick), waits for the change, then for the lab to
-heal. Prints median and p95 per probe. Needs a running lab: `python bench/detection_delay.py [--trials N]`.
+Runs shipped experiments on a running lab, each `--runs` times, through the engine (`Runner.run_once`,
+the probes of the experiment, `measure` as `chaoslab run` does), with the `records` probe reading the
+components' logs at the end of each run (etcd's "became leader at term N", kube-scheduler's and
+kube-controller-manager's "successfully acquired lease"). For every leader metric it prints the error
+distribution (measured − truth), whether every count equals the records and every reported time's bracket
+contains the truth, and the bracket widths. It also counts the probes' requests (samples per second, over
+the whole run and in the busiest second) and the CPU seconds of etcd and kube-apiserver per run.
+
+`--pace fixed` samples as chaoslab did before pacing (etcd every 100 ms, apiserver every 250 ms, no Lease
+reads), for the before/after comparison. Needs a running HA lab:
+
+    python bench/detection_delay.py --lab fid --runs 10 --json fidelity.json
+    python bench/detection_delay.py --show fidelity.json --markdown
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import dataclasses
 import json
-import re
+import os
 import statistics
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections import Counter
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
-from chaoslab.faults import build
-from chaoslab.lab.config import Component
+from chaoslab.execute.runner import RunAborted, Runner, new_run_dir, run_lock
+
+from chaoslab.judge.groundtruth import acquired_at
+from chaoslab.judge.measure import measure
+from chaoslab.plan.probes import probes_for
+from chaoslab.probes.apiserver import ApiserverProbe
 from chaoslab.probes.etcd import EtcdProbe
 from chaoslab.probes.lease import LeaseProbe
+from chaoslab.spec import load
+from chaoslab.spec.serialize import experiment_from_json, experiment_to_json
 from chaoslab.targets.lab import LabTarget
-from chaoslab.timeline import Sample, Timeline
+from chaoslab.timeline import Timeline
 
-T = TypeVar("T")
-_KLOG = re.compile(r"^I(\d{4}) (\d\d:\d\d:\d\d\.\d{6}) .*successfully acquired lease kube-system/kube-scheduler")
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+#: experiment → fault duration used here (seconds): long enough for the takeover, short enough for 10 runs.
+SHIPPED = {"etcd-leader-kill": 10.0, "etcd-leader-isolation": 8.0, "scheduler-leader-kill": 26.0,
+           "controller-manager-leader-kill": 26.0}
+METRICS = ("etcdLeaderElections", "etcdTimeToNewLeader", "schedulerLeaderElections", "schedulerTimeToNewLeader",
+           "controllerManagerLeaderElections", "controllerManagerTimeToNewLeader")
+CPU_OF = ("etcd", "kube-apiserver")
 
 
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
 
 
-def etcd_truth(log: Path, term: int, after: float) -> float | None:
-    for line in log.read_text(errors="replace").splitlines():
-        if f"became leader at term {term}" in line and line.startswith("{"):
-            ts = dt.datetime.fromisoformat(json.loads(line)["ts"]).timestamp()
-            if ts >= after:
-                return ts
-    return None
+def fixed_pace() -> None:
+    """Sample as before pacing: one fixed interval per probe, no Lease reads."""
+    EtcdProbe.fast_interval = EtcdProbe.interval
+    ApiserverProbe.fast_interval = ApiserverProbe.interval
+    LeaseProbe.expect_window = 0.0
 
 
-def scheduler_truth(log: Path, after: float) -> float | None:
-    year = dt.datetime.now(dt.UTC).year
-    for line in log.read_text(errors="replace").splitlines():
-        if m := _KLOG.match(line):
-            stamp = dt.datetime.strptime(f"{year}{m[1]} {m[2]}", "%Y%m%d %H:%M:%S.%f")
-            ts = stamp.replace(tzinfo=dt.UTC).timestamp()
-            if ts >= after:
-                return ts
-    return None
+def cpu_seconds(target: LabTarget) -> dict[str, float]:
+    """pid → utime + stime (seconds) of every etcd and kube-apiserver process now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for component in CPU_OF:
+        for host in target.hosts(component):
+            pid = target.pid(component, host)
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            out[f"{component}@{host}:{pid}"] = (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
-def wait_for(find: Callable[[], T | None], timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (found := find()) is not None:
-            return found
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing seen within {timeout:.0f} s")
+def load_figures(tl: Timeline) -> dict[str, float]:
+    """Requests per second of the polling probes: over the run, and in the busiest second."""
+    out: dict[str, float] = {}
+    span = max(tl.end, 1e-9)
+    for probe, keep in (("etcd", lambda v: True), ("apiserver", lambda v: True),
+                        ("lease", lambda v: v.get("via") == "list")):
+        times = [s.t for s in tl.samples_of(probe) if keep(s.values)]
+        if probe == "lease":  # one LIST answers for both Leases
+            times = sorted(set(times))
+        per_second = Counter(int(t) for t in times)
+        out[f"{probe} req/s"] = round(len(times) / span, 1)
+        out[f"{probe} peak req/s"] = float(max(per_second.values(), default=0))
+    return out
 
 
-def new_etcd_leader(timeline: Timeline, after: float, old: str) -> Sample | None:
-    wall = timeline.started_wall
-    return next((s for s in timeline.samples_of("etcd")
-                 if s.t + wall > after and s.values["leader"] and s.values["leader"] != old), None)
+def acquire_times(tl: Timeline, inject: float) -> dict[str, float]:
+    """TimeToNewLeader metric → the new holder's acquireTime (s after the injection), from the Lease."""
+    out = {}
+    for lease, prefix in (("kube-scheduler", "scheduler"), ("kube-controller-manager", "controllerManager")):
+        won = [s for s in tl.samples_of("records") if s.values.get("component") == lease and s.t >= inject]
+        at = acquired_at(tl, lease, str(won[0].values.get("host")), inject) if won else None
+        if at is not None:
+            out[f"{prefix}TimeToNewLeader"] = round(at - inject, 4)
+    return out
 
 
-def new_lease_holder(timeline: Timeline, before: set[str]) -> Sample | None:
-    return next((s for s in timeline.samples_of("lease", "kube-scheduler")
-                 if s.values["identity"] and s.values["identity"] not in before), None)
+def row_of(name: str, i: int, m: Any, seconds: float, cpu: float, tl: Timeline) -> dict[str, Any]:
+    inject = min((e.t for e in tl.events_of("inject")), default=0.0)
+    return {"experiment": name, "run": i, "seconds": round(seconds, 1),
+            "values": {k: m.values.get(k) for k in METRICS},
+            "brackets": {k: m.brackets[k] for k in METRICS if k in m.brackets},
+            "truth": {k: v for k, v in m.truth.items() if k in METRICS},
+            "acquired": acquire_times(tl, inject),
+            "disagreements": m.disagreements, "cpu": round(cpu / seconds, 3), **load_figures(tl)}
+
+
+def remeasure(root: Path, previous: dict[str, Any]) -> dict[str, Any]:
+    """Measure the saved timelines of an earlier benchmark again (after a change to the measurements), keeping
+    the CPU figures and run lengths that only the live run could take."""
+    kept = {(r["experiment"], r.get("run")): r for r in previous["results"]}
+    results = []
+    for run_dir in sorted(root.iterdir()):
+        saved = run_dir / "experiment.json"
+        exp = (experiment_from_json(json.loads(saved.read_text())) if saved.exists() else
+               load(EXPERIMENTS / f"{run_dir.name.split('-', 2)[2]}.yaml")[0])
+        for path in sorted((run_dir / "runs").glob("*/timeline.jsonl"), key=lambda p: int(p.parent.name)):
+            tl, i = Timeline.load(path), int(path.parent.name)
+            old = kept.get((exp.name, i), {})
+            if "aborted" in old or not tl.events_of("inject"):
+                continue
+            m = measure(tl, exp.steady_state, exp.settle, previous.get("renewal_window", 5.0))
+            seconds = float(old.get("seconds") or tl.end)
+            results.append(row_of(exp.name, i, m, seconds, float(old.get("cpu", 0.0)) * seconds, tl))
+    return {**previous, "results": results}
+
+
+def run_experiment(name: str, runs: int, target: LabTarget, root: Path) -> list[dict[str, Any]]:
+    exp = dataclasses.replace(load(EXPERIMENTS / f"{name}.yaml")[0], duration=SHIPPED[name], runs=runs)
+    run_dir = new_run_dir(root, exp)
+    (run_dir / "experiment.json").write_text(json.dumps(experiment_to_json(exp)))
+    runner = Runner(exp, target, run_dir, probes_for(exp))
+    results = []
+    with run_lock(target, run_dir):
+        for i in range(1, runs + 1):
+            before = cpu_seconds(target)
+            started = time.monotonic()
+            try:
+                tl = runner.run_once(i)
+            except RunAborted as exc:
+                results.append({"experiment": name, "aborted": str(exc)})
+                print(f"  {name} run {i}: aborted: {exc}", flush=True)
+                continue
+            after = cpu_seconds(target)
+            seconds = time.monotonic() - started
+            m = measure(tl, exp.steady_state, exp.settle, target.renewal_window)
+            cpu = sum(after[k] - before[k] for k in after if k in before)
+            row = row_of(name, i, m, seconds, cpu, tl)
+            results.append(row)
+            errs = [f"{k} {1000 * (row['values'][k] - t):+.0f} ms" for k, t in row["truth"].items()
+                    if k.endswith("Leader") and row["values"].get(k) is not None]
+            counts = [f"{k} {row['values'][k]:g}/{t:g}" for k, t in row["truth"].items() if k.endswith("Elections")]
+            print(f"  {name} run {i}: {', '.join(errs + counts)}"
+                  + (f"  DISAGREE: {m.disagreements}" if m.disagreements else ""), flush=True)
+            # Let the supervisor bring the killed process back before the next run's steady state.
+            time.sleep(3)
+    return results
+
+
+def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for name in dict.fromkeys(r["experiment"] for r in results):
+        done = [r for r in results if r["experiment"] == name and "aborted" not in r]
+        aborted = sum(1 for r in results if r["experiment"] == name and "aborted" in r)
+        for metric in METRICS:
+            have = [r for r in done if metric in r["truth"] and r["values"].get(metric) is not None]
+            if not have:
+                continue
+            row: dict[str, Any] = {"experiment": name, "metric": metric, "runs": len(done), "aborted": aborted,
+                                   "with truth": len(have)}
+            if metric.endswith("Elections"):
+                row["counts equal"] = sum(r["values"][metric] == r["truth"][metric] for r in have)
+            else:
+                errors = [r["values"][metric] - r["truth"][metric] for r in have]
+                widths = [r["brackets"][metric][1] - r["brackets"][metric][0] for r in have if metric in r["brackets"]]
+                acquired = [r["values"][metric] - r["acquired"][metric] for r in have if metric in r.get("acquired", {})]
+                row.update({
+                    "error median ms": round(1000 * statistics.median(errors), 1),
+                    "error p95 ms": round(1000 * p95(errors), 1),
+                    "|error| median ms": round(1000 * statistics.median(abs(e) for e in errors), 1),
+                    "|error| p95 ms": round(1000 * p95([abs(e) for e in errors]), 1),
+                    "error max ms": round(1000 * max(errors, key=abs), 1),
+                    "bracket median ms": round(1000 * statistics.median(widths), 1) if widths else None,
+                    "bracket max ms": round(1000 * max(widths), 1) if widths else None,
+                    "vs acquireTime median ms": round(1000 * statistics.median(acquired), 1) if acquired else None,
+                    "vs acquireTime max ms": round(1000 * max(acquired, key=abs), 1) if acquired else None,
+                    "records agree": sum(not any(d.startswith(f"{metric}:") for d in r["disagreements"])
+                                         for r in have)})
+            rows.append(row)
+    return rows
+
+
+def load_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for name in dict.fromkeys(r["experiment"] for r in results):
+        done = [r for r in results if r["experiment"] == name and "aborted" not in r]
+        if not done:
+            continue
+        row: dict[str, Any] = {"experiment": name, "runs": len(done)}
+        for key in ("etcd req/s", "etcd peak req/s", "apiserver req/s", "apiserver peak req/s", "lease req/s",
+                    "lease peak req/s", "cpu"):
+            row[key] = round(statistics.median(r[key] for r in done), 2)
+        out.append(row)
+    return out
+
+
+def table(rows: list[dict[str, Any]], markdown: bool) -> str:
+    if not rows:
+        return "(nothing measured)"
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[str(r.get(k, "")) for k in keys] for r in rows]
+    if markdown:
+        return "\n".join(["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+                         + ["| " + " | ".join(c) + " |" for c in cells])
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in [keys, *cells])
+
+
+def show(data: dict[str, Any], markdown: bool) -> None:
+    print(f"pace: {data['pace']}; lab {data['lab']}; {data['started']}")
+    print(table(summarise(data["results"]), markdown))
+    print()
+    counts = [(r["experiment"], k) for r in data["results"] if "aborted" not in r for k, t in r["truth"].items()
+              if k.endswith("Elections") and r["values"].get(k) != t]
+    print(f"counts different from the records: {len(counts)} {counts if counts else ''}")
+    print()
+    print(table(load_rows(data["results"]), markdown))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--lab", default="lab")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--experiments", nargs="*", default=list(SHIPPED), choices=list(SHIPPED))
+    parser.add_argument("--pace", choices=("paced", "fixed"), default="paced")
+    parser.add_argument("--json", type=Path, default=None, help="write every run's figures here")
+    parser.add_argument("--runs-dir", type=Path, default=None)
+    parser.add_argument("--show", type=Path, default=None, help="print a saved result and exit")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--remeasure", type=Path, default=None, metavar="RUNS_DIR",
+                        help="with --show: measure the saved timelines under RUNS_DIR again")
     args = parser.parse_args()
+    if args.show:
+        data = json.loads(args.show.read_text())
+        show(remeasure(args.remeasure, data) if args.remeasure else data, args.markdown)
+        return
+    if args.pace == "fixed":
+        fixed_pace()
     target = LabTarget.running(args.lab)
-    layout = target.layout
-    timeline = Timeline.start()
-    etcd, lease = EtcdProbe(target, timeline), LeaseProbe(target, timeline)
-    etcd.start()
-    lease.start()
-    time.sleep(2)
-    wall = timeline.started_wall
-    delays: dict[str, list[float]] = {"etcd": [], "kube-scheduler lease": []}
+    root = args.runs_dir or Path(tempfile.mkdtemp(prefix="chaoslab-fidelity-"))
+    data: dict[str, Any] = {"pace": args.pace, "lab": args.lab, "renewal_window": target.renewal_window, "started": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                         time.gmtime()),
+                            "results": []}
     try:
-        for trial in range(args.trials):
-            # etcd: kill the leader, find the new one in its own log.
-            inj = build("kill-process", {"component": "etcd", "select": "leader"}).resolve(target, 0)
-            old = inj.targets[0].split("@")[1]
-            killed_at = time.time()
-            target.signal("etcd", old, "KILL")
-            seen = wait_for(lambda: new_etcd_leader(timeline, killed_at, old), 15)  # noqa: B023 - called at once
-            truth = etcd_truth(layout.log_file(Component("etcd", seen.values["leader"])), seen.values["term"],
-                               killed_at - 1)
-            if truth:
-                delays["etcd"].append(seen.t + wall - truth)
-            # kube-scheduler: TERM the Lease holder; the new holder logs its acquisition.
-            inj = build("kill-process", {"component": "kube-scheduler", "signal": "TERM"}).resolve(target, 0)
-            before = {s.values["identity"] for s in timeline.samples_of("lease", "kube-scheduler")}
-            killed_at = time.time()
-            target.signal("kube-scheduler", inj.targets[0].split("@")[1], "TERM")
-            seen = wait_for(lambda: new_lease_holder(timeline, before), 40)  # noqa: B023 - called at once
-            truth = scheduler_truth(layout.log_file(Component("kube-scheduler", seen.values["holder"])),
-                                    killed_at - 1)
-            if truth:
-                delays["kube-scheduler lease"].append(seen.t + wall - truth)
-            print(f"trial {trial + 1}: " + "  ".join(f"{k} {v[-1] * 1000:.0f} ms" for k, v in delays.items() if v))
-            # Let the supervisor restart the killed processes before the next trial.
-            wait_for(lambda: all(target.pid(c, h) for c in ("etcd", "kube-scheduler")
-                                 for h in target.hosts(c)) or None, 30)
-            time.sleep(3)
+        for name in args.experiments:
+            data["results"] += run_experiment(name, args.runs, target, root)
+            if args.json:
+                args.json.write_text(json.dumps(data, indent=1))
     finally:
-        etcd.stop()
-        lease.stop()
-    print()
-    for name, values in delays.items():
-        if values:
-            print(f"{name:22} detection delay over {len(values)} changes: median {statistics.median(values) * 1000:.0f} ms,"
-                  f" p95 {p95(values) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms")
-    print("(etcd ground truth has millisecond timestamps; the etcd probe polls every 100 ms. kube-scheduler\n"
-          " logs its acquisition after the Lease update returns, so the watch can see it a few ms earlier)")
+        if args.json:
+            args.json.write_text(json.dumps(data, indent=1))
+    show(data, args.markdown)
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from chaoslab.judge.gate import Policy, parse_fail_on, parse_margin
+    from chaoslab.judge.gate import Policy, parse_fail_on, parse_inconclusive, parse_margin
     from chaoslab.ops.session import Publish, publish, run_file
 
     problems = []
@@ -183,7 +183,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         problems += exc.problems
     if problems:
         raise SpecError(problems)
-    policy = Policy(fail_on, margin)
+    try:
+        undecided = parse_inconclusive(args.inconclusive)
+    except SpecError as exc:
+        raise SpecError(exc.problems) from None
+    policy = Policy(fail_on, margin, undecided)
     outcomes = run_file(Path(args.file), target=args.target, runs_root=Path(args.runs_dir),
                         runs=args.runs, live=not args.no_live, console=out, policy=policy,
                         dry_run=args.dry_run, yes=args.yes)
@@ -426,6 +430,9 @@ def parser() -> argparse.ArgumentParser:
                     "(default all)")
     ci.add_argument("--warn-margin", default="0", metavar="PERCENT",
                     help="warn when a met SLO is within this fraction of its limit, e.g. 10%% (default 0: off)")
+    ci.add_argument("--inconclusive", default="warn", choices=("warn", "fail"),
+                    help="an SLO whose measured bracket straddles its limit: warn (default, exit 0) or fail "
+                    "(exit 1)")
     ci.add_argument("--junit", default=None, metavar="FILE", help="also write the JUnit XML of every "
                     "experiment of the file here (an <error> case for one that could not run)")
     ci.add_argument("--summary", default=None, metavar="FILE", help="write a Markdown summary for a "

@@ -2,8 +2,10 @@
 API so PodDisruptionBudgets hold — with a blast radius the experiment states, and uncordon at revert.
 
 Which nodes: `nodes` by name, or `count` (default 1) or `percent` of the nodes matching `selector` (all
-nodes without one), at random; never more than `maxNodes` (default 1): a selection that is larger is
-refused, not cut down. Which pods: see chaoslab.faults.drain (kubectl's rules, plus protected namespaces: only
+nodes without one), at random, or with `select: busiest` the candidates that run the most pods of the
+`namespaces` (the workload the drain is meant to exercise; a candidate set running none of them is
+refused before anything is cordoned, so a drain never "succeeds" on nothing); never more than `maxNodes`
+(default 1): a selection that is larger is refused, not cut down. Which pods: see chaoslab.faults.drain (kubectl's rules, plus protected namespaces: only
 pods in `namespaces` are touched, kube-system only with `allowKubeSystem`). A pod that refuses the drain
 (a bare pod without `force`, emptyDir without `deleteEmptyDirData`, a DaemonSet pod without
 `ignoreDaemonSets`) refuses it before anything is cordoned.
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -57,6 +59,9 @@ class DrainNodeParams(EvictionSettings):
     """How many candidate nodes to drain, picked at random (default 1)."""
     percent: float | None = None
     """Or this percentage of the candidates, rounded up."""
+    select: str = "random"
+    """How `count`/`percent` pick among the candidates: `random` (default) or `busiest` (the nodes running
+    the most pods of `namespaces`, ties by name)."""
     maxNodes: int = 1  # camelCase fields: the YAML spelling, as build() passes them
     """Blast-radius limit: refuse to drain more nodes than this (default 1)."""
     namespaces: Sequence[str] = field(default_factory=tuple)
@@ -77,6 +82,10 @@ class DrainNodeParams(EvictionSettings):
         problems += selection_problems("drain-node", "node", self.nodes, self.selector, self.count, self.percent,
                                        self.maxNodes, "maxNodes")
         problems += namespace_problems("drain-node", self.namespaces)
+        if self.select not in ("random", "busiest"):
+            problems.append(f"drain-node: select {self.select!r} is not random or busiest")
+        if self.select == "busiest" and self.nodes:
+            problems.append("drain-node: select: busiest picks among candidate nodes; it cannot go with `nodes`")
         if problems:
             raise SpecError(problems)
 
@@ -95,6 +104,24 @@ def node_pods(api: KubeApi, node: str) -> list[dict[str, Any]]:
 def daemonsets(api: KubeApi) -> set[tuple[str, str]]:
     items = api.get("/apis/apps/v1/daemonsets")["items"]
     return {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in items}
+
+
+def busiest(candidates: Sequence[str], pods: Sequence[Mapping[str, Any]], namespaces: Sequence[str],
+            how_many: int) -> tuple[list[str], dict[str, int]]:
+    """(the `how_many` candidates running the most live pods of `namespaces` (`*`: all but kube-system),
+    most first, ties by name; every candidate's count). Only nodes running at least one such pod are
+    chosen."""
+    counts = dict.fromkeys(candidates, 0)
+    for pod in pods:
+        node = pod.get("spec", {}).get("nodeName")
+        ns = pod.get("metadata", {}).get("namespace")
+        phase = pod.get("status", {}).get("phase")
+        if node not in counts or phase in ("Succeeded", "Failed") or pod.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        if ns in namespaces or ("*" in namespaces and ns != "kube-system"):
+            counts[node] += 1
+    ranked = sorted((n for n in candidates if counts[n]), key=lambda n: (-counts[n], n))
+    return ranked[:how_many], counts
 
 
 def select_nodes(api: KubeApi, kind: str, names: Sequence[str], selector: str | None, count: int | None,
@@ -126,6 +153,15 @@ class DrainNode(FaultBase):
         p = self.params
         chosen, candidates = select_nodes(api, self.kind, p.nodes, p.selector, p.count, p.percent, p.maxNodes,
                                           self.rng)
+        if p.select == "busiest":
+            names = [n["metadata"]["name"] for n in candidates]
+            # As many as the random pick would take, but the ones that run the workload.
+            chosen, counts = busiest(names, api.get("/api/v1/pods")["items"], p.namespaces, len(chosen))
+            if not chosen:
+                raise InjectionError(
+                    f"drain-node: select: busiest found no pod of namespaces {', '.join(p.namespaces)} on any "
+                    f"candidate node ({', '.join(f'{n}: 0' for n in sorted(counts)) or 'no candidates'}); the "
+                    f"workload the drain should exercise is not there: apply it first. Nothing was cordoned")
         spec = {n["metadata"]["name"]: n.get("spec", {}) for n in candidates}
         cordoned = [n for n in chosen if spec[n].get("unschedulable")]
         sets = daemonsets(api)
@@ -138,8 +174,8 @@ class DrainNode(FaultBase):
     def resolve(self, target: Target, index: int) -> Injection:
         chosen, cordoned, _ = self.plan(target.api())
         undo = Undo("uncordon", {"nodes": [n for n in chosen if n not in cordoned]})
-        role = "by name" if self.params.nodes else (f"selector {self.params.selector}" if self.params.selector
-                                                    else "random")
+        role = "by name" if self.params.nodes else "busiest" if self.params.select == "busiest" else (
+            f"selector {self.params.selector}" if self.params.selector else "random")
         return Injection(self.kind, index, "node", role, tuple(f"node@{n}" for n in chosen), (undo,))
 
     def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:

@@ -4,7 +4,9 @@ A `Verdict` says what was measured and whether every SLO was met; a `Policy` (fr
 --fail-on … --warn-margin …`, saved as `gate.json` in the run directory so `chaoslab report` rebuilds the
 same reports) turns it into a `Gate`: each SLO result is `pass`, `warn` (met, but within the margin of its
 limit), `fail` (violated and gating) or `ignored` (violated, but not named by `--fail-on`: reported,
-not gating). Pure; read by the CLI (exit code), the reports and the Prometheus export.
+not gating). An SLO whose bracket straddles its limit (`SloResult.outcome == "inconclusive"`: the samples
+cannot tell) is `warn` by default and `fail` with `--inconclusive fail` (`ignored` when not gating).
+Pure; read by the CLI (exit code), the reports and the Prometheus export.
 
     >>> gate = evaluate(verdict, Policy(fail_on=frozenset({"recoveryTime"}), warn_margin=0.1))  # doctest: +SKIP
     >>> gate.passed, [(s.result.metric, s.status) for s in gate.slos]                          # doctest: +SKIP
@@ -25,6 +27,7 @@ from chaoslab.spec.model import METRICS
 SCHEMA = "chaoslab.io/gate/v1"
 
 Status = Literal["pass", "warn", "fail", "ignored"]
+Inconclusive = Literal["warn", "fail"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class Policy:
     """SLO metrics that gate (`--fail-on recoveryTime,lostWrites`); None: every SLO gates (`--fail-on all`)."""
     warn_margin: float = 0.0
     """Fraction of the limit (0.1 = 10 %): a met SLO whose measured value is within it warns. 0: no warnings."""
+    inconclusive: Inconclusive = "warn"
+    """What a gating SLO whose bracket straddles its limit does (`--inconclusive`): `warn` (default: reported
+    as a warning, exit 0) or `fail` (counts as a violation, exit 1)."""
 
     def gates(self, metric: str) -> bool:
         return self.fail_on is None or metric in self.fail_on
@@ -40,19 +46,26 @@ class Policy:
     def describe(self) -> str:
         """`--fail-on all`, `--fail-on lostWrites,recoveryTime --warn-margin 10%` …"""
         text = "--fail-on " + (",".join(sorted(self.fail_on)) if self.fail_on is not None else "all")
-        return text + (f" --warn-margin {self.warn_margin:.0%}" if self.warn_margin else "")
+        text += f" --warn-margin {self.warn_margin:.0%}" if self.warn_margin else ""
+        return text + (" --inconclusive fail" if self.inconclusive == "fail" else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "failOn": sorted(self.fail_on) if self.fail_on is not None else "all",
-                "warnMargin": self.warn_margin}
+        out: dict[str, Any] = {"schema": SCHEMA, "warnMargin": self.warn_margin,
+                               "failOn": sorted(self.fail_on) if self.fail_on is not None else "all"}
+        if self.inconclusive != "warn":
+            out["inconclusive"] = self.inconclusive  # absent: the default, as in gate.json files before it
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Policy:
         if data.get("schema") != SCHEMA:
             raise ValueError(f"not a chaoslab gate policy (schema {data.get('schema')!r}, expected {SCHEMA})")
         fail_on = data.get("failOn", "all")
+        inconclusive = data.get("inconclusive", "warn")
+        if inconclusive not in ("warn", "fail"):
+            raise ValueError(f"inconclusive: {inconclusive!r} is not warn or fail")
         return cls(None if fail_on == "all" else frozenset(str(m) for m in fail_on),
-                   float(data.get("warnMargin", 0.0)))
+                   float(data.get("warnMargin", 0.0)), inconclusive)
 
 
 def parse_fail_on(text: str) -> frozenset[str] | None:
@@ -77,6 +90,15 @@ def parse_margin(text: str) -> float:
     if not 0 <= value < 1:
         raise SpecError([f"--warn-margin: {text!r} must be at least 0 and below 100%"])
     return value
+
+
+def parse_inconclusive(text: str) -> Inconclusive:
+    """`warn` or `fail` (`--inconclusive`); anything else is a SpecError (exit 2)."""
+    if text == "warn":
+        return "warn"
+    if text == "fail":
+        return "fail"
+    raise SpecError([f"--inconclusive: {text!r} is not warn or fail"])
 
 
 def check_names(policy: Policy, slo_metrics: Iterable[str]) -> None:
@@ -108,6 +130,19 @@ class GatedSlo:
     note: str = ""
     """Why it warns or is ignored, for reports: `within 10% of its limit (27.50 s of max 30 s)`."""
 
+    @property
+    def outcome(self) -> str:
+        """The SLO's own outcome: `pass`, `fail` or `inconclusive` (its status is what the policy made of it)."""
+        return self.result.outcome or ("pass" if self.result.passed else "fail")
+
+    @property
+    def label(self) -> str:
+        """For tables: `pass`, `pass, warning`, `FAIL`, `FAIL, not gating`, `inconclusive` …"""
+        if self.outcome == "inconclusive":
+            return {"fail": "INCONCLUSIVE, gating", "ignored": "inconclusive, not gating"}.get(
+                self.status, "inconclusive")
+        return {"pass": "pass", "warn": "pass, warning", "fail": "FAIL", "ignored": "FAIL, not gating"}[self.status]
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -124,13 +159,28 @@ class Gate:
     def warnings(self) -> list[GatedSlo]:
         return [s for s in self.slos if s.status in ("warn", "ignored")]
 
+    @property
+    def inconclusive(self) -> list[GatedSlo]:
+        """SLOs the samples could not decide (whatever the policy made of them)."""
+        return [s for s in self.slos if s.outcome == "inconclusive"]
+
 
 def evaluate(verdict: Verdict, policy: Policy) -> Gate:
     out = []
     for r in verdict.slos:
         gating = policy.gates(r.metric)
-        if not r.passed:
-            status: Status = "fail" if gating else "ignored"
+        status: Status
+        if r.outcome == "inconclusive":
+            undecided = (f"inconclusive: the true value lies between {format_value(r.low, r.unit)} and "
+                         f"{format_value(r.high, r.unit)}, across its limit {r.target}")
+            if not gating:
+                status, note = "ignored", f"{undecided}; not gating ({policy.describe()})"
+            elif policy.inconclusive == "fail":
+                status, note = "fail", f"{undecided}; counted as a failure (--inconclusive fail)"
+            else:
+                status, note = "warn", undecided
+        elif not r.passed:
+            status = "fail" if gating else "ignored"
             note = "" if gating else f"violated but not gating ({policy.describe()})"
         elif near_limit(r, policy.warn_margin):
             status = "warn"

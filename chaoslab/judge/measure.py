@@ -17,9 +17,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from chaoslab.judge import consistency, disruption
+from chaoslab.judge import consistency, disruption, groundtruth
+from chaoslab.judge.brackets import interval_bracket, previous_instant, rounded, span_bracket
 from chaoslab.judge.conditions import (
     RENEWAL_WINDOW,
     Interval,
@@ -73,6 +74,15 @@ class Measurements:
     end: float
     renewal_window: float
     """The Lease renewal window the `*-leader` conditions were judged with (kept to rebuild reports)."""
+    brackets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """metric → (low, high): where the true value lies, from the samples around each transition
+    (`chaoslab.judge.brackets`). A measured metric without an entry is exact (a count, a ratio)."""
+    truth: dict[str, float] = field(default_factory=dict)
+    """metric → its value by the components' own records (`chaoslab.judge.groundtruth`), where the run has
+    them (the `records` probe)."""
+    disagreements: list[str] = field(default_factory=list)
+    """Metrics whose measured figure disagrees with the records beyond its bracket (or a count that
+    differs): each a sentence, also in that metric's evidence."""
 
 
 # ---- intervals ----------------------------------------------------------------------------------------
@@ -106,7 +116,11 @@ def intervals(index: Samples, end: float, until: Callable[[float], float]) -> li
     """Where a property of the samples holds on [0, end], given `until(t)`: what `holds_until` answers
     for it at instant t. Samples only change things at their own instants, so evaluating at each instant
     is exact. Before the first sample nothing is known, so nothing holds."""
-    instants = index.instants
+    return intervals_at(index.instants, end, until)
+
+
+def intervals_at(instants: Sequence[float], end: float, until: Callable[[float], float]) -> list[Interval]:
+    """`intervals` over the given instants (every instant at which the property can change)."""
     out = []
     for t, nxt in zip(instants, [*instants[1:], end]):
         if (stop := min(nxt, until(t))) > t:
@@ -150,6 +164,48 @@ class _Leadership:
     evidence_elections: str
     evidence_new: str
     evidence_lost: str
+    new_bracket: tuple[float, float] | None = None
+    """When the new leader was truly elected lies in [low, high] (timeline seconds): after the last sample
+    that showed the old state, no later than the first that showed the new one (plus its round trip)."""
+
+
+def _rtt(s: Sample) -> float:
+    """The round trip of the request behind a sample (0 when the probe did not record one)."""
+    return float(s.values.get("rtt") or 0.0)
+
+
+#: Faults whose targets are, while they hold, dead or cut off from their peers.
+CUTTING_FAULTS = ("kill-process", "partition")
+
+
+def _cut_members(timeline: Timeline, end: float) -> dict[str, list[Interval]]:
+    """etcd member → where a fault had it killed or cut off (from its inject to its revert, or the end)."""
+    reverts = {(e.detail.get("fault"), e.detail.get("index")): e.t for e in timeline.events_of("revert")}
+    out: dict[str, list[Interval]] = {}
+    for e in timeline.events_of("inject"):
+        if e.detail.get("fault") not in CUTTING_FAULTS or e.detail.get("component") != "etcd":
+            continue
+        stop = reverts.get((e.detail.get("fault"), e.detail.get("index")), end)
+        for target in e.detail.get("targets", []):
+            component, _, member = str(target).partition("@")
+            if component == "etcd" and member:
+                out.setdefault(member, []).append((e.t, stop))
+    return out
+
+
+def etcd_working_leader(index: Samples, t: float, cut: dict[str, list[Interval]]) -> bool:
+    """At t some reachable member names a leader that is itself reachable, names itself, and is not
+    killed or cut off by a fault: a leader that can lead. Followers keep naming a dead leader until their
+    election timeout; that time counts as without a leader."""
+    _, reachable = etcd_reachable(index, t)
+    for name in {v.values.get("leader") for v in reachable} - {None}:
+        own = index.latest("etcd", str(name), t)
+        if own is None or not own.values.get("reachable") or own.values.get("leader") != name:
+            continue
+        if any(a <= t < b for a, b in cut.get(str(name), [])):
+            continue
+        return True
+    return False
 
 
 def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[Interval], list[tuple[float, str]]]:
@@ -158,6 +214,7 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
     samples = index.timeline.samples_of("etcd")
     no_leader = intervals(index, end, lambda t: -math.inf if any(
         v.values.get("leader") for v in etcd_reachable(index, t)[1]) else math.inf)
+    new_bracket: tuple[float, float] | None = None
 
     def named(s: Sample) -> bool:
         return bool(s.values.get("reachable") and s.values.get("leader") and s.values.get("term") is not None)
@@ -181,7 +238,10 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
             if term is not None or seen_before:
                 changes.append(f"{leader or 'none'} → {s.values['leader']} at {_ts(s.t)} (term {term} → {t_new})")
                 elected.append((s.t, changes[-1]))
-                new_at = s.t if new_at is None else new_at
+                if new_at is None:
+                    first = _first_named(samples, s, inject, base)
+                    new_at = first.t
+                    new_bracket = _elected_bracket(index, first, inject, base)
             term, leader = t_new, s.values["leader"]
     was = f"{base_leader}, term {base.values['term']}" if base else "no leader seen before"
     if changes:
@@ -196,7 +256,45 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
     ev_lost = (f"etcd first without an agreed, reachable leader at {_ts(lost_at)}" if lost_at is not None
                else f"the etcd leader ({was}) was never lost")
     count = float(len(changes)) if samples else None
-    return _Leadership(count, new_at, lost_at, ev_el, ev_new, ev_lost), no_leader, elected
+    return _Leadership(count, new_at, lost_at, ev_el, ev_new, ev_lost, new_bracket), no_leader, elected
+
+
+def _first_named(samples: Sequence[Sample], counted: Sample, inject: float, base: Sample | None) -> Sample:
+    """The first sample after the injection that shows the election `counted` (the first sample of a
+    higher term) shows. etcd's Status reports the leader as soon as the member knows it, but the term of
+    the last entry it applied, which follows one round trip later: a new leader named with the old term
+    already shows the election. So: the first sample naming the new leader, when it is another member
+    than the old one, in a term at least the old leader's."""
+    leader = counted.values["leader"]
+    if base is None or leader == base.values["leader"]:
+        return counted  # re-elected: only the term tells
+    floor = int(base.values["term"])
+    return next((s for s in samples if inject < s.t <= counted.t and s.values.get("reachable")
+                 and s.values.get("leader") == leader and int(s.values.get("term") or 0) >= floor), counted)
+
+
+def _elected_bracket(index: Samples, first: Sample, inject: float, base: Sample | None) -> tuple[float, float]:
+    """Where the election that `first` shows truly happened: no later than the earliest answer naming the
+    new leader, and after the new leader's own last answer that did not name itself (only the new leader
+    knows the moment it is elected; a follower may learn it late). No such answer: after the injection."""
+    leader = str(first.values["leader"])
+    floor = int(base.values["term"]) if base is not None else 0
+    # Any answer naming the new leader proves it by its arrival; the earliest arrival counts.
+    high = min((s.t + _rtt(s) for s in index.timeline.samples_of("etcd") if s.t >= first.t
+                and s.values.get("reachable") and s.values.get("leader") == leader
+                and int(s.values.get("term") or 0) >= floor), default=first.t + _rtt(first))
+    low = inject
+    for own in index.series("etcd", leader):
+        if own.t >= high:
+            break
+        v = own.values
+        if not v.get("reachable") or own.t <= inject:
+            continue  # an unanswered request says nothing about the member's state
+        if v.get("leader") == leader and (first.values.get("leader") != (base.values["leader"] if base else None)
+                                          or int(v.get("term") or 0) >= int(first.values["term"])):
+            break
+        low = max(low, own.t)
+    return low, high
 
 
 def _etcd_leader_lost(index: Samples, old: str | None, t: float) -> bool:
@@ -222,6 +320,7 @@ def _lease(timeline: Timeline, name: str, inject: float, targets: Sequence[str])
     base = held[-1].values["identity"] if held else None
     host = held[-1].values.get("holder") if held else None
     last, changes, new_at = base, [], None
+    new_bracket: tuple[float, float] | None = None
     for s in samples:
         ident = s.values.get("identity")
         if s.t <= inject or not ident or ident == last:
@@ -229,7 +328,15 @@ def _lease(timeline: Timeline, name: str, inject: float, targets: Sequence[str])
         # Without any sample before injection the first holder seen is the baseline, not an election.
         if before:
             changes.append(f"{_short(last) if last else 'no holder'} → {_short(ident)} at {_ts(s.t)}")
-            new_at = s.t if new_at is None else new_at
+            if new_at is None:
+                new_at = s.t
+                # A watch event shows a change late and an old state that may already be gone; only a read
+                # (`via: list`, a quorum read) proves the old holder still held the Lease when it was sent.
+                reads = [r.t for r in samples if inject <= r.t < s.t and r.values.get("via") == "list"
+                         and r.values.get("identity") != ident]
+                # A slow read may show the new holder after the watch did: the earliest arrival counts.
+                seen = min(r.t + _rtt(r) for r in samples if r.t >= s.t and r.values.get("identity") == ident)
+                new_bracket = (max(reads, default=inject), seen)
         last = ident
     was = f"{_short(base)}" if base else "not held"
     ev_el = (f"{name} Lease holder {'; '.join(changes)}" if changes
@@ -247,7 +354,7 @@ def _lease(timeline: Timeline, name: str, inject: float, targets: Sequence[str])
         lost_at = gone.t if gone else None
         ev_lost = (f"{name} holder {_short(base)} gone at {_ts(gone.t)}" if gone
                    else f"the {name} holder {_short(base)} was never lost")
-    return _Leadership(float(len(changes)), new_at, lost_at, ev_el, ev_new, ev_lost)
+    return _Leadership(float(len(changes)), new_at, lost_at, ev_el, ev_new, ev_lost, new_bracket)
 
 
 # ---- the measurement ----------------------------------------------------------------------------------------
@@ -261,6 +368,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     end = tl.end
     values: dict[str, float | None] = dict.fromkeys(METRICS)
     evidence: dict[str, str] = {}
+    brackets: dict[str, tuple[float, float]] = {}
     index = Samples(tl)
     per_condition = {c: condition_intervals(index, c, end, renewal_window) for c in steady_state}
     ok: list[Interval] = [(0.0, end)] if end > 0 else []
@@ -282,6 +390,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
             continue
         down = _clip(false_intervals(samples, key, end), start, end)
         values[metric] = round(_total(down), 4)
+        brackets[metric] = span_bracket([(s.t, not s.values.get(key)) for s in samples], start, end)
         evidence[metric] = (_describe(down, what) if down else
                             f"{what} never, {_ts(start)}–{end:.2f} s ({len(samples)} samples)")
     values["schedulingLatency"], evidence["schedulingLatency"] = _scheduling(tl, start)
@@ -297,7 +406,8 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     if inject is None:
         for metric in METRICS:
             evidence.setdefault(metric, "not measured: no fault was injected in this run")
-        return Measurements(values, [], evidence, ok, None, revert, None, end, renewal_window)
+        return Measurements(values, [], evidence, ok, None, revert, None, end, renewal_window,
+                            _measured_only(brackets, values))
 
     # Recovery.
     recovered, failed = _recovery(ok, inject, settle, end)
@@ -316,6 +426,8 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
                                         f"period → {recovered - inject:.2f} s")
     if recovered is not None:
         values["recoveryTime"] = round(recovered - inject, 4)
+        since = _recovered_after(index, per_condition, recovered, inject)
+        brackets["recoveryTime"] = rounded(since - inject, recovered - inject)
     _cert_expiry(tl, ok, per_condition, end, revert, settle, values, evidence)
     if revert is None:
         evidence["recoveryAfterRevert"] = "not measured: no revert in this run"
@@ -323,6 +435,8 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
         evidence["recoveryAfterRevert"] = f"revert at {_ts(revert)}; the steady state never came back"
     else:
         values["recoveryAfterRevert"] = round(max(0.0, recovered - revert), 4)
+        since = _recovered_after(index, per_condition, recovered, inject)
+        brackets["recoveryAfterRevert"] = rounded(max(0.0, since - revert), max(0.0, recovered - revert))
         evidence["recoveryAfterRevert"] = (f"revert at {_ts(revert)}; recovered at {_ts(recovered)}"
                                            + (" (before the revert)" if recovered < revert else ""))
 
@@ -341,11 +455,25 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
             values["etcdRejoinElections"] = float(len(rejoin))
             evidence["etcdRejoinElections"] = (f"after revert at {_ts(revert)}: {'; '.join(rejoin)}" if rejoin else
                                                f"no etcd election after revert at {_ts(revert)}")
-        without = _clip(no_leader, inject, end)
-        values["etcdTimeWithoutLeader"] = round(_total(without), 4)
-        evidence["etcdTimeWithoutLeader"] = (_describe(without, "no reachable member named a leader")
-                                             if without else f"a reachable member named a leader throughout "
-                                             f"{_ts(inject)}–{end:.2f} s")
+        if etcd.new_bracket is not None:
+            brackets["etcdTimeToNewLeader"] = rounded(etcd.new_bracket[0] - inject, etcd.new_bracket[1] - inject)
+        etcd_times = [s.t for s in tl.samples_of("etcd")]
+        unnamed = _clip(no_leader, inject, end)
+        values["etcdTimeWithoutNamedLeader"] = round(_total(unnamed), 4)
+        brackets["etcdTimeWithoutNamedLeader"] = interval_bracket(unnamed, etcd_times, end, (inject,))
+        evidence["etcdTimeWithoutNamedLeader"] = (_describe(unnamed, "no reachable member named a leader")
+                                                  if unnamed else f"a reachable member named a leader throughout "
+                                                  f"{_ts(inject)}–{end:.2f} s")
+        cut = _cut_members(tl, end)
+        edges = sorted({t for ivs in cut.values() for iv in ivs for t in iv})
+        leaderless = _clip(intervals_at(sorted({*etcd_times, *edges}), end, lambda t: (
+            -math.inf if etcd_working_leader(index, t, cut) else math.inf)), inject, end)
+        values["etcdTimeWithoutLeader"] = round(_total(leaderless), 4)
+        brackets["etcdTimeWithoutLeader"] = interval_bracket(leaderless, etcd_times, end, (inject, *edges))
+        evidence["etcdTimeWithoutLeader"] = (
+            _describe(leaderless, "no working etcd leader (none named, or the named one dead, cut off or "
+                      "not leading)") if leaderless else
+            f"a working etcd leader throughout {_ts(inject)}–{end:.2f} s")
     targets = [str(t) for e in injects for t in e.detail.get("targets", [])]
     for lease, prefix in LEASE_METRICS.items():
         got = _lease(tl, lease, inject, targets)
@@ -356,6 +484,8 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
         evidence[f"{prefix}LeaderElections"] = got.evidence_elections
         if got.new_at is not None:
             values[f"{prefix}TimeToNewLeader"] = round(got.new_at - inject, 4)
+        if got.new_bracket is not None:
+            brackets[f"{prefix}TimeToNewLeader"] = rounded(got.new_bracket[0] - inject, got.new_bracket[1] - inject)
         evidence[f"{prefix}TimeToNewLeader"] = got.evidence_new
     for metric in METRICS:
         evidence.setdefault(metric, "not measured: no samples of this kind")
@@ -363,7 +493,44 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     first = min(injects, key=lambda e: e.t)
     component = str(first.detail.get("component", ""))
     phases = _phases(tl, inject, recovered, end, component, leaders.get(component))
-    return Measurements(values, phases, evidence, ok, inject, revert, recovered, end, renewal_window)
+    truth: dict[str, float] = {}
+    disagreements: list[str] = []
+    for t in groundtruth.compare(tl, inject, end, values, brackets):
+        truth[t.metric] = t.truth
+        sentence = t.sentence(METRICS[t.metric])
+        evidence[t.metric] = f"{evidence.get(t.metric, '')}; {sentence}"
+        if not t.agrees:
+            disagreements.append(f"{t.metric}: {sentence}")
+    return Measurements(values, phases, evidence, ok, inject, revert, recovered, end, renewal_window,
+                        _measured_only(brackets, values), truth, disagreements)
+
+
+def _measured_only(brackets: dict[str, tuple[float, float]],
+                   values: dict[str, float | None]) -> dict[str, tuple[float, float]]:
+    return {m: b for m, b in sorted(brackets.items()) if values.get(m) is not None}
+
+
+#: The samples each steady-state condition is judged from: where its changes are seen.
+CONDITION_SERIES = {"apiserver-ready": ("apiserver", "lb"), "all-apiservers-ready": ("apiserver", None),
+                    "etcd-leader": ("etcd", None), "etcd-quorum": ("etcd", None),
+                    "scheduler-leader": ("lease", "kube-scheduler"),
+                    "controller-manager-leader": ("lease", "kube-controller-manager"),
+                    "scheduling": ("canary", "scheduling")}
+
+
+def _recovered_after(index: Samples, per_condition: dict[str, list[Interval]], recovered: float,
+                     floor: float) -> float:
+    """The lower edge of the recovery's bracket: the steady state came back at `recovered`, the instant
+    the last condition was seen holding again; it truly came back after that condition's previous sample
+    (the last one that showed it broken)."""
+    low = floor
+    for condition, held in per_condition.items():
+        if not any(a == recovered for a, _ in held):
+            continue
+        probe, subject = CONDITION_SERIES.get(condition, ("", None))
+        times = [s.t for s in index.timeline.samples_of(probe, subject)]
+        low = max(low, previous_instant(times, recovered, floor))
+    return min(low, recovered)
 
 
 def _data_safety(tl: Timeline, start: float, values: dict[str, float | None], evidence: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaoslab.judge import brackets
 from chaoslab.judge.measure import Measurements
 from chaoslab.spec.model import METRICS, Experiment
 
@@ -82,6 +83,13 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{value:g}" if unit == "count" else f"{value:.2f} s"
 
 
+def format_measured(value: float | None, bracket: tuple[float, float] | None, unit: str) -> str:
+    """A run's value with its bracket when it has one: `1.71 s (±0.05)`, else as `format_value`."""
+    if value is None or bracket is None or unit != "s":
+        return format_value(value, unit)
+    return brackets.show(bracket[0], bracket[1], unit)
+
+
 @dataclass(frozen=True)
 class SloResult:
     metric: str
@@ -99,6 +107,25 @@ class SloResult:
     """The worst run's evidence (or why the metric was not measured)."""
     confidence: str = ""
     where: str = ""
+    low: float | None = None
+    high: float | None = None
+    """The bracket of `measured`: the true aggregate lies in [low, high] (the aggregate of every run's
+    bracket; equal to `measured` for exact metrics). None when not measured."""
+    outcome: str = ""
+    """`pass` (the whole bracket meets the target), `fail` (the whole bracket violates it, or not
+    measured) or `inconclusive` (the bracket straddles the limit: the samples cannot tell). `passed` is
+    `outcome == "pass"`; the gate policy decides what `inconclusive` does to the exit code."""
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.outcome == "inconclusive"
+
+    @property
+    def shown(self) -> str:
+        """The measured value for people: `1.71 s (±0.05)` with its bracket, `not measured`, `2` …"""
+        if self.measured is None or self.low is None or self.high is None or self.unit != "s":
+            return format_value(self.measured, self.unit)
+        return brackets.show(self.low, self.high, self.unit)
 
     @property
     def target(self) -> str:
@@ -109,26 +136,30 @@ class SloResult:
     def message(self) -> str:
         """One line for a failure: measured against target."""
         op = "≥" if self.aggregate == "min" else "≤"
-        return f"{self.metric}: measured {format_value(self.measured, self.unit)}, target {op} {self.target}"
+        return f"{self.metric}: measured {self.shown}, target {op} {self.target}"
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "aggregate": self.aggregate, "threshold": self.threshold,
-                "unit": self.unit, "measured": self.measured, "values": list(self.values),
+                "unit": self.unit, "measured": self.measured, "low": self.low, "high": self.high,
+                "outcome": self.outcome, "values": list(self.values),
                 "distribution": dict(self.distribution), "passed": self.passed, "evidence": self.evidence,
                 "confidence": self.confidence, "where": self.where}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SloResult:
+        passed = bool(data["passed"])
         return cls(data["metric"], data["aggregate"], float(data["threshold"]), data["unit"], data["measured"],
-                   list(data["values"]), dict(data["distribution"]), bool(data["passed"]), data["evidence"],
-                   data.get("confidence", ""), data.get("where", ""))
+                   list(data["values"]), dict(data["distribution"]), passed, data["evidence"],
+                   data.get("confidence", ""), data.get("where", ""), data.get("low", data["measured"]),
+                   data.get("high", data["measured"]), data.get("outcome") or ("pass" if passed else "fail"))
 
 
 @dataclass(frozen=True)
 class Verdict:
     experiment: str
     passed: bool
-    """Every SLO passed (an experiment without SLOs passes)."""
+    """Every SLO passed, its whole bracket within the target (an experiment without SLOs passes).
+    An inconclusive SLO is not passed; whether it fails the run is the gate's decision."""
     slos: list[SloResult]
     runs: int = 0
     """How many runs were judged."""
@@ -167,18 +198,31 @@ def _judge_one(metric: str, aggregate: str, threshold: float, where: str,
     if not runs or missing:
         ev = "; ".join(f"{label(i)}{runs[i].evidence.get(metric, 'not measured')}" for i in missing[:3])
         return SloResult(metric, aggregate, threshold, unit, None, values, dist, False,
-                         f"not measured: {ev}" if runs else "not measured: no runs", note, where)
+                         f"not measured: {ev}" if runs else "not measured: no runs", note, where,
+                         outcome="fail")
     present = [float(v) for v in values if v is not None]
-    if aggregate == "max":
-        measured = max(present)
-    elif aggregate == "min":
-        measured = min(present)
-    else:
-        measured = round(percentile(present, float(aggregate[1:])), 4)
-    passed = measured >= threshold if aggregate == "min" else measured <= threshold
+    measured = aggregate_of(present, aggregate)
+    spans = [m.brackets.get(metric, (float(v), float(v))) for m, v in zip(runs, values) if v is not None]
+    low = aggregate_of([b[0] for b in spans], aggregate)
+    high = aggregate_of([b[1] for b in spans], aggregate)
+    outcome = brackets.outcome(low, high, aggregate, threshold)
     worst = (min if aggregate == "min" else max)(range(len(present)), key=lambda i: present[i])
     evidence = f"{label(worst)}{runs[worst].evidence.get(metric, '')}"
-    return SloResult(metric, aggregate, threshold, unit, measured, values, dist, passed, evidence, note, where)
+    if outcome == "inconclusive":
+        evidence += (f" (inconclusive: the true value lies in {brackets.show(low, low, unit)}–"
+                     f"{brackets.show(high, high, unit)}, which straddles the limit)")
+    return SloResult(metric, aggregate, threshold, unit, measured, values, dist, outcome == "pass", evidence,
+                     note, where, low, high, outcome)
+
+
+def aggregate_of(values: Sequence[float], aggregate: str) -> float:
+    """max, min or pN of the values (the SLO's own aggregate). Every aggregate is monotone in each value,
+    so the aggregate of the runs' lows and highs brackets the aggregate of their true values."""
+    if aggregate == "max":
+        return max(values)
+    if aggregate == "min":
+        return min(values)
+    return round(percentile(values, float(aggregate[1:])), 4)
 
 
 def judge(experiment: Experiment, runs: Sequence[Measurements]) -> Verdict:

@@ -10,7 +10,7 @@ from chaoslab.spec.probesets import SINGLE_PROBES, find_probe_set, load_probe_se
 
 #: The default probe set, for an installed chaoslab run outside a checkout that has probes/.
 CONTROL_PLANE: list[dict[str, Any]] = [{"kind": "etcd", "interval": 0.1}, {"kind": "lease"}, {"kind": "apiserver", "interval": 0.25},
-                 {"kind": "canary", "interval": 2.0}]
+                 {"kind": "canary", "interval": 2.0}, {"kind": "records"}]
 
 
 def probes_for(experiment: Experiment) -> list[dict[str, Any]]:

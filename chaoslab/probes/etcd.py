@@ -1,38 +1,98 @@
-"""etcd probe: every member's own view (reachable, leader, raft term, index) every 100 ms by default,
-one thread per member so a member that hangs does not delay the others' samples."""
+"""etcd probe: every member's own view (reachable, leader, raft term, index), one thread per member so a
+member that hangs does not delay the others' samples.
+
+Paced (`chaoslab.probes.pace`): every `interval` (100 ms by default) while all is quiet, every
+`fast_interval` (15 ms) for `expect_window` seconds after each inject or revert event on the timeline (but
+faults into kube-scheduler, kube-controller-manager or nodes: they change nothing in etcd) and
+while the probe itself sees trouble (members naming different leaders or terms, a member not answering).
+An election is known only to lie between two samples of the new leader, so the fast pace is what bounds
+the bracket of `etcdTimeToNewLeader`; the slow pace keeps the load small the rest of the time. Each sample
+records `rtt`, the request's round trip: the state it shows held at some moment in [t, t + rtt].
+
+Load: one Status RPC (a few hundred bytes, answered from memory) per member per sample: 10/s per member when
+quiet, at most 67/s per member while a change is expected (`requests_per_second`,
+`peak_requests_per_second`), never more than `IN_FLIGHT` (3) in flight to one member: a request that
+stalls does not hold back the next sample, and a member that stalls every request gets no more.
+"""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from chaoslab.clients.etcd import EtcdMember, RpcError
 from chaoslab.probes.base import Sampler
+from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times
+
+IN_FLIGHT = 3
+"""Most requests in flight to one member at once."""
 
 
 class EtcdProbe(Sampler):
     kind = "etcd"
     interval = 0.1
+    fast_interval = 0.015
+    """Seconds between samples of a member while a change is expected."""
+    expect_window = 5.0
+    """Seconds after an inject or revert event during which a change is expected."""
 
     def start(self) -> None:
         # A short RPC timeout keeps a dead member from stretching its own sampling period much.
         self.members = self.target.etcd_members(timeout=max(0.2, 2 * self.interval))
+        self.pace = Pace(self.interval, min(self.fast_interval, self.interval), self.expect_window)
+        self._views: dict[str, tuple[bool, str | None, int | None]] = {}
+        self._sent: dict[str, float] = {}
+        self._views_lock = threading.Lock()
         for name, member in self.members.items():
             self._spawn(lambda m=member, n=name: self._member_loop(n, m), f"etcd-{name}")
 
+    def _trouble(self) -> bool:
+        """Members disagree (leader or term) or one does not answer: a change may be under way."""
+        with self._views_lock:
+            views = list(self._views.values())
+        return any(not ok for ok, _, _ in views) or len({(leader, term) for _, leader, term in views}) > 1
+
     def _member_loop(self, name: str, member: EtcdMember) -> None:
-        next_at = self.timeline.now()
-        while not self.stopped.is_set():
-            t = self.timeline.now()
-            try:
-                s = member.status()
-                self.timeline.sample("etcd", name, t=t, reachable=True, leader=s.leader_name,
-                                     term=s.term, index=s.index, error=None)
-            except RpcError as exc:
-                if self.stopped.is_set():
-                    break  # stop() closed the client under this request: not the member's failure
-                code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
-                self.timeline.sample("etcd", name, t=t, reachable=False, leader=None, term=None, index=None,
-                                     error=code)
-            next_at += self.interval
-            self.stopped.wait(max(0.0, next_at - self.timeline.now()))
+        """Start one request per tick of the current pace, each on a small pool, so a request that stalls
+        (etcd answers Status late while its raft loop is busy, e.g. persisting a campaign) does not hold
+        back the next sample. A tick with every request still in flight is skipped: at most
+        `IN_FLIGHT` requests per member at once, whatever happens."""
+        free = threading.Semaphore(IN_FLIGHT)
+        with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix=f"probe-etcd-{name}") as pool:
+            next_at = self.timeline.now()
+            while not self.stopped.is_set():
+                if free.acquire(blocking=False):
+                    # `_guard`: an unexpected error is logged, never raised into the run.
+                    pool.submit(self._guard, lambda: self._sample(name, member, free))
+                now = self.timeline.now()
+                step = self.pace.interval(now, expect_times(self.timeline, (*LEADER_ELECTED, "node")),
+                                          self._trouble())
+                # Fixed-rate schedule at the current pace; a probe that fell behind does not burst.
+                next_at = max(next_at + step, now)
+                self.stopped.wait(max(0.0, next_at - now))
+
+    def _sample(self, name: str, member: EtcdMember, free: threading.Semaphore) -> None:
+        t = self.timeline.now()
+        try:
+            s = member.status()
+            rtt = round(self.timeline.now() - t, 4)
+            self.timeline.sample("etcd", name, t=t, reachable=True, leader=s.leader_name,
+                                 term=s.term, index=s.index, error=None, rtt=rtt)
+            view: tuple[bool, str | None, int | None] = (True, s.leader_name, s.term)
+        except RpcError as exc:
+            if self.stopped.is_set():
+                return  # stop() closed the client under this request: not the member's failure
+            code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
+            self.timeline.sample("etcd", name, t=t, reachable=False, leader=None, term=None, index=None,
+                                 error=code, rtt=round(self.timeline.now() - t, 4))
+            view = (False, None, None)
+        finally:
+            free.release()
+        with self._views_lock:
+            # Answers may arrive out of order: keep the view of the latest request sent.
+            if self._sent.get(name, -1.0) <= t:
+                self._sent[name] = t
+                self._views[name] = view
 
     def close(self) -> None:
         for m in getattr(self, "members", {}).values():
@@ -41,3 +101,8 @@ class EtcdProbe(Sampler):
     @property
     def requests_per_second(self) -> float:
         return len(self.target.hosts("etcd")) / self.interval
+
+    @property
+    def peak_requests_per_second(self) -> float:
+        """While a change is expected."""
+        return len(self.target.hosts("etcd")) / min(self.fast_interval, self.interval)

@@ -19,7 +19,7 @@ from chaoslab.judge.conditions import LEASE_OF, Interval
 from chaoslab.judge.disruption import drains
 from chaoslab.judge.gate import Gate, Policy, evaluate
 from chaoslab.judge.measure import Measurements, condition_intervals
-from chaoslab.judge.verdict import Verdict, format_value
+from chaoslab.judge.verdict import Verdict, format_measured, format_value
 from chaoslab.reports.markdown import drain_counts, drain_reasons, headline, result, started
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.timeline import Sample, Timeline
@@ -282,7 +282,7 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
     body.append("<h2>SLOs</h2>")
     if verdict.slos:
         css = {"pass": "ok", "fail": "bad", "warn": "warn", "ignored": "warn"}
-        rows = [[e(s.result.metric), e(s.result.target), e(format_value(s.result.measured, s.result.unit)),
+        rows = [[e(s.result.metric), e(s.result.target), e(s.result.shown),
                  f'<span class="{css[s.status]}">{e(result(s).replace("**", ""))}</span>', e(s.result.evidence)]
                 for s in gate.slos]
         table = _table(["SLO", "target", "measured", "result", "evidence"], rows, {2})
@@ -307,7 +307,7 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
 
     for i, (tl, m) in enumerate(zip(timelines, measurements), 1):
         title = f"Run {i}" if len(measurements) > 1 else "Timeline"
-        body.append(f"<h2>{title}: recovery {e(format_value(m.values.get('recoveryTime'), 's'))}</h2>")
+        body.append(f"<h2>{title}: recovery {e(format_measured(m.values.get('recoveryTime'), m.brackets.get('recoveryTime'), 's'))}</h2>")
         body.append(chart(tl, m, colours, i))
         if i == 1:
             body.append(_legend(colours))
@@ -322,7 +322,7 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
             rows = [[e(d.node), e(format_value(d.seconds, "s")), "yes" if d.complete else "<b>no</b>",
                      e(drain_counts(d)), e(drain_reasons(d))] for d in summary]
             body.append("<h3>Drain</h3>" + _table(["node", "seconds", "complete", "pods", "reasons"], rows, {1}))
-        rows = [[e(name), e(format_value(m.values.get(name), unit)), e(m.evidence.get(name, ""))]
+        rows = [[e(name), e(format_measured(m.values.get(name), m.brackets.get(name), unit)), e(m.evidence.get(name, ""))]
                 for name, unit in METRICS.items()]
         body.append(f"<details{' open' if len(measurements) == 1 else ''}><summary>all measurements of "
                     f"{title.lower()}</summary>{_table(['metric', 'value', 'evidence'], rows, {1})}</details>")

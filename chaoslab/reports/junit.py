@@ -37,12 +37,20 @@ def render(experiment: Experiment, verdict: Verdict, measurements: list[Measurem
         r = s.result
         case = ET.SubElement(suite, "testcase", classname=f"chaoslab.{experiment.name}",
                              name=f"{r.metric} {r.target}", time="0")
-        details = "\n".join(x for x in (f"WARNING: {r.metric} {s.note}" if s.status == "warn" else "",
+        warning = "INCONCLUSIVE" if s.outcome == "inconclusive" else "WARNING"
+        details = "\n".join(x for x in (f"{warning}: {r.metric} {s.note}" if s.status == "warn" else "",
                                         r.message, f"evidence: {r.evidence}",
                                         f"per run: {r.values}" if len(r.values) > 1 else "",
                                         r.confidence, r.where) if x)
+        if r.low is not None and r.high is not None:
+            ET.SubElement(case, "properties").extend([
+                ET.Element("property", name="measured", value=f"{r.measured}"),
+                ET.Element("property", name="low", value=f"{r.low}"),
+                ET.Element("property", name="high", value=f"{r.high}"),
+                ET.Element("property", name="outcome", value=r.outcome)])
         if s.status == "fail":
-            failure = ET.SubElement(case, "failure", message=r.message, type="SloViolated")
+            failure = ET.SubElement(case, "failure", message=r.message,
+                                    type="SloInconclusive" if s.outcome == "inconclusive" else "SloViolated")
             failure.text = details
         elif s.status == "ignored":
             ET.SubElement(case, "skipped", message=f"{r.message} ({s.note})")

@@ -9,7 +9,7 @@ import time
 from chaoslab.judge.disruption import Drain, drains
 from chaoslab.judge.gate import Gate, GatedSlo, Policy, evaluate
 from chaoslab.judge.measure import Measurements
-from chaoslab.judge.verdict import Verdict, format_value
+from chaoslab.judge.verdict import Verdict, format_measured, format_value
 from chaoslab.spec.model import METRICS, Experiment
 from chaoslab.timeline import Timeline
 
@@ -35,6 +35,9 @@ def drain_reasons(d: Drain) -> str:
 
 def result(s: GatedSlo) -> str:
     """The result cell of an SLO under its gate: `pass`, `**FAIL**`, `pass, warning: …`, `FAIL, not gating`."""
+    if s.outcome == "inconclusive":
+        return {"fail": f"**INCONCLUSIVE**: {s.note}", "ignored": f"inconclusive, not gating: {s.note}"}.get(
+            s.status, f"⚠ inconclusive: {s.note}")
     return {"pass": "pass", "fail": "**FAIL**", "warn": f"pass, ⚠ warning: {s.note}",
             "ignored": "FAIL, not gating"}[s.status]
 
@@ -42,8 +45,11 @@ def result(s: GatedSlo) -> str:
 def headline(gate: Gate) -> str:
     """`PASS`, `FAIL`, `PASS (1 SLO violated, not gating)`, `PASS (2 warnings)`."""
     ignored = sum(s.status == "ignored" for s in gate.slos)
-    warned = sum(s.status == "warn" for s in gate.slos)
+    undecided = sum(s.outcome == "inconclusive" for s in gate.slos)
+    ignored -= sum(s.outcome == "inconclusive" and s.status == "ignored" for s in gate.slos)
+    warned = sum(s.status == "warn" and s.outcome != "inconclusive" for s in gate.slos)
     notes = ([f"{ignored} SLO{'s' if ignored != 1 else ''} violated, not gating"] if ignored else []) + (
+        [f"{undecided} inconclusive"] if undecided else []) + (
         [f"{warned} warning{'s' if warned != 1 else ''}"] if warned else [])
     return ("PASS" if gate.passed else "FAIL") + (f" ({', '.join(notes)})" if notes else "")
 
@@ -62,7 +68,7 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
     out += ["## SLOs", ""]
     if verdict.slos:
         out += ["| SLO | target | measured | result | evidence |", "| --- | --- | --- | --- | --- |"]
-        out += [f"| {s.result.metric} | {s.result.target} | {format_value(s.result.measured, s.result.unit)} | "
+        out += [f"| {s.result.metric} | {s.result.target} | {s.result.shown} | "
                 f"{cell(result(s))} | {cell(s.result.evidence)} |" for s in gate.slos]
         notes = [f"- {r.metric}: {r.confidence}" for r in verdict.slos if r.confidence]
         out += ["", *notes, ""] if notes else [""]
@@ -84,7 +90,7 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
 
     for i, m in enumerate(measurements, 1):
         title = f"Run {i}" if len(measurements) > 1 else "The run"
-        out += [f"## {title}: recovery {format_value(m.values.get('recoveryTime'), 's')}", ""]
+        out += [f"## {title}: recovery {format_measured(m.values.get('recoveryTime'), m.brackets.get('recoveryTime'), 's')}", ""]
         if delays := [e.detail for e in (timelines[i - 1].events_of("degrade") if i <= len(timelines) else [])]:
             out += [f"- delay of {d['host']}'s links: {d['delay_ms']} ± {d['jitter_ms']} ms by "
                     f"`{d['mechanism']}` on {', '.join(d['on'])}" for d in delays] + [""]
@@ -102,7 +108,7 @@ def render(experiment: Experiment, verdict: Verdict, timelines: list[Timeline],
                     f"{cell(drain_counts(d))} | {cell(drain_reasons(d))} |" for d in summary]
             out.append("")
         out += ["| metric | value | evidence |", "| --- | --- | --- |"]
-        out += [f"| {name} | {format_value(m.values.get(name), unit)} | {cell(m.evidence.get(name, ''))} |"
+        out += [f"| {name} | {format_measured(m.values.get(name), m.brackets.get(name), unit)} | {cell(m.evidence.get(name, ''))} |"
                 for name, unit in METRICS.items()]
         out.append("")
     out.append("Times are seconds since the run started; definitions in docs/measurements.md.")

@@ -67,7 +67,7 @@ def render(entries: Sequence[Entry], exit_code: int) -> str:
             continue
         if e.gate.slos:
             out += ["| SLO | target | measured | result |", "| --- | --- | --- | --- |"]
-            out += [f"| {s.result.metric} | {s.result.target} | {format_value(s.result.measured, s.result.unit)} "
+            out += [f"| {s.result.metric} | {s.result.target} | {s.result.shown} "
                     f"| {cell(result(s))} |" for s in e.gate.slos]
             out.append("")
         else:

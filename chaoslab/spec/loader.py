@@ -410,6 +410,47 @@ def _probe_problems(doc: Document) -> list[str]:
     return problems
 
 
+#: The kinds of the default probe set, for an installed chaoslab without probes/ (as `chaoslab.plan.probes`).
+DEFAULT_PROBE_KINDS = ("etcd", "lease", "apiserver", "canary", "records")
+
+
+def _requirement_problems(doc: Document, exp: Experiment) -> list[str]:
+    """SLOs, abort conditions and steady-state conditions that the experiment's probes cannot measure
+    (`chaoslab.spec.requirements`): refused before anything runs, each naming the probe to add."""
+    from chaoslab.spec import probesets, requirements  # probesets imports this module to parse its files
+
+    kinds: list[dict[str, Any]] = []
+    for name in exp.probes:
+        if not isinstance(name, str):
+            kinds.append(dict(name))
+        elif name in probesets.SINGLE_PROBES:
+            kinds.append({"kind": name})
+        elif name == "control-plane" and probesets.find_probe_set(name) is None:
+            kinds += [{"kind": k} for k in DEFAULT_PROBE_KINDS]
+        else:
+            try:
+                kinds += probesets.load_probe_set(name)
+            except SpecError:
+                return []  # the missing or broken set is reported on its own
+    # As the plan does: one sampler per kind, the last one named wins.
+    by_kind = {str(p["kind"]): p for p in kinds}
+    lease = by_kind.get("lease", {})
+    names = {"lease": [str(n) for n in lease["names"]]} if "names" in lease else None
+    full = doc.data.get("kind") == "Experiment"
+    spec = doc.data.get("spec") or {}
+    abort = {m: doc.at(("spec", "abort", m)) for m in exp.abort}
+    written = spec.get("steadyState") or [] if full else []
+    steady = {c: doc.at(("spec", "steadyState", written.index(c))) if c in written
+              else f"{doc.at(('spec',))}.steadyState (the default, {', '.join(exp.steady_state)})"
+              for c in exp.steady_state}
+    needs = requirements.unmet_needs({s.metric: s.where for s in exp.slos}, abort, steady, set(by_kind),
+                                     {f.kind for f in exp.faults}, names)
+    if not needs:
+        return []
+    sets = {n: {str(p["kind"]) for p in probesets.load_probe_set(n)} for n in probesets.known_probe_sets()}
+    return [n.message(sets) for n in needs]
+
+
 def _target_problems(doc: Document) -> list[str]:
     """The target's own checks (an ssh target's hosts, addresses and files), where the schema cannot."""
     target = (doc.data.get("spec") or {}).get("target")
@@ -454,9 +495,12 @@ def experiment_from_document(doc: Document, source: Path | None) -> Experiment:
     if found:
         raise SpecError(found)
     try:
-        return _full(doc, source)
+        exp = _full(doc, source)
     except ValueError as exc:  # a duration beyond the limit, with its place
         raise SpecError([str(exc)]) from exc
+    if found := _requirement_problems(doc, exp):
+        raise SpecError(found)
+    return exp
 
 
 def is_chaostoolkit(data: Any) -> bool:
@@ -509,9 +553,14 @@ def _load(text: str, file: str, source: Path | None, probe_sets_ok: bool,
             problems += found
             continue
         try:
-            experiments.append((_compact if kind == "ControlPlaneChaos" else _full)(doc, source))
+            exp = (_compact if kind == "ControlPlaneChaos" else _full)(doc, source)
         except ValueError as exc:  # the schema's duration pattern should make this unreachable
             problems.append(str(exc))
+            continue
+        if found := _requirement_problems(doc, exp):
+            problems += found
+            continue
+        experiments.append(exp)
     if not docs and not problems:
         problems.append(f"{file}:1: the file is empty; expected {_EXPECT}")
     return experiments, sorted(problems, key=lambda p: _line(p, file))

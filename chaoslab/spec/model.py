@@ -28,7 +28,8 @@ METRICS = {
     "recoveryTime": "s",                       # injection → steady state holds for the settle period
     "recoveryAfterRevert": "s",                # revert → the same moment
     "etcdLeaderElections": "count",            # changes of etcd leader seen (incl. a re-election of the same member in a new term)
-    "etcdTimeWithoutLeader": "s",              # total time no reachable member had a leader
+    "etcdTimeWithoutLeader": "s",              # total time without a working leader (none named, or the named one dead, cut off or not leading)
+    "etcdTimeWithoutNamedLeader": "s",         # total time no reachable member named any leader (the figure etcdTimeWithoutLeader was before)
     "etcdTimeToNewLeader": "s",                # injection → first sample of a higher raft term with a leader
     "etcdRejoinElections": "count",            # of those, elections after the revert (a healed member's higher term)
     "schedulerLeaderElections": "count",       # changes of the kube-scheduler Lease holder

@@ -66,6 +66,11 @@ class Target(Protocol):
     def hold(self, component: str, host: str, held: bool) -> None:
         """Keep a component down (held) or let it be restarted again (not held)."""
 
+    def component_log(self, component: str, host: str) -> str:
+        """The component's own log on the host as text (etcd's zap JSON, klog for the others), at least
+        back to the start of the current run; for the ground truth of a run (`chaoslab.probes.records`).
+        `TargetError` when the target cannot read it ("not supported by …")."""
+
     def endpoint(self, host: str) -> Endpoint:
         """The host as its peers reach it on the network (for partitions)."""
 

@@ -314,6 +314,10 @@ class KubeconfigTarget(TargetBase):
     def hold(self, component: str, host: str, held: bool) -> None:
         raise self._unreachable(f"hold {component} on {host} down")
 
+    def component_log(self, component: str, host: str) -> str:
+        raise TargetError(f"{self.name} cannot read the log of {component} on {host}: not supported by a "
+                          f"kubeconfig target yet (the run has no ground truth from component logs)")
+
     def endpoint(self, host: str) -> Endpoint:
         """With helper pods: the host's node by its InternalIP (IPv4; what its peers reach it on), and
         spec.target.helperPod.interface as the device for delays."""

@@ -151,6 +151,18 @@ class LabTarget(TargetBase):
             raise InjectionError(f"{component} on {host} (pid {pid}) exited before SIG{signal} reached it") from exc
         return pid
 
+    def component_log(self, component: str, host: str) -> str:
+        """A component's own log on a host, as it wrote it (etcd: zap JSON; the others: klog), for the
+        ground truth of a run (`chaoslab.probes.records`). The lab keeps one file per component and host
+        under its state directory (`chaoslab lab logs`), appended across restarts."""
+        if component not in {c.kind for c in self.layout.components()}:
+            raise TargetError(f"{self.name} runs no {component}")
+        path = self.layout.log_file(Component(component, self._host(host).name))
+        try:
+            return path.read_text(errors="replace")
+        except OSError as exc:
+            raise TargetError(f"{self.name}: cannot read the log of {component} on {host} ({path}: {exc})") from exc
+
     def hold(self, component: str, host: str, held: bool) -> None:
         path = self.layout.state_dir / "hold" / Component(component, host).id
         if held:

@@ -714,6 +714,10 @@ class SshTarget(TargetBase):
             raise InjectionError(f"kill -s {signal} {pid} ({component} on {host}) failed: {exc}") from exc
         return pid
 
+    def component_log(self, component: str, host: str) -> str:
+        raise TargetError(f"{self.name} cannot read the log of {component} on {host}: not supported by the ssh "
+                          f"target yet (the run has no ground truth from component logs)")
+
     def hold(self, component: str, host: str, held: bool) -> None:
         if held:
             raise TargetError(f"{self.name} cannot keep {component} down on {host}: the kubelet (static pod) "

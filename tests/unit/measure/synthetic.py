@@ -93,9 +93,18 @@ def revert(t: float) -> Record:
 
 
 # ---- scenarios -----------------------------------------------------------------------------------------
-def scheduler_kill(takeover: float | None = 27.0, end: float = 60.0, targets_holder: bool = True) -> Timeline:
+def lease_reads(name: str, identity: str, renew: str, start: float, stop: float, every: float) -> list[Record]:
+    """The Lease probe's quorum reads while a change is expected (`via: list`), all showing one holder."""
+    holder = identity.rsplit("_", 1)[0]
+    return [(t, "lease", name, {"holder": holder, "identity": identity, "renew": renew, "duration": 15,
+                                "via": "list", "rtt": 0.002}) for t in ticks(start, stop, every)]
+
+
+def scheduler_kill(takeover: float | None = 27.0, end: float = 60.0, targets_holder: bool = True,
+                   reads: float | None = 0.01) -> Timeline:
     """cp1 holds the kube-scheduler Lease and stops renewing at the kill (t=10); cp2 takes it at `takeover`
-    (None: nobody ever does). etcd, the API, writes and kube-controller-manager stay healthy."""
+    (None: nobody ever does). etcd, the API, writes and kube-controller-manager stay healthy. The Lease is
+    read every `reads` seconds from the kill until the takeover (None: only watched)."""
     recs: list[Record] = [(0.0, "run-start", {"experiment": "scheduler-leader-kill", "run": 1})]
     recs += etcd_steady(0.5, end, "cp1", 2, step=0.5)
     recs += lb(0.5, end)
@@ -104,6 +113,9 @@ def scheduler_kill(takeover: float | None = 27.0, end: float = 60.0, targets_hol
     recs += renewing("kube-scheduler", "cp1_sched-uuid-1", 0.2, 10.0)
     if takeover is not None:
         recs += renewing("kube-scheduler", "cp2_sched-uuid-2", takeover, end)
+    if reads is not None:
+        recs += lease_reads("kube-scheduler", "cp1_sched-uuid-1", "renew-cp1_sched-uuid-1-8.2", 10.0 + reads,
+                            takeover if takeover is not None else end, reads)
     recs.append(inject(10.0, "kube-scheduler", "cp1" if targets_holder else "cp3"))
     recs.append(revert(40.0))
     recs.append((end, "run-end", {}))

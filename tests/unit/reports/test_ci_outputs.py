@@ -19,7 +19,7 @@ def test_reports_follow_the_saved_gate_and_rebuild_keeps_it(tmp_path: Path) -> N
     assert not verdict.passed  # schedulerTimeToNewLeader 12 s > 10 s, but it does not gate
     md = (d / "report.md").read_text()
     assert md.startswith("# scheduler-leader-kill: PASS (1 SLO violated, not gating, 1 warning)")
-    assert "| schedulerTimeToNewLeader | max 10 s | 12.00 s | FAIL, not gating |" in md
+    assert "| schedulerTimeToNewLeader | max 10 s | 11.995 s (±0.005) | FAIL, not gating |" in md
     assert "| schedulerLeaderElections | max 1 | 1 | pass, ⚠ warning: within 20% of its limit (1 of max 1) |" in md
     assert "Gate: `--fail-on recoveryTime --warn-margin 20%`." in md
     html = (d / "report.html").read_text()
@@ -75,4 +75,4 @@ def test_summary_of_a_failed_gate_lists_the_failure_with_its_evidence(tmp_path: 
     _d, verdict = run_dir(tmp_path, [scheduler_kill()], experiment())
     text = summary.render([summary.Entry(verdict.experiment, verdict, evaluate(verdict, Policy()), "runs/x/report.html")], 1)
     assert "## chaoslab: ❌ FAIL — 1 experiment" in text
-    assert "- ❌ schedulerTimeToNewLeader: measured 17.00 s, target ≤ max 10 s — " in text
+    assert "- ❌ schedulerTimeToNewLeader: measured 16.995 s (±0.005), target ≤ max 10 s — " in text

@@ -100,7 +100,7 @@ def test_junit_has_one_testcase_per_slo_and_failures_for_violations(tmp_path: Pa
     assert set(failed) == {"schedulerTimeToNewLeader max 10 s"}
     failure = failed["schedulerTimeToNewLeader max 10 s"]
     assert failure is not None
-    assert failure.get("message") == "schedulerTimeToNewLeader: measured 17.00 s, target ≤ max 10 s"
+    assert failure.get("message") == "schedulerTimeToNewLeader: measured 16.995 s (±0.005), target ≤ max 10 s"
     assert "t=27.00 s" in (failure.text or "")
     assert suite.get("tests") == "5" and suite.get("failures") == "1" and suite.get("errors") == "0"
 
@@ -109,7 +109,7 @@ def test_markdown_has_the_slo_and_phase_tables(tmp_path: Path) -> None:
     d, _ = run_dir(tmp_path, [scheduler_kill()], experiment())
     md = (d / "report.md").read_text()
     assert md.startswith("# scheduler-leader-kill: FAIL")
-    assert "| schedulerTimeToNewLeader | max 10 s | 17.00 s | **FAIL** |" in md
+    assert "| schedulerTimeToNewLeader | max 10 s | 16.995 s (±0.005) | **FAIL** |" in md
     assert "| new leader elected | 10.00 | 27.00 | 17.00 |" in md
     assert "Distribution over runs" not in md
 

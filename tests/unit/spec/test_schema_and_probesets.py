@@ -44,7 +44,7 @@ def test_the_control_plane_probe_set_loads_with_seconds() -> None:
         {"kind": "etcd", "interval": 0.1},
         {"kind": "lease", "names": ["kube-scheduler", "kube-controller-manager"]},
         {"kind": "apiserver", "interval": 0.25},
-        {"kind": "canary", "interval": 2.0},
+        {"kind": "canary", "interval": 2.0}, {"kind": "records"},
     ]
     assert load_probe_set(REPO / "probes" / "control-plane.yaml") == load_probe_set("control-plane")
     assert load_probe_set("etcd") == [{"kind": "etcd"}]

@@ -258,9 +258,10 @@ def test_an_unknown_probe_set_is_named_with_the_known_ones() -> None:
 def test_a_probe_with_inline_parameters_runs_as_written() -> None:
     from chaoslab.plan.probes import probes_for
 
-    text = COMPACT_AS_FULL + "  probes: [etcd, {kind: workloads, selector: app=web, interval: 1s}]\n"
+    text = COMPACT_AS_FULL + "  probes: [etcd, {kind: workloads, selector: app=web, interval: 1s}, lease, apiserver]\n"
     [experiment] = load_text(text, "p.yaml")
-    assert experiment.probes == ("etcd", {"kind": "workloads", "selector": "app=web", "interval": 1.0})
+    assert experiment.probes == ("etcd", {"kind": "workloads", "selector": "app=web", "interval": 1.0}, "lease",
+                                 "apiserver")
     assert probes_for(experiment)[1] == {"kind": "workloads", "selector": "app=web", "interval": 1.0,
                                          "namespaces": ["default"]}
 

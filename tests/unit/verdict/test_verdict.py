@@ -31,9 +31,20 @@ def test_a_real_run_passes_and_fails_the_right_slos() -> None:
         ("recoveryTime", 17.0, True), ("schedulerLeaderElections", 1.0, True),
         ("schedulerTimeToNewLeader", 17.0, False)]
     assert not v.passed
-    assert v.slos[2].message == "schedulerTimeToNewLeader: measured 17.00 s, target ≤ max 10 s"
+    assert v.slos[2].outcome == "fail" and (v.slos[2].low, v.slos[2].high) == (16.99, 17.0)
+    assert v.slos[2].message == "schedulerTimeToNewLeader: measured 16.995 s (±0.005), target ≤ max 10 s"
     assert "t=27.00 s" in v.slos[2].evidence
     assert v.runs == 1 and v.renewal_window == 5.0
+
+
+def test_a_lease_only_watched_brackets_the_takeover_from_the_injection() -> None:
+    # No read proves the old holder still held the Lease after the kill: the takeover lies anywhere in
+    # 0–17 s, across the 10 s limit, so the samples cannot decide.
+    m = measure(scheduler_kill(reads=None), experiment().steady_state, settle=5.0)
+    v = judge(experiment(SloSpec("schedulerTimeToNewLeader", "max", 10.0)), [m])
+    [r] = v.slos
+    assert (r.outcome, r.passed, r.low, r.high, r.measured) == ("inconclusive", False, 0.0, 17.0, 17.0)
+    assert r.shown == "8.50 s (±8.50)"
 
 
 def test_never_recovered_fails_its_slo_as_not_measured() -> None:

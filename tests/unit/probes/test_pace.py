@@ -1,0 +1,39 @@
+"""Pacing: fast while a change is expected, slow when quiet (chaoslab.probes.pace, the Lease reads)."""
+
+from measure.synthetic import build, lease
+
+from chaoslab.probes.lease import expected_takeovers
+from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times
+
+
+def test_fast_after_an_event_or_on_trouble_slow_otherwise() -> None:
+    pace = Pace(slow=0.1, fast=0.015, window=5.0)
+    assert pace.interval(3.0, [], trouble=False) == 0.1
+    assert pace.interval(3.0, [], trouble=True) == 0.015
+    assert pace.interval(12.0, [10.0], trouble=False) == 0.015
+    assert pace.interval(15.0, [10.0], trouble=False) == 0.1
+    assert pace.interval(9.0, [10.0], trouble=False) == 0.1  # not before the event
+    assert pace.peak(3) == 200
+
+
+def test_faults_into_leader_elected_components_are_not_expected_to_move_etcd() -> None:
+    tl = build([(10.0, "inject", {"fault": "kill-process", "index": 0, "component": "kube-scheduler"}),
+                (20.0, "revert", {"fault": "kill-process", "index": 0}),
+                (30.0, "inject", {"fault": "partition", "index": 1, "component": "etcd"}),
+                (40.0, "revert", {"fault": "partition", "index": 1})])
+    assert expect_times(tl) == [10.0, 30.0, 20.0, 40.0]
+    assert expect_times(tl, LEADER_ELECTED) == [30.0, 40.0]
+
+
+def test_lease_reads_run_from_the_injection_until_a_new_holder_is_seen() -> None:
+    names = ("kube-scheduler", "kube-controller-manager")
+    recs = [lease(1.0, "kube-scheduler", "cp1_a", "r1"),
+            (10.0, "inject", {"fault": "kill-process", "index": 0, "component": "kube-scheduler"})]
+    assert expected_takeovers(build(recs), names, 12.0, 45.0) == ["kube-scheduler"]
+    assert expected_takeovers(build(recs), names, 60.0, 45.0) == []  # the window is over
+    assert expected_takeovers(build(recs), ("kube-controller-manager",), 12.0, 45.0) == []
+    taken = build([*recs, lease(27.0, "kube-scheduler", "cp2_b", "r2")])
+    assert expected_takeovers(taken, names, 28.0, 45.0) == []
+    etcd_fault = build([lease(1.0, "kube-scheduler", "cp1_a", "r1"),
+                        (10.0, "inject", {"fault": "kill-process", "index": 0, "component": "etcd"})])
+    assert expected_takeovers(etcd_fault, names, 12.0, 45.0) == []
