@@ -75,3 +75,14 @@ def test_a_kind_claimed_twice_is_refused_and_the_first_stays() -> None:
     with pytest.raises(TypeError, match="widget kind 'x' is claimed by A and B"):
         registry.register(B)
     assert registry.get_kind("x") is A
+
+
+def test_every_built_in_target_answers_the_whole_protocol() -> None:
+    from chaoslab.targets import Target
+
+    with pytest.raises(SpecError):
+        resolve_target("nowhere")  # fills the target registry on first use
+    resolve_target_kinds = [TARGETS.get_kind(k) for k in ("lab", "kubeconfig", "ssh")]
+    members = [n for n in dir(Target) if not n.startswith("_")]
+    assert {cls.__name__: [n for n in members if not hasattr(cls, n)] for cls in resolve_target_kinds} == \
+        {"LabTarget": [], "KubeconfigTarget": [], "SshTarget": []}
