@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
-import os
 import random
 import signal
 import socket
@@ -33,6 +32,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+from chaoslab.faults.daemon import detach
 
 __all__ = ["Held", "Schedule", "main"]
 
@@ -169,39 +170,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _detach(run: Callable[[Callable[[], None]], None]) -> int:
-    """Fork; the child starts a session, runs `run(ready)` with stdio on /dev/null from `ready` on; the
-    parent exits 0 once the child is ready, or 1 with the child's error."""
-    r, w = os.pipe()
-    if os.fork():
-        os.close(w)
-        with os.fdopen(r, "rb") as pipe:
-            message = pipe.read().decode(errors="replace")
-        if message == "ready":
-            return 0
-        print(f"chaoslab.faults.delayer: {message or 'exited before binding its queue'}", file=sys.stderr)
-        return 1
-    os.close(r)
-    os.setsid()
-    listening = [True]
-
-    def ready() -> None:
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        os.write(w, b"ready")
-        os.close(w)
-        listening[0] = False
-
-    try:
-        run(ready)
-    except Exception as exc:  # noqa: BLE001 - whatever it is, the parent must say it
-        if listening[0]:  # not bound yet: the parent reports it
-            os.write(w, f"{type(exc).__name__}: {exc}".encode())
-        os._exit(1)
-    os._exit(0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not 0 <= args.queue <= 65535:
@@ -221,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hold(args.queue, schedule, until, stop, ready)
 
     if args.detach:
-        return _detach(run)
+        return detach(run, "chaoslab.faults.delayer", "exited before binding its queue")
     run(lambda: None)
     return 0
 

@@ -313,7 +313,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from chaoslab.faults.webhook_server import detach
+    from chaoslab.faults.daemon import detach
     from chaoslab.targets import target_from_description
 
     args = _parser().parse_args(argv)
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "answered": dict(stats.total_statuses)}) + "\n")
 
     if args.detach:
-        return detach(go)
+        return detach(go, "chaoslab.faults.overload", "exited before the load started")
     go(lambda: None)
     return 0
 

@@ -184,7 +184,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _detach(body: Callable[[Callable[[], None]], None]) -> int:
     """Fork; the child starts a session and runs `body(ready)`; the parent exits 0 once the child calls
-    `ready`, or 1 with the child's error (as chaoslab.delayer does)."""
+    `ready`, or 1 with the child's error. The same as `chaoslab.faults.daemon.detach`, copied on purpose:
+    this file runs on control-plane hosts by path, with the standard library only."""
     r, w = os.pipe()
     if os.fork():
         os.close(w)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import ssl
 import sys
@@ -37,6 +36,8 @@ import time
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from chaoslab.faults.daemon import detach
 
 MODES = ("allow", "deny", "error500", "hang", "bad-cert")
 MAX_BODY = 4 << 20
@@ -157,40 +158,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def detach(run: Callable[[Callable[[], None]], None]) -> int:
-    """Fork; the child starts a session and runs `run(ready)` with stdio on /dev/null from `ready` on; the
-    parent exits 0 once the child is ready, or 1 with the child's error (as `chaoslab.delayer` does). The
-    load generator (`chaoslab.faults.overload`) detaches the same way."""
-    r, w = os.pipe()
-    if os.fork():
-        os.close(w)
-        with os.fdopen(r, "rb") as pipe:
-            message = pipe.read().decode(errors="replace")
-        if message == "ready":
-            return 0
-        print(f"{sys.argv[0]}: {message or 'exited before binding its port'}", file=sys.stderr)
-        return 1
-    os.close(r)
-    os.setsid()
-    listening = [True]
-
-    def ready() -> None:
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        os.write(w, b"ready")
-        os.close(w)
-        listening[0] = False
-
-    try:
-        run(ready)
-    except Exception as exc:  # noqa: BLE001 - whatever it is, the parent must say it
-        if listening[0]:
-            os.write(w, f"{type(exc).__name__}: {exc}".encode())
-        os._exit(1)
-    os._exit(0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     stop = threading.Event()
@@ -201,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(args.mode, args.address, args.port, args.cert, args.key, args.hang, args.log, args.until, stop, ready)
 
     if args.detach:
-        return detach(run)
+        return detach(run, sys.argv[0], "exited before binding its port")
     run(lambda: None)
     return 0
 
