@@ -29,16 +29,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from chaoslab.execute.runner import RunAborted, Runner, new_run_dir, run_lock
-
+from chaoslab.execute.executor import Execution, RunAborted, run_lock
+from chaoslab.execute.rundir import RunDir
 from chaoslab.judge.groundtruth import acquired_at
 from chaoslab.judge.measure import measure
-from chaoslab.plan.probes import probes_for
+from chaoslab.plan.guard import Settings
+from chaoslab.plan.planner import make_plan
 from chaoslab.probes.apiserver import ApiserverProbe
 from chaoslab.probes.etcd import EtcdProbe
 from chaoslab.probes.lease import LeaseProbe
 from chaoslab.spec import load
-from chaoslab.spec.serialize import experiment_from_json, experiment_to_json
+from chaoslab.spec.serialize import experiment_from_json
 from chaoslab.targets.lab import LabTarget
 from chaoslab.timeline import Timeline
 
@@ -135,9 +136,11 @@ def remeasure(root: Path, previous: dict[str, Any]) -> dict[str, Any]:
 
 def run_experiment(name: str, runs: int, target: LabTarget, root: Path) -> list[dict[str, Any]]:
     exp = dataclasses.replace(load(EXPERIMENTS / f"{name}.yaml")[0], duration=SHIPPED[name], runs=runs)
-    run_dir = new_run_dir(root, exp)
-    (run_dir / "experiment.json").write_text(json.dumps(experiment_to_json(exp)))
-    runner = Runner(exp, target, run_dir, probes_for(exp))
+    run_dir = RunDir.create(root, exp.name)
+    run_dir.write_experiment(exp)
+    plan = make_plan(exp, target, settings=Settings(), yes=False)
+    plan.refuse()
+    runner = Execution(plan, target, run_dir)
     results = []
     with run_lock(target, run_dir):
         for i in range(1, runs + 1):
