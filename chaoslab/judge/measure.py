@@ -14,7 +14,6 @@ instant. The definitions, with a worked example, are in docs/measurements.md.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -400,7 +399,6 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     _admission(tl, start, revert if revert is not None else end, values, evidence)
     if inject is not None:
         _apf(tl, inject, revert if revert is not None else end, values, evidence)
-        _lease_gaps(tl, inject, revert if revert is not None else end, values, evidence)
     measure_storage(tl, inject, revert, end, values, evidence)
 
     if inject is None:
@@ -705,33 +703,6 @@ def _apf(tl: Timeline, start: float, stop: float, values: dict[str, float | None
         values[metric] = p99
         evidence[metric] = (f"p99 {p99:.3f} s over {buckets.get('+Inf', 0):g} {cls} requests, {span}"
                             if p99 is not None else f"no {cls} request, {span}")
-
-
-def _lease_gaps(tl: Timeline, start: float, stop: float, values: dict[str, float | None],
-                evidence: dict[str, str]) -> None:
-    """leaseRenewalGap: the longest time between two successive renewals of the kube-scheduler or
-    kube-controller-manager Lease seen by the `lease` probe from the injection to the revert, the last
-    renewal before the injection and the revert itself bounding it."""
-    worst: tuple[float, str, float] | None = None
-    for name in LEASE_METRICS:
-        renewals, seen = [], None
-        for s in tl.samples_of("lease", name):
-            renew = s.values.get("renew")
-            if renew and renew != seen:
-                renewals.append(s.t)
-                seen = renew
-        times = [max([t for t in renewals if t <= start], default=start), *(t for t in renewals if start < t <= stop),
-                 stop]
-        if not renewals:
-            continue
-        gap, at = max((b - a, a) for a, b in itertools.pairwise(times))
-        if worst is None or gap > worst[0]:
-            worst = (gap, name, at)
-    if worst is None:
-        return
-    values["leaseRenewalGap"] = round(worst[0], 4)
-    evidence["leaseRenewalGap"] = (f"longest time without a renewal: {worst[1]} Lease, {worst[0]:.2f} s from "
-                                   f"{_ts(worst[2])} ({_ts(start)}–{_ts(stop)})")
 
 
 def _admission(tl: Timeline, start: float, stop: float, values: dict[str, float | None],

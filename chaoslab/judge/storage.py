@@ -7,9 +7,10 @@
   as the bucket bounds (powers of two from 1 ms); the evidence gives the exact mean (sum ÷ count) too.
 - `writeLatencyP99` (s): 99th percentile of the `writes` probe's acknowledged writes started while the
   fault held (failed writes count in `failedWrites`).
-- `leaseRenewalLateness` (s): for the kube-scheduler and kube-controller-manager Leases, the longest time
-  between two renewals seen by the `lease` probe (any holder; up to the end of the run if none came), that
-  overlaps the fault or what follows, minus the normal renewal period (the median gap before injection,
+- `leaseRenewalGap` (s): for the kube-scheduler and kube-controller-manager Leases, the longest time
+  between two renewals seen by the `lease` probe (any holder; up to the end of the run if none came) that
+  ends after the injection. Against the renew deadline (10 s by default).
+- `leaseRenewalLateness` (s): the same gap minus the normal renewal period (the median gap before injection,
   2 s by default). Against the renew deadline (10 s by default): a holder that cannot renew for that long
   gives its Lease up.
 - `leaderLost` (count): Lease holder changes of kube-scheduler and kube-controller-manager after injection
@@ -28,6 +29,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from chaoslab.timeline import Sample, Timeline
@@ -142,9 +144,29 @@ def _renewals(samples: Sequence[Sample]) -> list[float]:
     return out
 
 
-def _lateness(tl: Timeline, inject: float, end: float) -> tuple[float | None, str]:
-    worst: tuple[float, str] | None = None
-    notes = []
+@dataclass(frozen=True)
+class LeaseGap:
+    """The longest time a leader-election Lease went without a renewal after the injection."""
+
+    lease: str
+    gap: float
+    start: float
+    """The renewal the gap follows."""
+    stop: float
+    """The next renewal, or the end of the run when none came."""
+    normal: float
+    """The median renewal period before the injection (the retry period when too few were seen)."""
+
+    @property
+    def late(self) -> float:
+        return max(0.0, self.gap - self.normal)
+
+
+def lease_gaps(tl: Timeline, inject: float, end: float) -> list[LeaseGap]:
+    """For the kube-scheduler and kube-controller-manager Leases: the longest gap between two renewals
+    seen (or the last renewal and the end) that ends after the injection. The one measurement behind
+    leaseRenewalGap and leaseRenewalLateness."""
+    out = []
     for name in LEASES:
         times = _renewals(tl.samples_of("lease", name))
         if not times:
@@ -152,17 +174,29 @@ def _lateness(tl: Timeline, inject: float, end: float) -> tuple[float | None, st
         before = [b - a for a, b in itertools.pairwise(times) if b <= inject]
         normal = statistics.median(before) if len(before) >= 2 else NORMAL_RENEWAL
         gaps = [(b - a, a, b) for a, b in zip([*times], [*times[1:], end]) if b > inject]
-        if not gaps:
-            continue
-        gap, a, b = max(gaps)
-        late = max(0.0, gap - normal)
-        notes.append(f"{name}: longest {gap:.1f} s without a renewal ({_ts(a)}–{_ts(b)}"
-                     + (", none after it" if b == end else "") + f") against a normal {normal:.1f} s")
-        if worst is None or late > worst[0]:
-            worst = (late, name)
-    if worst is None:
-        return None, "not measured: no Lease renewals seen (add the lease probe)"
-    return round(worst[0], 4), f"{worst[1]} {worst[0]:.1f} s late; " + "; ".join(notes)
+        if gaps:
+            gap, a, b = max(gaps)
+            out.append(LeaseGap(name, gap, a, b, normal))
+    return out
+
+
+def _lease_metrics(tl: Timeline, inject: float, end: float, values: dict[str, float | None],
+                   evidence: dict[str, str]) -> None:
+    gaps = lease_gaps(tl, inject, end)
+    if not gaps:
+        for metric in ("leaseRenewalGap", "leaseRenewalLateness"):
+            values[metric], evidence[metric] = None, "not measured: no Lease renewals seen (add the lease probe)"
+        return
+    notes = "; ".join(f"{g.lease}: longest {g.gap:.1f} s without a renewal ({_ts(g.start)}–{_ts(g.stop)}"
+                      + (", none after it" if g.stop == end else "") + f") against a normal {g.normal:.1f} s"
+                      for g in gaps)
+    longest = max(gaps, key=lambda g: g.gap)
+    values["leaseRenewalGap"] = round(longest.gap, 4)
+    evidence["leaseRenewalGap"] = (f"longest time without a renewal: {longest.lease} Lease, {longest.gap:.2f} s "
+                                   f"from {_ts(longest.start)}; {notes}")
+    latest = max(gaps, key=lambda g: g.late)
+    values["leaseRenewalLateness"] = round(latest.late, 4)
+    evidence["leaseRenewalLateness"] = f"{latest.lease} {latest.late:.1f} s late; {notes}"
 
 
 def _leader_lost(tl: Timeline, inject: float) -> tuple[float | None, str]:
@@ -236,5 +270,5 @@ def measure_storage(tl: Timeline, inject: float | None, revert: float | None, en
                               ("etcdBackendCommitP99", "backend_commit", "backend commit")):
         values[metric], evidence[metric] = _histogram_p99(tl, key, inject, stop, what)
     values["writeLatencyP99"], evidence["writeLatencyP99"] = _write_p99(tl, inject, stop)
-    values["leaseRenewalLateness"], evidence["leaseRenewalLateness"] = _lateness(tl, inject, end)
+    _lease_metrics(tl, inject, end, values, evidence)
     values["leaderLost"], evidence["leaderLost"] = _leader_lost(tl, inject)

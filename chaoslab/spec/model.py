@@ -65,7 +65,7 @@ METRICS = {
     "apiReadResourceLatencyP99": "s",          # p99 of GETs of one object (SLO: 1 s)
     "apiReadNamespaceLatencyP99": "s",         # p99 of namespace-scoped LISTs (SLO: 5 s)
     "apiReadClusterLatencyP99": "s",           # p99 of cluster-scoped LISTs (SLO: 30 s)
-    "leaseRenewalGap": "s",                    # longest time without a scheduler/controller-manager Lease renewal, injection → revert
+    "leaseRenewalGap": "s",                    # longest time without a scheduler/controller-manager Lease renewal after injection
     "etcdFsyncP99": "s",                       # worst member's WAL fsync p99 while the fault held (etcd-metrics)
     "etcdBackendCommitP99": "s",               # worst member's backend commit p99 while the fault held
     "writeLatencyP99": "s",                    # p99 of the writes probe's acknowledged writes while the fault held

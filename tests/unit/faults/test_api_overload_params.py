@@ -114,7 +114,7 @@ def test_apf_latency_and_lease_metrics_over_the_fault() -> None:
                 {"t": 30.0, "probe": "apiserver-metrics", "subject": "cp1", "values": metrics(90, 300, 200, 0)}]
     records += [{"t": float(t), "probe": "lease", "subject": "kube-scheduler",
                  "values": {"holder": "cp1", "identity": "cp1_x", "renew": f"r{t}", "duration": 15}}
-                for t in (0, 2, 4, 13, 15)]
+                for t in (0, 2, 4, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)]
     records += [{"t": 2.0, "event": "inject", "detail": {"component": "kube-apiserver", "targets": ["api@lb"]}},
                 {"t": 20.0, "event": "revert", "detail": {"ok": True}}, {"t": 31.0, "event": "run-end", "detail": {}}]
     records[1:] = sorted(records[1:], key=lambda r: r["t"])
