@@ -595,6 +595,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 -- a bug of chaoslab's must not read as "SLO violated" (exit 1)
+        if args.debug:
+            console.print_exception()
+        console.print(f"[red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} (a chaoslab bug: "
+                      f"please report it with the output of --debug)", highlight=False, soft_wrap=True)
+        return EXIT_COULD_NOT_RUN
 
 
 if __name__ == "__main__":

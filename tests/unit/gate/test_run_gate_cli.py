@@ -86,3 +86,13 @@ def test_a_publishing_problem_warns_and_keeps_the_exit_code(tmp_path: Path, monk
     code = cli.main(["run", "x.yaml", "--no-live", "--pushgateway", "http://127.0.0.1:9"])
     assert code == 0
     assert "cannot push to the Pushgateway http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_bug_exits_3_never_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(path: Path, **kw: Any) -> list[Outcome]:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(session, "run_file", broken)
+    assert cli.main(["run", "x.yaml", "--no-live"]) == cli.EXIT_COULD_NOT_RUN == 3
+    err = capsys.readouterr().err
+    assert "internal error: ZeroDivisionError: division by zero" in err and "Traceback" not in err
