@@ -11,11 +11,17 @@ time of `t = 0` so reports can print wall times.
 Sample vocabulary (probe → subject → values):
 
 - ``etcd``      member name (cp1…) → ``reachable`` bool, ``leader`` member name or None, ``term`` int or
-                None, ``index`` int or None, ``error`` str or None. One sample per member per poll.
+                None, ``index`` int or None, ``error`` str or None, ``rtt`` the request's round trip (the
+                state shown held at some moment in [t, t + rtt]). One sample per member per poll.
 - ``lease``     lease name (kube-scheduler, kube-controller-manager) → ``holder`` host name or None,
                 ``identity`` full holderIdentity or None, ``renew`` the renewTime string as written by the
                 holder (a new value = a renewal observed now), ``duration`` leaseDurationSeconds.
                 Timestamped on arrival of the watch event, never from renewTime (another clock).
+                ``acquire`` the acquireTime as written by the holder; reads (quorum LISTs) also carry
+                ``via`` "list" and ``rtt``, timestamped when sent.
+- ``records``   ``<component>@<host>`` → the components' own records of the run (ground truth, read at
+                the end): ``what`` "leader", ``component``, ``host``, ``term`` (etcd), ``wall``; ``read``
+                → ``ok``, ``error``.
 - ``apiserver`` host name, or ``lb`` for the load-balanced endpoint → ``ready`` bool, ``status`` int or
                 None (None: no answer).
 - ``canary``    ``write`` → ``ok`` bool, ``seconds`` request latency, ``error`` str or None: one API write
