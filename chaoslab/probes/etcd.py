@@ -35,10 +35,13 @@ class EtcdProbe(Sampler):
     """Seconds between samples of a member while a change is expected."""
     expect_window = 5.0
     """Seconds after an inject or revert event during which a change is expected."""
+    request_timeout = 1.0
+    """Seconds before an unanswered Status request counts as the member unreachable."""
 
     def start(self) -> None:
-        # A short RPC timeout keeps a dead member from stretching its own sampling period much.
-        self.members = self.target.etcd_members(timeout=max(0.2, 2 * self.interval))
+        # Requests run on a pool (a slow one does not delay the next sample), so the deadline can be generous:
+        # a busy machine that answers in 0.4 s has not lost the member (a killed member refuses at once).
+        self.members = self.target.etcd_members(timeout=self.request_timeout)
         self.pace = Pace(self.interval, min(self.fast_interval, self.interval), self.expect_window)
         self._views: dict[str, tuple[bool, str | None, int | None]] = {}
         self._sent: dict[str, float] = {}
