@@ -25,6 +25,7 @@ from chaoslab.targets import Target
 
 STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "warn": "[yellow]pass, warning[/]",
                 "ignored": "[yellow]FAIL, not gating[/]"}
+"""The colour of each gate status; the words are the gate's own (`GatedSlo.label`, inconclusive included)."""
 
 
 def _leaders(view: Progress) -> dict[str, str]:
@@ -89,7 +90,8 @@ def verdict_table(gate: Gate) -> Table:
         table.add_column(col)
     for s in gate.slos:
         r = s.result
-        table.add_row(r.metric, r.target, format_value(r.measured, r.unit), STATUS_STYLE[s.status])
+        style = "yellow" if s.outcome == "inconclusive" else STATUS_STYLE[s.status].split("]")[0].strip("[")
+        table.add_row(r.metric, r.target, escape(r.shown), f"[{style}]{escape(s.label)}[/]")
     return table
 
 
