@@ -25,7 +25,7 @@ then). The generator's per-second record (sent, answered by status, p50/p99) sta
 `$TMPDIR/chaoslab-overload/<tag>/stats.jsonl`.
 
 Measure with the `apiserver-metrics` probe (APF rejections, queueing and wait, request latency by verb
-and scope, from each apiserver's /metrics) and the `lease` probe (`leaseRenewalGap`).
+and scope, from each apiserver's /metrics) and the `lease` and `node-lease` probes (`leaseRenewalGap`, `nodeLeaseRenewalGap`).
 Timeline event: ``overload`` (the load as started, its bounds, the stats file).
 """
 
@@ -158,6 +158,7 @@ class ApiOverload(FaultBase):
                                   check=False)
             if done.returncode != 0:
                 raise InjectionError(f"the load generator exited {done.returncode}: {done.stderr.strip()[-300:]}")
+            wait_seeded(Path(p["dir"]) / "stats.jsonl", p["marker"])
         except (ChaoslabError, OSError, subprocess.SubprocessError) as exc:
             try:
                 stop_overload(target, p)
@@ -169,6 +170,23 @@ class ApiOverload(FaultBase):
         load = self.params.load(p["namespace"], until)
         record("overload", fault=self.kind, index=injection.index, **{k: v for k, v in asdict(load).items()},
                bounds=asdict(BOUNDS), stats=str(Path(p["dir"]) / "stats.jsonl"))
+
+
+SEED_TIMEOUT = 300.0
+"""Seconds the seed may take before the injection counts as failed."""
+
+
+def wait_seeded(stats: Path, marker: str) -> None:
+    """Return once the generator has created its seed and starts the load (its `seeded` line), so the load
+    runs when `inject` returns and faults injected after this one meet it."""
+    deadline = time.monotonic() + SEED_TIMEOUT
+    while time.monotonic() < deadline:
+        if stats.exists() and '"event": "seeded"' in stats.read_text():
+            return
+        if not _running(process_pattern(marker)):
+            raise InjectionError(f"the load generator exited before its load started; see {stats}")
+        time.sleep(0.2)
+    raise InjectionError(f"the load generator did not finish its seed within {SEED_TIMEOUT:g} s; see {stats}")
 
 
 def grant(api: KubeApi, p: Mapping[str, Any]) -> None:

@@ -12,7 +12,8 @@ Patterns (the shapes of real overloads):
   ConfigMaps of `seedBytes` each are created first, in the load's namespace, so each LIST carries weight.
 - `relist`: `concurrency` clients each LIST then WATCH ConfigMaps cluster-wide; every `period` seconds all
   watches end at once (each asks the apiserver for a watch that ends at the next multiple of `period`) and
-  every client relists and watches again together (the storm after an apiserver restart, kubernetes#65954).
+  every client relists and watches again together (the storm after an apiserver restart, kubernetes#65954);
+  a watch that breaks (its apiserver went away) relists at once, as an informer does.
 - `writes`: `concurrency` workers update ConfigMaps in the load's namespace as fast as allowed.
 
 Every request is made as one of `users` distinct users (`chaoslab-load-N`, group `chaoslab:overload`, by
@@ -275,6 +276,7 @@ def run(base: KubeApi, load: Load, stats: Stats, stop: threading.Event) -> None:
                             break
             except requests.RequestException as exc:
                 stats.done(_status(None, exc), time.monotonic() - t0)
+                continue  # broken (the apiserver went away): relist at once, as an informer does
             stop.wait(max(0.0, boundary - time.monotonic()))  # relist with the others, at the boundary
 
     work = {"list": lister, "writes": writer, "relist": watcher}[load.pattern]

@@ -162,3 +162,23 @@ def test_chaoslab_recover_stops_the_load_of_a_sigkilled_run(lab: LabLayout, api:
     assert result.returncode == 0, result.stdout + result.stderr
     assert_cleaned_up(api, params)
     assert not (run_dir / "undo.json").exists()
+
+
+def test_the_node_lease_probe_sees_every_simulated_kubelets_heartbeat(target: LabTarget) -> None:
+    from chaoslab.probes.node_lease import NodeLeaseProbe
+    from chaoslab.timeline import Timeline
+
+    timeline = Timeline.start()
+    probe = NodeLeaseProbe(target, timeline)
+    probe.start()
+
+    def renewed_twice() -> bool:
+        renewals = {n: {s.values["renew"] for s in timeline.samples_of("node-lease", n)}
+                    for n in target.simulated_nodes()}
+        return all(len(r) >= 2 for r in renewals.values())
+
+    try:
+        # The test lab's nodes hold 20 s Leases and renew every 5 s.
+        eventually(renewed_twice, 30, "two renewals of every simulated node's Lease seen")
+    finally:
+        probe.stop()
