@@ -154,6 +154,7 @@ class ApiOverload(FaultBase):
             Path(p["switch"]).write_text(json.dumps({"target": target.describe(), "undo": dict(p)}))
             subprocess.run(self.switch_command(p).argv, check=True, timeout=10)
             grant(api, p)
+            wait_granted(api, p)
             done = subprocess.run(self.generator_command(p, until).argv, capture_output=True, text=True, timeout=60,
                                   check=False)
             if done.returncode != 0:
@@ -200,6 +201,31 @@ def grant(api: KubeApi, p: Mapping[str, Any]) -> None:
     api.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
         "metadata": {"name": p["binding"], "labels": labels}, "subjects": subjects,
         "roleRef": {"kind": "ClusterRole", "name": "view", "apiGroup": "rbac.authorization.k8s.io"}})
+
+
+GRANT_TIMEOUT = 30.0
+"""Seconds the apiserver's RBAC caches may take to see the new bindings."""
+
+
+def wait_granted(api: KubeApi, p: Mapping[str, Any]) -> None:
+    """Return once the apiserver authorizes the load's users as granted: its RBAC authorizer reads the
+    bindings from a cache, and a load started at once was refused (403) on every request. Asked with a
+    SelfSubjectAccessReview made as one of those users (impersonation), which every user may create."""
+    user = api.with_pool(1)
+    user.session.headers.update({"Impersonate-User": "chaoslab-load-0", "Impersonate-Group": GROUP})
+    checks = [{"namespace": p["namespace"], "verb": "patch", "resource": "configmaps"},
+              {"verb": "list", "resource": "configmaps"}]
+    deadline = time.monotonic() + GRANT_TIMEOUT
+    while True:
+        allowed = [user.create("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": check}})["status"].get("allowed") for check in checks]
+        if all(allowed):
+            return
+        if time.monotonic() > deadline:
+            raise InjectionError(f"the load's users were not authorized {GRANT_TIMEOUT:g} s after their bindings "
+                                 f"were made ({checks}: {allowed})")
+        time.sleep(0.2)
 
 
 def stop_lines(p: Mapping[str, Any]) -> list[str]:
