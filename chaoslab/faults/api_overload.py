@@ -25,7 +25,7 @@ then). The generator's per-second record (sent, answered by status, p50/p99) sta
 `$TMPDIR/chaoslab-overload/<tag>/stats.jsonl`.
 
 Measure with the `apiserver-metrics` probe (APF rejections, queueing and wait, request latency by verb
-and scope, from each apiserver's /metrics) and the `lease` probe (`leaseRenewalGap`).
+and scope, from each apiserver's /metrics) and the `lease` and `node-lease` probes (`leaseRenewalGap`, `nodeLeaseRenewalGap`).
 Timeline event: ``overload`` (the load as started, its bounds, the stats file).
 """
 
@@ -154,10 +154,12 @@ class ApiOverload(FaultBase):
             Path(p["switch"]).write_text(json.dumps({"target": target.describe(), "undo": dict(p)}))
             subprocess.run(self.switch_command(p).argv, check=True, timeout=10)
             grant(api, p)
+            wait_granted(api, p)
             done = subprocess.run(self.generator_command(p, until).argv, capture_output=True, text=True, timeout=60,
                                   check=False)
             if done.returncode != 0:
                 raise InjectionError(f"the load generator exited {done.returncode}: {done.stderr.strip()[-300:]}")
+            wait_seeded(Path(p["dir"]) / "stats.jsonl", p["marker"])
         except (ChaoslabError, OSError, subprocess.SubprocessError) as exc:
             try:
                 stop_overload(target, p)
@@ -171,6 +173,23 @@ class ApiOverload(FaultBase):
                bounds=asdict(BOUNDS), stats=str(Path(p["dir"]) / "stats.jsonl"))
 
 
+SEED_TIMEOUT = 300.0
+"""Seconds the seed may take before the injection counts as failed."""
+
+
+def wait_seeded(stats: Path, marker: str) -> None:
+    """Return once the generator has created its seed and starts the load (its `seeded` line), so the load
+    runs when `inject` returns and faults injected after this one meet it."""
+    deadline = time.monotonic() + SEED_TIMEOUT
+    while time.monotonic() < deadline:
+        if stats.exists() and '"event": "seeded"' in stats.read_text():
+            return
+        if not _running(process_pattern(marker)):
+            raise InjectionError(f"the load generator exited before its load started; see {stats}")
+        time.sleep(0.2)
+    raise InjectionError(f"the load generator did not finish its seed within {SEED_TIMEOUT:g} s; see {stats}")
+
+
 def grant(api: KubeApi, p: Mapping[str, Any]) -> None:
     """The load's namespace, `edit` there and `view` cluster-wide for its users' group."""
     labels = {LABEL: p["tag"]}
@@ -182,6 +201,31 @@ def grant(api: KubeApi, p: Mapping[str, Any]) -> None:
     api.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
         "metadata": {"name": p["binding"], "labels": labels}, "subjects": subjects,
         "roleRef": {"kind": "ClusterRole", "name": "view", "apiGroup": "rbac.authorization.k8s.io"}})
+
+
+GRANT_TIMEOUT = 30.0
+"""Seconds the apiserver's RBAC caches may take to see the new bindings."""
+
+
+def wait_granted(api: KubeApi, p: Mapping[str, Any]) -> None:
+    """Return once the apiserver authorizes the load's users as granted: its RBAC authorizer reads the
+    bindings from a cache, and a load started at once was refused (403) on every request. Asked with a
+    SelfSubjectAccessReview made as one of those users (impersonation), which every user may create."""
+    user = api.with_pool(1)
+    user.session.headers.update({"Impersonate-User": "chaoslab-load-0", "Impersonate-Group": GROUP})
+    checks = [{"namespace": p["namespace"], "verb": "patch", "resource": "configmaps"},
+              {"verb": "list", "resource": "configmaps"}]
+    deadline = time.monotonic() + GRANT_TIMEOUT
+    while True:
+        allowed = [user.create("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": check}})["status"].get("allowed") for check in checks]
+        if all(allowed):
+            return
+        if time.monotonic() > deadline:
+            raise InjectionError(f"the load's users were not authorized {GRANT_TIMEOUT:g} s after their bindings "
+                                 f"were made ({checks}: {allowed})")
+        time.sleep(0.2)
 
 
 def stop_lines(p: Mapping[str, Any]) -> list[str]:

@@ -12,7 +12,8 @@ Patterns (the shapes of real overloads):
   ConfigMaps of `seedBytes` each are created first, in the load's namespace, so each LIST carries weight.
 - `relist`: `concurrency` clients each LIST then WATCH ConfigMaps cluster-wide; every `period` seconds all
   watches end at once (each asks the apiserver for a watch that ends at the next multiple of `period`) and
-  every client relists and watches again together (the storm after an apiserver restart, kubernetes#65954).
+  every client relists and watches again together (the storm after an apiserver restart, kubernetes#65954);
+  a watch that breaks (its apiserver went away) relists at once, as an informer does.
 - `writes`: `concurrency` workers update ConfigMaps in the load's namespace as fast as allowed.
 
 Every request is made as one of `users` distinct users (`chaoslab-load-N`, group `chaoslab:overload`, by
@@ -119,6 +120,8 @@ class Stats:
     statuses: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     total_statuses: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, str] = field(default_factory=dict)
+    """The first answer of each failing status, so the record says why (e.g. a 403's message)."""
 
     def take(self, limit: int) -> bool:
         """Claim one request of the budget; False once it is spent."""
@@ -128,8 +131,10 @@ class Stats:
             self.sent += 1
             return True
 
-    def done(self, status: str, seconds: float) -> None:
+    def done(self, status: str, seconds: float, detail: str = "") -> None:
         with self.lock:
+            if detail and status not in self.errors:
+                self.errors[status] = detail[:300]
             self.statuses[status] += 1
             self.total_statuses[status] += 1
             self.latencies.append(seconds)
@@ -222,7 +227,9 @@ def run(base: KubeApi, load: Load, stats: Stats, stop: threading.Event) -> None:
             resp = api.session.request(method, api.server + path, timeout=60, **kw)
         except requests.RequestException as e:
             exc = e
-        stats.done(_status(resp, exc), time.monotonic() - t0)
+        failed = exc is not None or (resp is not None and resp.status_code >= 400)
+        stats.done(_status(resp, exc), time.monotonic() - t0,
+                   (str(exc) if exc else resp.text if resp is not None else "") if failed else "")
         return resp
 
     def lister(w: int) -> None:
@@ -275,6 +282,7 @@ def run(base: KubeApi, load: Load, stats: Stats, stop: threading.Event) -> None:
                             break
             except requests.RequestException as exc:
                 stats.done(_status(None, exc), time.monotonic() - t0)
+                continue  # broken (the apiserver went away): relist at once, as an informer does
             stop.wait(max(0.0, boundary - time.monotonic()))  # relist with the others, at the boundary
 
     work = {"list": lister, "writes": writer, "relist": watcher}[load.pattern]
@@ -345,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out.write(json.dumps(stats.line(time.time() - started)) + "\n")
                 out.flush()
             out.write(json.dumps({"event": "end", "t": round(time.time() - started, 3), "sent": stats.sent,
-                                  "answered": dict(stats.total_statuses)}) + "\n")
+                                  "answered": dict(stats.total_statuses), "errors": stats.errors}) + "\n")
 
     if args.detach:
         return detach(go, "chaoslab.faults.overload", "exited before the load started")

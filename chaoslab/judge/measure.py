@@ -14,6 +14,7 @@ instant. The definitions, with a worked example, are in docs/measurements.md.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -399,6 +400,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     _admission(tl, start, revert if revert is not None else end, values, evidence)
     if inject is not None:
         _apf(tl, inject, revert if revert is not None else end, values, evidence)
+        _node_lease_gap(tl, inject, revert if revert is not None else end, values, evidence)
     measure_storage(tl, inject, revert, end, values, evidence)
 
     if inject is None:
@@ -703,6 +705,42 @@ def _apf(tl: Timeline, start: float, stop: float, values: dict[str, float | None
         values[metric] = p99
         evidence[metric] = (f"p99 {p99:.3f} s over {buckets.get('+Inf', 0):g} {cls} requests, {span}"
                             if p99 is not None else f"no {cls} request, {span}")
+
+
+def _renewal_gap(tl: Timeline, probe: str, names: Sequence[str] | None, start: float,
+                 stop: float) -> tuple[float, str, float] | None:
+    """(longest gap, Lease, its start) between two successive renewals seen by `probe` of the Leases
+    `names` (all it saw: None), from the last renewal before `start` to `stop`, which bound it."""
+    worst: tuple[float, str, float] | None = None
+    subjects = names if names is not None else sorted({s.subject for s in tl.samples_of(probe)})
+    for name in subjects:
+        renewals, seen = [], None
+        for s in tl.samples_of(probe, name):
+            renew = s.values.get("renew")
+            if renew and renew != seen:
+                renewals.append(s.t)
+                seen = renew
+        if not renewals:
+            continue
+        times = [max([t for t in renewals if t <= start], default=start), *(t for t in renewals if start < t <= stop),
+                 stop]
+        gap, at = max((b - a, a) for a, b in itertools.pairwise(times))
+        if worst is None or gap > worst[0]:
+            worst = (gap, name, at)
+    return worst
+
+
+def _node_lease_gap(tl: Timeline, start: float, stop: float, values: dict[str, float | None],
+                    evidence: dict[str, str]) -> None:
+    """nodeLeaseRenewalGap: the longest time between two successive renewals of any node's Lease in
+    kube-node-lease seen by the `node-lease` probe from the injection to the revert, the last renewal before
+    the injection and the revert itself bounding it."""
+    worst = _renewal_gap(tl, "node-lease", None, start, stop)
+    if worst is None:
+        return
+    values["nodeLeaseRenewalGap"] = round(worst[0], 4)
+    evidence["nodeLeaseRenewalGap"] = (f"longest time without a renewal: {worst[1]} node Lease, {worst[0]:.2f} s "
+                                       f"from {_ts(worst[2])} ({_ts(start)}–{_ts(stop)})")
 
 
 def _admission(tl: Timeline, start: float, stop: float, values: dict[str, float | None],

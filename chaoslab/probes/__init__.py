@@ -21,6 +21,7 @@ from chaoslab.probes.etcd import EtcdProbe
 from chaoslab.probes.etcd_metrics import EtcdMetricsProbe
 from chaoslab.probes.kube_sequence import KubeSequenceProbe
 from chaoslab.probes.lease import LeaseProbe
+from chaoslab.probes.node_lease import NodeLeaseProbe
 from chaoslab.probes.records import RecordsProbe
 from chaoslab.probes.workloads import WorkloadsProbe
 from chaoslab.probes.writes import WritesProbe
@@ -43,7 +44,8 @@ def contract_problems(cls: type[Sampler]) -> list[str]:
 
 PROBES: Registry[type[Sampler]] = Registry("probe", "chaoslab.probes", contract_problems)
 for _probe in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe, WritesProbe, KubeSequenceProbe, WorkloadsProbe,
-               AdmissionProbe, ApiserverMetricsProbe, EtcdMetricsProbe, RecordsProbe):
+               AdmissionProbe, ApiserverMetricsProbe, EtcdMetricsProbe, RecordsProbe,
+               NodeLeaseProbe):
     PROBES.register(_probe)
 
 

@@ -66,6 +66,7 @@ METRICS = {
     "apiReadNamespaceLatencyP99": "s",         # p99 of namespace-scoped LISTs (SLO: 5 s)
     "apiReadClusterLatencyP99": "s",           # p99 of cluster-scoped LISTs (SLO: 30 s)
     "leaseRenewalGap": "s",                    # longest time without a scheduler/controller-manager Lease renewal after injection
+    "nodeLeaseRenewalGap": "s",                # longest time without a renewal of any node's Lease (kube-node-lease), injection → revert
     "etcdFsyncP99": "s",                       # worst member's WAL fsync p99 while the fault held (etcd-metrics)
     "etcdBackendCommitP99": "s",               # worst member's backend commit p99 while the fault held
     "writeLatencyP99": "s",                    # p99 of the writes probe's acknowledged writes while the fault held

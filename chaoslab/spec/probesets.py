@@ -19,7 +19,8 @@ from chaoslab.spec.reading import read_text
 
 #: Probes that may be named on their own in `spec.probes` (the probe kinds of chaoslab.probes).
 SINGLE_PROBES = ("etcd", "lease", "apiserver", "canary", "writes", "kube-sequence", "workloads", "admission",
-                 "apiserver-metrics", "etcd-metrics", "records")
+                 "apiserver-metrics", "etcd-metrics", "records",
+                 "node-lease")
 DEFAULT_SEARCH: tuple[Path, ...] = (Path("probes"),)
 # A source checkout keeps probes/ beside the package (chaoslab/spec/ → two levels up), so experiments
 # find the shipped sets from any working directory.

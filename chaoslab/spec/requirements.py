@@ -35,6 +35,7 @@ METRIC_PROBE: dict[str, str | None] = {
     "apfRejectedRequests": "apiserver-metrics", "apfMaxInQueue": "apiserver-metrics", "apfWaitP99": "apiserver-metrics",
     "apiMutatingLatencyP99": "apiserver-metrics", "apiReadResourceLatencyP99": "apiserver-metrics",
     "apiReadNamespaceLatencyP99": "apiserver-metrics", "apiReadClusterLatencyP99": "apiserver-metrics",
+    "nodeLeaseRenewalGap": "node-lease",
     # From the steady-state conditions: each needs the probes of the experiment's own conditions.
     "recoveryTime": None, "recoveryAfterRevert": None,
 }

@@ -162,3 +162,83 @@ def test_chaoslab_recover_stops_the_load_of_a_sigkilled_run(lab: LabLayout, api:
     assert result.returncode == 0, result.stdout + result.stderr
     assert_cleaned_up(api, params)
     assert not (run_dir / "undo.json").exists()
+
+
+def test_the_node_lease_probe_sees_every_simulated_kubelets_heartbeat(target: LabTarget) -> None:
+    from chaoslab.probes.node_lease import NodeLeaseProbe
+    from chaoslab.timeline import Timeline
+
+    timeline = Timeline.start()
+    probe = NodeLeaseProbe(target, timeline)
+    probe.start()
+
+    def renewed_twice() -> bool:
+        renewals = {n: {s.values["renew"] for s in timeline.samples_of("node-lease", n)}
+                    for n in target.simulated_nodes()}
+        return all(len(r) >= 2 for r in renewals.values())
+
+    try:
+        # The test lab's nodes hold 20 s Leases and renew every 5 s.
+        eventually(renewed_twice, 30, "two renewals of every simulated node's Lease seen")
+    finally:
+        probe.stop()
+
+
+RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
+
+
+@pytest.mark.slow
+def test_the_opt_in_role_is_all_a_service_account_needs_to_run_the_load(lab: LabLayout, api: KubeApi,
+                                                                         tmp_path: Path) -> None:
+    """deploy/rbac/00-account.yaml + opt-in/api-overload.yaml, bound to a ServiceAccount whose token is the
+    only credential: the fault runs through a kubeconfig target, the load is answered, the undo cleans up."""
+    import base64
+
+    import yaml
+
+    from chaoslab.clients.kubeapi import ApiError
+    from chaoslab.targets.kubeconfig import KubeconfigTarget
+
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    paths = {"Namespace": lambda d: "/api/v1/namespaces",
+             "ServiceAccount": lambda d: f"/api/v1/namespaces/{d['metadata']['namespace']}/serviceaccounts",
+             "ClusterRole": lambda d: f"{rbac}/clusterroles", "ClusterRoleBinding": lambda d: f"{rbac}/clusterrolebindings"}
+    docs = [d for f in (RBAC / "00-account.yaml", RBAC / "opt-in" / "api-overload.yaml")
+            for d in yaml.safe_load_all(f.read_text()) if d and d["kind"] in paths]
+    for doc in docs:
+        try:
+            api.create(paths[doc["kind"]](doc), doc)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+
+    def token() -> str | None:
+        sa = api.get("/api/v1/namespaces/chaoslab/serviceaccounts/chaoslab")
+        for ref in sa.get("secrets") or []:
+            data = api.get(f"/api/v1/namespaces/chaoslab/secrets/{ref['name']}").get("data", {})
+            if data.get("token"):
+                return base64.b64decode(data["token"]).decode()
+        return None
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab-sa",
+        "clusters": [{"name": "lab", "cluster": {"server": lab.apiserver_url,
+                                                 "certificate-authority": str(lab.pki_dir / "ca.crt")}}],
+        "users": [{"name": "chaoslab", "user": {"token": eventually(token, 30, "the ServiceAccount's token")}}],
+        "contexts": [{"name": "lab-sa", "context": {"cluster": "lab", "user": "chaoslab"}}]}))
+    target = KubeconfigTarget.load("lab-sa", kubeconfig)
+    fault = build("api-overload", {"pattern": "writes", "concurrency": 2, "users": 2, "requests": 40}, duration=60)
+    injection = fault.resolve(target, 0)
+    params = dict(injection.undo[0].params)
+    try:
+        fault.inject(target, injection)
+        eventually(lambda: not generators(params["marker"]), 55, "the load stopped at its budget")
+        end = stats(params)[-1]
+        assert end["event"] == "end" and end["answered"] == {"200": 40}, end
+    finally:
+        apply_undo(target, injection.undo[0])
+        for doc in reversed(docs):
+            if doc["kind"] != "Namespace":
+                api.delete(f"{paths[doc['kind']](doc)}/{doc['metadata']['name']}")
+    assert_cleaned_up(api, params)

@@ -18,7 +18,7 @@ from chaoslab.targets import TARGETS, TargetBase, resolve_target
 def test_the_built_in_kinds_are_registered() -> None:
     assert {"kill-process", "partition", "network-degrade", "drain-node", "evict-pods", "node-failure"} <= set(FAULTS)
     assert set(PROBES) == {"etcd", "lease", "apiserver", "canary", "writes", "kube-sequence", "workloads", "admission",
-                           "apiserver-metrics", "etcd-metrics", "records"}
+                           "apiserver-metrics", "etcd-metrics", "records", "node-lease"}
     with pytest.raises(SpecError):
         resolve_target("nowhere")  # fills the target registry on first use
     assert {"lab", "kubeconfig", "ssh"} <= set(TARGETS)

@@ -115,6 +115,9 @@ def test_apf_latency_and_lease_metrics_over_the_fault() -> None:
     records += [{"t": float(t), "probe": "lease", "subject": "kube-scheduler",
                  "values": {"holder": "cp1", "identity": "cp1_x", "renew": f"r{t}", "duration": 15}}
                 for t in (0, 2, 4, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)]
+    records += [{"t": float(t), "probe": "node-lease", "subject": node,
+                 "values": {"holder": node, "renew": f"{node}-{t}", "duration": 40}}
+                for node, times in (("n1", (0, 10, 20)), ("n2", (1, 5, 18, 19))) for t in times]
     records += [{"t": 2.0, "event": "inject", "detail": {"component": "kube-apiserver", "targets": ["api@lb"]}},
                 {"t": 20.0, "event": "revert", "detail": {"ok": True}}, {"t": 31.0, "event": "run-end", "detail": {}}]
     records[1:] = sorted(records[1:], key=lambda r: r["t"])
@@ -125,3 +128,5 @@ def test_apf_latency_and_lease_metrics_over_the_fault() -> None:
     assert m.values["apfWaitP99"] == 0.495
     assert m.values["apiMutatingLatencyP99"] is None
     assert m.values["leaseRenewalGap"] == 9.0 and "from t=4.00 s" in m.evidence["leaseRenewalGap"]
+    # n2: renewed at 5, then not until 18: 13 s (n1's gaps are 10 s).
+    assert m.values["nodeLeaseRenewalGap"] == 13.0 and "n2 node Lease" in m.evidence["nodeLeaseRenewalGap"]
