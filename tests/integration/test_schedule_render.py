@@ -78,7 +78,8 @@ def test_every_shipped_game_day_renders_and_passes_the_dry_run(
     """The project's own game days, whose steps live in `../`: packed with their experiments, accepted as is."""
     docs = _render(day, capsys, "--kubeconfig", str(lab.kubeconfig))
     config = next(d for d in docs if d["kind"] == "ConfigMap")
-    assert day.name in config["data"] and len(config["data"]) > 1
+    referenced = {s["file"] for s in yaml.safe_load(day.read_text())["spec"]["steps"] if "file" in s}
+    assert day.name in config["data"] and len(config["data"]) == 1 + len(referenced)  # inline steps pack nothing
     assert schedule.dry_run(api, docs) == []
 
 
