@@ -68,6 +68,8 @@ from chaoslab.targets import Target
 
 MODES = ("hang", "error500", "deny", "bad-cert", "unreachable", "allow")
 TEST_NAMESPACE = "chaoslab-webhook-test"
+IN_FORCE_TIMEOUT = 30.0
+"""Seconds every apiserver may take to call a new webhook before the injection counts as failed."""
 LABEL = "chaoslab.io/webhook-outage"
 HEAL_MARGIN = 60
 GROUP = "/apis/admissionregistration.k8s.io/v1"
@@ -317,9 +319,43 @@ class WebhookOutage(FaultBase):
                                      f"({again}); run `chaoslab recover`") from exc
             raise InjectionError(f"webhook-outage: could not set up the {p.mode} webhook ({exc}); removed "
                                  f"again") from exc
+        waited = self.await_in_force(target, params)
         record("webhook", fault=self.kind, index=injection.index, name=params["name"], type=p.type, mode=p.mode,
                url=self.url(params), failurePolicy=p.failurePolicy, timeoutSeconds=p.timeoutSeconds,
-               rules=config["webhooks"][0]["rules"], namespaces=list(p.namespaces))
+               rules=config["webhooks"][0]["rules"], namespaces=list(p.namespaces), inForceAfter=waited)
+
+    def await_in_force(self, target: Target, params: Mapping[str, Any]) -> float | None:
+        """Wait until every apiserver calls the webhook, so the fault holds from the `webhook` event on: an
+        apiserver applies a new configuration once its informer has it, which can take seconds when its
+        watches are relisting. Seen as a dry-run CREATE of a ConfigMap in a matched namespace, through each
+        apiserver, refused. Only where a refusal is what the webhook does (configmaps CREATE matched; deny,
+        error500, bad-cert or unreachable under failurePolicy Fail); elsewhere None at once. Seconds waited;
+        `InjectionError` after IN_FORCE_TIMEOUT."""
+        p = self.params
+        matched = any(r in ("configmaps", "*") for r in p.resources) and any(o in ("CREATE", "*") for o in
+                                                                            p.operations)
+        if not matched or p.failurePolicy != "Fail" or p.mode not in ("deny", "error500", "bad-cert", "unreachable"):
+            return None
+        ns = params["namespaces"][0] if params["namespaces"] else "default"
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"chaoslab-in-force-{params['tag']}"}}
+        session = target.api().session
+        started = time.monotonic()
+        waiting = [url for host, url in target.apiserver_endpoints().items() if host != "lb"]
+        while waiting:
+            url = waiting[0]
+            try:
+                status = session.post(f"{url}/api/v1/namespaces/{ns}/configmaps", params={"dryRun": "All"},
+                                      json=body, timeout=p.timeoutSeconds + 5).status_code
+            except OSError:  # requests' errors are OSErrors: try again
+                status = 0
+            if status >= 400:
+                waiting.pop(0)
+                continue
+            if time.monotonic() - started > IN_FORCE_TIMEOUT:
+                raise InjectionError(f"webhook-outage: {url} still admits what the webhook refuses "
+                                     f"{IN_FORCE_TIMEOUT:.0f} s after the configuration was created")
+            time.sleep(0.2)
+        return round(time.monotonic() - started, 3)
 
 
 def switch_file(params: Mapping[str, Any]) -> str:

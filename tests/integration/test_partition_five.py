@@ -58,7 +58,7 @@ def run_shipped(five: LabLayout, name: str, tmp_path: Path) -> tuple[int, str, d
                           capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     run_dir = max((tmp_path / "runs").iterdir())
     plan = json.loads((run_dir / "plan.json").read_text())
-    side = [t.split("@")[1] for t in plan[0][0]["targets"]]
+    side = [t.split("@")[1] for t in plan["runs"][0][0]["targets"]]  # each run's faults as bound
     return proc.returncode, proc.stdout + proc.stderr, json.loads((run_dir / "verdict.json").read_text()), side
 
 

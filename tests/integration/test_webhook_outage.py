@@ -62,8 +62,10 @@ def update(api: KubeApi, ns: str, seq: int) -> tuple[int, float, str]:
 
 
 def webhook_calls(injection: Injection) -> list[dict[str, Any]]:
+    """The calls the webhook server logged, less the fault's own dry-run probes (`await_in_force`)."""
     log = Path(injection.undo[0].params["dir"]) / "requests.jsonl"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [c for c in calls if not str(c.get("name") or "").startswith("chaoslab-in-force-")]
 
 
 @pytest.fixture
