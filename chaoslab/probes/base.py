@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from chaoslab.errors import TargetError
 from chaoslab.targets import Target
 from chaoslab.timeline import Timeline
 
@@ -73,3 +77,47 @@ class Sampler(ABC):
     @abstractmethod
     def requests_per_second(self) -> float:
         """The load this probe puts on what it measures."""
+
+
+WATCH_SECONDS = 5
+"""Server-side length of one watch (`timeoutSeconds`)."""
+STALL_SECONDS = 2.0
+"""Seconds past the watch's end without a byte after which its connection counts as stalled."""
+
+
+def list_then_watch(sampler: Sampler, path: str, record: Callable[..., None]) -> None:
+    """A sampler's loop over the objects at `path`: list them (each recorded with `t`, `via="list"` and
+    the list's `rtt`), then watch from that version (each ADDED or MODIFIED object recorded as it
+    arrives), and list again after a 410 Gone, a broken watch or an API that does not answer. Short
+    server-side watches let the loop notice `stop` within seconds; a watch silent for longer is stalled
+    (e.g. on an apiserver a partition cut off from its clients): it is given up and the objects listed
+    again through the load balancer, or every change until the partition heals would be seen late."""
+    api = sampler.target.api()
+    version: str | None = None
+    while not sampler.stopped.is_set():
+        try:
+            if version is None:
+                t = sampler.timeline.now()
+                listing = api.get(path)
+                rtt = round(sampler.timeline.now() - t, 4)
+                for item in listing["items"]:
+                    record(item, t=t, via="list", rtt=rtt)
+                version = listing["metadata"]["resourceVersion"]
+            for event in api.watch(path, resource_version=version, timeout_seconds=WATCH_SECONDS,
+                                   silence=WATCH_SECONDS + STALL_SECONDS):
+                if sampler.stopped.is_set():
+                    return
+                if event["type"] == "ERROR":
+                    version = None  # 410 Gone: too old; relist
+                    break
+                obj: Mapping[str, Any] = event["object"]
+                version = obj["metadata"].get("resourceVersion", version)
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    record(obj)
+        except TargetError:
+            # The API is down (that may be the fault); keep trying without hammering it.
+            sampler.stopped.wait(0.2)
+            version = None
+        except (KeyError, ValueError):
+            time.sleep(0.2)
+            version = None

@@ -12,20 +12,15 @@ from below (`chaoslab.judge.measure`)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaoslab.clients.leaders import LEASES, holder_host
 from chaoslab.errors import TargetError
-from chaoslab.probes.base import Sampler
+from chaoslab.probes.base import Sampler, list_then_watch
 from chaoslab.timeline import Timeline
 
 PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
-WATCH_SECONDS = 5
-"""Server-side length of one watch (`timeoutSeconds`)."""
-STALL_SECONDS = 2.0
-"""Seconds past the watch's end without a byte after which its connection counts as stalled."""
 
 
 def expected_takeovers(timeline: Timeline, names: tuple[str, ...], now: float, window: float) -> list[str]:
@@ -88,39 +83,7 @@ class LeaseProbe(Sampler):
             self.stopped.wait(max(0.0, t + self.read_interval - self.timeline.now()))
 
     def loop(self) -> None:
-        api = self.target.api()
-        version: str | None = None
-        while not self.stopped.is_set():
-            try:
-                if version is None:
-                    t = self.timeline.now()
-                    listing = api.get(PATH)
-                    rtt = round(self.timeline.now() - t, 4)
-                    for lease in listing["items"]:
-                        self._record(lease, t=t, via="list", rtt=rtt)
-                    version = listing["metadata"]["resourceVersion"]
-                # Short server-side timeout: the loop notices `stop` within seconds even on a quiet watch.
-                # A watch silent for longer is stalled, e.g. on an apiserver a partition cut off from its
-                # clients: give it up and list again through the load balancer, or every change seen
-                # until the partition heals would be seen late.
-                for event in api.watch(PATH, resource_version=version, timeout_seconds=WATCH_SECONDS,
-                                       silence=WATCH_SECONDS + STALL_SECONDS):
-                    if self.stopped.is_set():
-                        return
-                    obj = event["object"]
-                    if event["type"] == "ERROR":
-                        version = None  # 410 Gone: too old; relist
-                        break
-                    version = obj["metadata"].get("resourceVersion", version)
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        self._record(obj)
-            except TargetError:
-                # The API is down (that may be the fault); keep trying without hammering it.
-                self.stopped.wait(0.2)
-                version = None
-            except (KeyError, ValueError):
-                time.sleep(0.2)
-                version = None
+        list_then_watch(self, PATH, self._record)
 
     @property
     def requests_per_second(self) -> float:
