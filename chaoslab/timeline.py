@@ -117,6 +117,11 @@ class Timeline:
         return e
 
     # ---- reading ----------------------------------------------------------------------------------
+    def snapshot(self) -> list[Sample]:
+        """Every sample so far (a copy: probes keep appending while a run goes on)."""
+        with self._lock:
+            return list(self.samples)
+
     def samples_of(self, probe: str, subject: str | None = None) -> list[Sample]:
         with self._lock:
             out = [s for s in self.samples if s.probe == probe and (subject is None or s.subject == subject)]

@@ -33,7 +33,8 @@ from typing import Any
 from chaoslab.errors import ChaoslabError, InjectionError, RevertError, SpecError, TargetError
 from chaoslab.execute.rundir import RunDir
 from chaoslab.faults.base import Injection, Record, Undo, apply_undo, ignore_events
-from chaoslab.judge.conditions import failing_conditions, live_value
+from chaoslab.judge.conditions import Samples, failing_conditions, live_value
+from chaoslab.judge.steady import is_over
 from chaoslab.plan.guard import radius_problems
 from chaoslab.plan.planner import Plan, etcd_members
 from chaoslab.probes import ProbeGroup
@@ -210,19 +211,38 @@ class Observation:
         return failing_conditions(self.timeline, self.experiment.steady_state, self.timeline.now(),
                                   self.target.renewal_window)
 
-    def wait_steady(self, hold: float, timeout: float, tick: Callable[[list[str]], None] = lambda _: None) -> bool:
-        """True once the steady state has held for `hold` seconds; False after `timeout`."""
+    def settled(self) -> float:
+        """Up to when the timeline is final: no sample from before it can still arrive."""
+        now = self.timeline.now()
+        return self.group.settled_until(now) if self.group is not None else now
+
+    def wait_steady(self, hold: float, timeout: float, since: float = 0.0,
+                    tick: Callable[[list[str]], None] = lambda _: None) -> float | None:
+        """The instant by which the steady state had held for `hold` seconds, none of them before `since`,
+        judged on the final part of the timeline (`chaoslab.judge.steady.is_over`, the rule the
+        measurement keeps); None after `timeout`."""
+        exp = self.experiment
         deadline = self.timeline.now() + timeout
-        since: float | None = None
-        while self.timeline.now() < deadline:
-            failing = self.failing()
-            now = self.timeline.now()
-            since = (since if since is not None else now) if not failing else None
-            if since is not None and now - since >= hold:
-                return True
-            tick(failing)
+        while True:
+            end = self.settled()
+            if is_over(Samples(self.timeline, until=end), exp.steady_state, hold, since, end,
+                       self.target.renewal_window):
+                return end
+            if self.timeline.now() >= deadline:
+                return None
+            tick(self.failing())
             time.sleep(TICK)
-        return False
+
+    def end_run(self, since: float, tick: Callable[[list[str]], None] = lambda _: None) -> bool:
+        """After the revert: wait until the steady state has held for the settle period from `since` on (or
+        `recovery_timeout`), and record the decision as the `steady-state` event of phase `after`, at the
+        instant it was taken: the measurement judges the steady state up to there
+        (`chaoslab.judge.steady.judged_end`)."""
+        exp = self.experiment
+        over = self.wait_steady(exp.settle, exp.recovery_timeout, since, tick)
+        self.timeline.event("steady-state", t=over if over is not None else self.settled(), phase="after",
+                            ok=over is not None, failing=[] if over is not None else self.failing())
+        return over is not None
 
     def abort_reason(self, extra: AbortCheck | None = None) -> str | None:
         for metric, threshold in self.experiment.abort.items():
@@ -267,7 +287,7 @@ class Execution:
             check_workload(self.plan, self.target)
             obs.start()
             time.sleep(FIRST_SAMPLES)
-            if not obs.wait_steady(STEADY_HOLD, STEADY_STATE_TIMEOUT, lambda f: self._show(timeline, "steady state", f)):
+            if obs.wait_steady(STEADY_HOLD, STEADY_STATE_TIMEOUT, tick=lambda f: self._show(timeline, "steady state", f)) is None:
                 failing = obs.failing()
                 timeline.event("steady-state", phase="before", ok=False, failing=failing)
                 raise RunAborted(f"steady state not met before injection: {', '.join(failing)} "
@@ -287,9 +307,7 @@ class Execution:
                 time.sleep(TICK)
             done, injected = injected, []
             revert(self.target, done, self.run_dir, timeline.event)
-            recovered = obs.wait_steady(exp.settle, exp.recovery_timeout,
-                                        lambda f: self._show(timeline, "recovering", f))
-            timeline.event("steady-state", phase="after", ok=recovered, failing=obs.failing())
+            obs.end_run(timeline.now(), lambda f: self._show(timeline, "recovering", f))
         except KeyboardInterrupt:
             timeline.event("abort", reason="interrupted (Ctrl-C)")
             raise

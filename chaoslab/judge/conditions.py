@@ -14,6 +14,13 @@ the measurements (when did it come back?). Pure functions over a `Timeline`.
 - scheduling: the newest scheduling-canary pod is bound, or has been pending for at most 10 s.
 
 No sample yet means the condition does not hold (nothing is known to be fine).
+
+A probe request that got no answer in time (an etcd Status past its deadline, a /readyz that timed out)
+says nothing about its subject on its own: on a busy machine one such request fails now and then while
+the member is fine. It counts as an outage only when a neighbouring sample of the subject confirms it
+(another unanswered request, or a refusal); when the samples before and after it both show the subject
+fine, it is left out (`confirmed`). Until that next sample arrives it counts as broken, so a condition judged live can only
+come out better, never worse, once the answer is in.
 """
 
 from __future__ import annotations
@@ -32,23 +39,52 @@ RENEWAL_WINDOW = 5.0
 """Default seconds without an observed renewal after which a Lease holder counts as gone."""
 
 
-class Samples:
-    """A read-side index of a timeline: each subject's samples in time order, with their times, and each
-    Lease's observed renewals. Build it once per evaluation; the timeline itself is never changed."""
+UNANSWERED = {"etcd": ("reachable", frozenset({"DEADLINE_EXCEEDED"})), "apiserver": ("ready", frozenset({"timeout"}))}
+"""probe → (the value an answered, healthy sample has true, the `error`s that mean "no answer in time")."""
 
-    def __init__(self, timeline: Timeline) -> None:
+
+def confirmed(samples: Sequence[Sample]) -> list[Sample]:
+    """One subject's samples in time order without the unanswered ones that stand alone: both the sample
+    before and the one after show the subject fine. An unanswered sample next to another, or to a refusal,
+    is part of a confirmed outage and kept; so is the last one, whose next sample is not known yet."""
+    key, errors = UNANSWERED.get(samples[0].probe, ("", frozenset())) if samples else ("", frozenset())
+    if not key:
+        return list(samples)
+    out = []
+    for prev, s, nxt in zip([None, *samples[:-1]], samples, [*samples[1:], None]):
+        alone = (nxt is not None and bool(nxt.values.get(key))
+                 and (prev is None or bool(prev.values.get(key))))
+        if alone and not s.values.get(key) and s.values.get("error") in errors:
+            continue
+        out.append(s)
+    return out
+
+
+class Samples:
+    """A read-side index of a timeline: each subject's samples in time order (unanswered requests that stand
+    alone left out: `confirmed`), with their times, and each Lease's observed renewals. Build it once per
+    evaluation; the timeline itself is never changed. `until`: only the samples up to then (a run judged
+    while it goes on, up to where its timeline is final)."""
+
+    def __init__(self, timeline: Timeline, until: float = math.inf) -> None:
         self.timeline = timeline
-        self._series: dict[tuple[str, str], list[Sample]] = {}
-        for s in sorted(timeline.samples, key=lambda s: s.t):
-            self._series.setdefault((s.probe, s.subject), []).append(s)
+        series: dict[tuple[str, str], list[Sample]] = {}
+        for s in sorted(timeline.snapshot(), key=lambda s: s.t):
+            if s.t <= until:
+                series.setdefault((s.probe, s.subject), []).append(s)
+        self._series = {k: confirmed(v) for k, v in series.items()}
         self._times = {k: [s.t for s in v] for k, v in self._series.items()}
         self._renewals = {k[1]: renewal_times(v) for k, v in self._series.items() if k[0] == "lease"}
-        self.instants = sorted({s.t for s in timeline.samples})
+        self.instants = sorted({s.t for v in self._series.values() for s in v})
         """Every distinct sample time: the only instants at which a condition can change, apart from
         expiries."""
 
     def series(self, probe: str, subject: str) -> list[Sample]:
         return self._series.get((probe, subject), [])
+
+    def times(self, probe: str, subject: str | None = None) -> list[float]:
+        """Sample times of one subject, or of every subject of the probe when `subject` is None."""
+        return sorted(t for (p, s), ts in self._times.items() if p == probe and subject in (None, s) for t in ts)
 
     def subjects(self, probe: str) -> list[str]:
         return sorted(subject for p, subject in self._series if p == probe)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from chaoslab.judge import consistency, disruption, groundtruth
@@ -27,8 +27,14 @@ from chaoslab.judge.conditions import (
     Samples,
     etcd_reachable,
     false_intervals,
-    holds_until,
-    merge,
+)
+from chaoslab.judge.steady import (
+    EPSILON,
+    intervals,
+    intervals_at,
+    judged_end,
+    recovery,
+    steady_intervals,
 )
 from chaoslab.judge.storage import measure_storage
 from chaoslab.spec.model import METRICS
@@ -40,8 +46,6 @@ PHASES = ("leader lost", "new leader elected", "API writable again", "steady sta
 #: Lease name → metric prefix, for the two leader-elected components.
 LEASE_METRICS = {"kube-scheduler": "scheduler", "kube-controller-manager": "controllerManager"}
 
-#: Slack when comparing an interval's length with the settle period: times carry four decimals.
-EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
@@ -90,20 +94,6 @@ def _ts(t: float) -> str:
     return f"t={t:.2f} s"
 
 
-def _intersect(xs: list[Interval], ys: list[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    i = j = 0
-    while i < len(xs) and j < len(ys):
-        a, b = max(xs[i][0], ys[j][0]), min(xs[i][1], ys[j][1])
-        if a < b:
-            out.append((a, b))
-        if xs[i][1] < ys[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
 def _clip(intervals: list[Interval], lo: float, hi: float) -> list[Interval]:
     return [(max(a, lo), min(b, hi)) for a, b in intervals if min(b, hi) > max(a, lo)]
 
@@ -112,47 +102,10 @@ def _total(intervals: list[Interval]) -> float:
     return sum(b - a for a, b in intervals)
 
 
-def intervals(index: Samples, end: float, until: Callable[[float], float]) -> list[Interval]:
-    """Where a property of the samples holds on [0, end], given `until(t)`: what `holds_until` answers
-    for it at instant t. Samples only change things at their own instants, so evaluating at each instant
-    is exact. Before the first sample nothing is known, so nothing holds."""
-    return intervals_at(index.instants, end, until)
-
-
-def intervals_at(instants: Sequence[float], end: float, until: Callable[[float], float]) -> list[Interval]:
-    """`intervals` over the given instants (every instant at which the property can change)."""
-    out = []
-    for t, nxt in zip(instants, [*instants[1:], end]):
-        if (stop := min(nxt, until(t))) > t:
-            out.append((t, stop))
-    return merge(out)
-
-
-def condition_intervals(timeline: Timeline | Samples, condition: str, end: float,
-                        renewal_window: float = RENEWAL_WINDOW) -> list[Interval]:
-    """Where one steady-state condition holds on [0, end]: `chaoslab.judge.conditions`' definition."""
-    index = timeline if isinstance(timeline, Samples) else Samples(timeline)
-    return intervals(index, end, lambda t: holds_until(index, condition, t, renewal_window))
-
-
 def _describe(intervals: list[Interval], what: str, limit: int = 3) -> str:
     parts = [f"{_ts(a)}–{b:.2f} s ({b - a:.2f} s)" for a, b in intervals[:limit]]
     more = f" and {len(intervals) - limit} more" if len(intervals) > limit else ""
     return f"{what} {', '.join(parts)}{more}"
-
-
-# ---- recovery -------------------------------------------------------------------------------------------
-def _recovery(ok: list[Interval], inject: float, settle: float, end: float) -> tuple[float | None, float | None]:
-    """(T, first failure): T is the first moment at or after the first failure from which the steady state
-    holds for `settle`; T = inject (and no failure) when it never failed after injection."""
-    around = next((iv for iv in ok if iv[0] <= inject < iv[1]), None)
-    if around is not None and around[1] >= end:
-        return inject, None
-    failed = around[1] if around else inject
-    for a, b in ok:
-        if a >= failed and b - a >= settle - EPSILON:
-            return a, failed
-    return None, failed
 
 
 # ---- leaders ----------------------------------------------------------------------------------------------
@@ -370,10 +323,10 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     evidence: dict[str, str] = {}
     brackets: dict[str, tuple[float, float]] = {}
     index = Samples(tl)
-    per_condition = {c: condition_intervals(index, c, end, renewal_window) for c in steady_state}
-    ok: list[Interval] = [(0.0, end)] if end > 0 else []
-    for held in per_condition.values():
-        ok = _intersect(ok, held)
+    # The steady state is judged up to the instant the runner decided the run was over (`judged_end`):
+    # the same intervals and the same rule as its decision, whatever arrived after it.
+    judged = judged_end(tl)
+    per_condition, ok = steady_intervals(index, steady_state, judged, renewal_window)
     injects, reverts = tl.events_of("inject"), tl.events_of("revert")
     inject = min((e.t for e in injects), default=None)
     revert = max((e.t for e in reverts), default=None)
@@ -410,17 +363,17 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
                             _measured_only(brackets, values))
 
     # Recovery.
-    recovered, failed = _recovery(ok, inject, settle, end)
+    recovered, failed = recovery(ok, inject, settle, judged)
     if failed is None:
         evidence["recoveryTime"] = (f"steady state held throughout, from inject at {_ts(inject)} to the end "
-                                    f"at {_ts(end)}")
+                                    f"at {_ts(judged)}")
     else:
         broken = sorted(c for c, ivs in per_condition.items() if not any(a <= failed < b for a, b in ivs))
         lead = f"inject at {_ts(inject)}; steady state broken at {_ts(failed)} ({', '.join(broken) or '?'})"
         if recovered is None:
-            still = sorted(c for c, ivs in per_condition.items() if not any(a <= end - EPSILON < b for a, b in ivs))
+            still = sorted(c for c, ivs in per_condition.items() if not any(a <= judged - EPSILON < b for a, b in ivs))
             evidence["recoveryTime"] = (f"{lead}; never held for the {settle:g} s settle period before the "
-                                        f"end at {_ts(end)} (failing at the end: {', '.join(still) or 'none'})")
+                                        f"end at {_ts(judged)} (failing at the end: {', '.join(still) or 'none'})")
         else:
             evidence["recoveryTime"] = (f"{lead}; holds from {_ts(recovered)} for the {settle:g} s settle "
                                         f"period → {recovered - inject:.2f} s")
@@ -428,7 +381,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
         values["recoveryTime"] = round(recovered - inject, 4)
         since = _recovered_after(index, per_condition, recovered, inject)
         brackets["recoveryTime"] = rounded(since - inject, recovered - inject)
-    _cert_expiry(tl, ok, per_condition, end, revert, settle, values, evidence)
+    _cert_expiry(tl, ok, per_condition, judged, revert, settle, values, evidence)
     if revert is None:
         evidence["recoveryAfterRevert"] = "not measured: no revert in this run"
     elif recovered is None:
@@ -528,8 +481,7 @@ def _recovered_after(index: Samples, per_condition: dict[str, list[Interval]], r
         if not any(a == recovered for a, _ in held):
             continue
         probe, subject = CONDITION_SERIES.get(condition, ("", None))
-        times = [s.t for s in index.timeline.samples_of(probe, subject)]
-        low = max(low, previous_instant(times, recovered, floor))
+        low = max(low, previous_instant(index.times(probe, subject), recovered, floor))
     return min(low, recovered)
 
 

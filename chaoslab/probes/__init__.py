@@ -74,6 +74,11 @@ class ProbeGroup:
     def requests_per_second(self) -> float:
         return sum(s.requests_per_second for s in self.samplers)
 
+    def settled_until(self, now: float) -> float:
+        """Up to when the timeline is final: no sample with an earlier time can still arrive (`now` must be
+        read before calling: a request sent after it has a later time)."""
+        return min([now, *(s.settled_until(now) for s in self.samplers)])
+
     def stop(self) -> None:
         for s in self.samplers:
             s.stopped.set()

@@ -30,12 +30,15 @@ class ApiserverProbe(Sampler):
     def _endpoint_loop(self, subject: str, url: str) -> None:
         next_at = self.timeline.now()
         while not self.stopped.is_set():
-            t = self.timeline.now()
-            try:
-                status: int | None = self.session.get(f"{url}/readyz", timeout=2.5).status_code
-            except requests.RequestException:
-                status = None
-            self.timeline.sample("apiserver", subject, t=t, ready=status == 200, status=status)
+            with self.asking() as t:
+                error = None
+                try:
+                    status: int | None = self.session.get(f"{url}/readyz", timeout=2.5).status_code
+                except requests.Timeout:
+                    status, error = None, "timeout"
+                except requests.RequestException as exc:
+                    status, error = None, type(exc).__name__
+                self.timeline.sample("apiserver", subject, t=t, ready=status == 200, status=status, error=error)
             now = self.timeline.now()
             next_at = max(next_at + self.pace.interval(now, expect_times(self.timeline, LEADER_ELECTED), status != 200), now)
             self.stopped.wait(max(0.0, next_at - now))

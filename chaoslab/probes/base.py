@@ -3,11 +3,13 @@ told to stop. Probes only observe; verdicts are computed later from the timeline
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from chaoslab.errors import TargetError
@@ -33,6 +35,9 @@ class Sampler(ABC):
             self.interval = interval
         self.stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._asking: dict[int, float] = {}
+        self._asking_lock = threading.Lock()
+        self._asks = itertools.count()
 
     def start(self) -> None:
         self._spawn(self.loop, self.kind)
@@ -52,6 +57,26 @@ class Sampler(ABC):
                 log.debug("probe %s ended by its stop", self.kind, exc_info=True)
             else:
                 log.exception("probe %s failed", self.kind)
+
+    @contextmanager
+    def asking(self) -> Iterator[float]:
+        """The time of a sample whose request is about to be sent. Until the block ends (its sample is on
+        the timeline, whatever the answer), the timeline is not final from that time on: `settled_until`.
+        Probes that stamp a sample with the time its request was sent use it."""
+        with self._asking_lock:
+            key, t = next(self._asks), self.timeline.now()
+            self._asking[key] = t
+        try:
+            yield t
+        finally:
+            with self._asking_lock:
+                del self._asking[key]
+
+    def settled_until(self, now: float) -> float:
+        """Up to when this probe's samples are all on the timeline: `now` (read before calling), or the
+        time of the oldest request still waiting for its answer."""
+        with self._asking_lock:
+            return min([now, *self._asking.values()])
 
     def loop(self) -> None:
         # Fixed-rate schedule: a slow answer does not shift every later sample.

@@ -5,6 +5,7 @@ Load: one create and one delete per interval, plus one read per pending pod ever
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -56,8 +57,9 @@ class CanaryProbe(Sampler):
         # ServiceAccount admission refuses pods until the namespace's default ServiceAccount exists.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not self.stopped.is_set():
-            if api.request("GET", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default").status_code == 200:
-                return
+            with contextlib.suppress(TargetError):  # a busy apiserver answering late: ask again
+                if api.request("GET", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default").status_code == 200:
+                    return
             time.sleep(0.2)
 
     #: Seconds between looks at pending pods: the resolution of the scheduling latency.
@@ -79,15 +81,15 @@ class CanaryProbe(Sampler):
         api = self.target.api()
         self.seq += 1
         name = f"canary-{int(self.timeline.started_wall)}-{self.seq}"
-        t = self.timeline.now()
-        try:
-            api.create(f"/api/v1/namespaces/{NAMESPACE}/pods", canary_pod(name))
-            self.timeline.sample("canary", "write", t=t, ok=True, seconds=self.timeline.now() - t, error=None)
-            self.pending[name] = t
-            self.timeline.sample("canary", "scheduling", t=t, pod=name, bound=False, seconds=0.0)
-        except TargetError as exc:
-            self.timeline.sample("canary", "write", t=t, ok=False, seconds=self.timeline.now() - t,
-                                 error=str(exc)[:200])
+        with self.asking() as t:
+            try:
+                api.create(f"/api/v1/namespaces/{NAMESPACE}/pods", canary_pod(name))
+                self.timeline.sample("canary", "write", t=t, ok=True, seconds=self.timeline.now() - t, error=None)
+                self.pending[name] = t
+                self.timeline.sample("canary", "scheduling", t=t, pod=name, bound=False, seconds=0.0)
+            except TargetError as exc:
+                self.timeline.sample("canary", "write", t=t, ok=False, seconds=self.timeline.now() - t,
+                                     error=str(exc)[:200])
 
     def check_pending(self) -> None:
         api = self.target.api()

@@ -75,20 +75,21 @@ class EtcdProbe(Sampler):
                 self.stopped.wait(max(0.0, next_at - now))
 
     def _sample(self, name: str, member: EtcdMember, free: threading.Semaphore) -> None:
-        t = self.timeline.now()
         try:
-            s = member.status()
-            rtt = round(self.timeline.now() - t, 4)
-            self.timeline.sample("etcd", name, t=t, reachable=True, leader=s.leader_name,
-                                 term=s.term, index=s.index, error=None, rtt=rtt)
-            view: tuple[bool, str | None, int | None] = (True, s.leader_name, s.term)
-        except RpcError as exc:
-            if self.stopped.is_set():
-                return  # stop() closed the client under this request: not the member's failure
-            code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
-            self.timeline.sample("etcd", name, t=t, reachable=False, leader=None, term=None, index=None,
-                                 error=code, rtt=round(self.timeline.now() - t, 4))
-            view = (False, None, None)
+            with self.asking() as t:
+                try:
+                    s = member.status()
+                    rtt = round(self.timeline.now() - t, 4)
+                    self.timeline.sample("etcd", name, t=t, reachable=True, leader=s.leader_name,
+                                         term=s.term, index=s.index, error=None, rtt=rtt)
+                    view: tuple[bool, str | None, int | None] = (True, s.leader_name, s.term)
+                except RpcError as exc:
+                    if self.stopped.is_set():
+                        return  # stop() closed the client under this request: not the member's failure
+                    code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
+                    self.timeline.sample("etcd", name, t=t, reachable=False, leader=None, term=None,
+                                         index=None, error=code, rtt=round(self.timeline.now() - t, 4))
+                    view = (False, None, None)
         finally:
             free.release()
         with self._views_lock:

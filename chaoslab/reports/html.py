@@ -18,7 +18,8 @@ from html import escape
 from chaoslab.judge.conditions import LEASE_OF, Interval
 from chaoslab.judge.disruption import drains
 from chaoslab.judge.gate import Gate, Policy, evaluate
-from chaoslab.judge.measure import Measurements, condition_intervals
+from chaoslab.judge.measure import Measurements
+from chaoslab.judge.steady import condition_intervals
 from chaoslab.judge.verdict import Verdict, format_measured, format_value
 from chaoslab.reports.markdown import drain_counts, drain_reasons, headline, result, started
 from chaoslab.spec.model import METRICS, Experiment

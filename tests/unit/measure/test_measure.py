@@ -3,7 +3,8 @@ import random
 import pytest
 
 from chaoslab.judge.conditions import failing_conditions
-from chaoslab.judge.measure import PHASES, condition_intervals, measure
+from chaoslab.judge.measure import PHASES, measure
+from chaoslab.judge.steady import condition_intervals
 from chaoslab.spec.model import METRICS, STEADY_STATE_CONDITIONS
 
 from .synthetic import (
