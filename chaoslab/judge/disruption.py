@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaoslab.judge.brackets import previous_instant, rounded
 from chaoslab.judge.conditions import Interval, merge, spans
 from chaoslab.timeline import Event, Sample, Timeline
 
@@ -159,6 +160,8 @@ class Replacement:
     new: PodTrack | None
     seconds: float
     """Removal → replacement first seen Ready; without one, removal → end of the run (a lower bound)."""
+    low: float | None = None
+    """The bracket's lower edge: removal → the probe's last look before it saw the replacement Ready."""
 
     @property
     def ready(self) -> bool:
@@ -172,6 +175,15 @@ class Rescheduling:
     @property
     def value(self) -> float | None:
         return round(max(r.seconds for r in self.replacements), 4) if self.replacements else None
+
+    @property
+    def bracket(self) -> tuple[float, float] | None:
+        """Where the longest replacement truly lies: each Ready was seen at one look of the probe and
+        happened after the look before it."""
+        if not self.replacements:
+            return None
+        return rounded(max(r.seconds if r.low is None else r.low for r in self.replacements),
+                       max(r.seconds for r in self.replacements))
 
     def evidence(self) -> str:
         if not self.replacements:
@@ -214,6 +226,7 @@ def rescheduling(tl: Timeline, start: float) -> Rescheduling:
     taken: set[str] = set()
     out = []
     end = tl.end
+    looks = sorted({s.t for ss in workload_samples(tl).values() for s in ss})
     for uid, (t, how) in sorted(removals.items(), key=lambda kv: kv[1][0]):
         old = tracks[uid]
         new = next((p for p in sorted(tracks.values(), key=lambda p: p.first)
@@ -224,7 +237,8 @@ def rescheduling(tl: Timeline, start: float) -> Rescheduling:
             taken.add(new.uid)
         ready_at = new.ready_at if new is not None else None
         seconds = (ready_at if ready_at is not None else end) - t
-        out.append(Replacement(old, t, how, new, round(max(0.0, seconds), 4)))
+        low = None if ready_at is None else max(0.0, previous_instant(looks, ready_at, t) - t)
+        out.append(Replacement(old, t, how, new, round(max(0.0, seconds), 4), low))
     return Rescheduling(out)
 
 

@@ -346,10 +346,12 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
         brackets[metric] = span_bracket([(s.t, not s.values.get(key)) for s in samples], start, end)
         evidence[metric] = (_describe(down, what) if down else
                             f"{what} never, {_ts(start)}–{end:.2f} s ({len(samples)} samples)")
-    values["schedulingLatency"], evidence["schedulingLatency"] = _scheduling(tl, start)
+    values["schedulingLatency"], evidence["schedulingLatency"], scheduled = _scheduling(tl, start)
+    if scheduled is not None:
+        brackets["schedulingLatency"] = scheduled
     _data_safety(tl, start, values, evidence)
     _api_consistency(tl, start, values, evidence)
-    _workloads(tl, start, end, values, evidence)
+    _workloads(tl, start, end, values, evidence, brackets)
     _admission(tl, start, revert if revert is not None else end, values, evidence)
     if inject is not None:
         _apf(tl, inject, revert if revert is not None else end, values, evidence)
@@ -720,11 +722,13 @@ def _admission(tl: Timeline, start: float, stop: float, values: dict[str, float 
 
 
 def _workloads(tl: Timeline, start: float, end: float, values: dict[str, float | None],
-               evidence: dict[str, str]) -> None:
+               evidence: dict[str, str], brackets: dict[str, tuple[float, float]]) -> None:
     """reschedulingTime, workloadUnavailable and pdbViolations from the `workloads` probe, drainDuration from
     the drain-node fault's events (`chaoslab.judge.disruption` has the definitions)."""
     moved = disruption.rescheduling(tl, start)
     values["reschedulingTime"], evidence["reschedulingTime"] = moved.value, moved.evidence()
+    if (moved_bracket := moved.bracket) is not None:
+        brackets["reschedulingTime"] = moved_bracket
     if not disruption.workload_samples(tl) and not tl.samples_of(disruption.PROBE, disruption.POD):
         evidence["reschedulingTime"] = "not measured: no workloads samples (add the workloads probe)"
     values["workloadUnavailable"], evidence["workloadUnavailable"] = disruption.unavailable(tl, start, end)
@@ -732,27 +736,34 @@ def _workloads(tl: Timeline, start: float, end: float, values: dict[str, float |
     values["drainDuration"], evidence["drainDuration"] = disruption.drain_duration(tl)
 
 
-def _scheduling(tl: Timeline, start: float) -> tuple[float | None, str]:
+def _scheduling(tl: Timeline, start: float) -> tuple[float | None, str, tuple[float, float] | None]:
     """Worst create → bound time of the canary pods pending at or after `start` (a pod never bound counts
-    with the longest pending time seen)."""
+    with the longest pending time seen), and its bracket: a pod was bound after the last look that found it
+    pending (`pendingAt`, from its create) and before the look that found it bound."""
     pods: dict[str, list[Sample]] = {}
     for s in tl.samples_of("canary", "scheduling"):
         pods.setdefault(str(s.values.get("pod")), []).append(s)
     pods = {p: ss for p, ss in pods.items() if ss[-1].t >= start}
     if not pods:
-        return None, "not measured: no scheduling canary pod in the run"
+        return None, "not measured: no scheduling canary pod in the run", None
 
-    def latency(ss: list[Sample]) -> float:
+    def latency(ss: list[Sample]) -> tuple[float, float]:
         bound = [s for s in ss if s.values.get("bound")]
-        return float((bound[0] if bound else max(ss, key=lambda s: float(s.values.get("seconds", 0))))
-                     .values.get("seconds", 0))
+        if not bound:   # never bound: pending for at least the longest time seen, at most until the end
+            seen = max(float(s.values.get("seconds", 0)) for s in ss)
+            return seen, seen
+        v = bound[0].values
+        high = float(v.get("seconds", 0))
+        return min(high, max(0.0, float(v.get("pendingAt", high)))), high
 
-    worst = max(pods, key=lambda p: latency(pods[p]))
+    worst = max(pods, key=lambda p: latency(pods[p])[1])
     ss = pods[worst]
     bound = any(s.values.get("bound") for s in ss)
     how = "bound after" if bound else "never bound; pending for"
-    return round(latency(ss), 4), (f"worst of {len(pods)} pods: {worst}, created at {_ts(ss[0].t)}, "
-                                   f"{how} {latency(ss):.2f} s")
+    low = max(latency(p)[0] for p in pods.values())
+    high = latency(ss)[1]
+    return round(high, 4), (f"worst of {len(pods)} pods: {worst}, created at {_ts(ss[0].t)}, "
+                            f"{how} {high:.2f} s"), rounded(low, high)
 
 
 def _phases(tl: Timeline, inject: float, recovered: float | None, end: float, component: str,

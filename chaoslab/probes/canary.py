@@ -68,6 +68,8 @@ class CanaryProbe(Sampler):
     def loop(self) -> None:
         self._prepare()
         self.pending: dict[str, float] = {}
+        self.looked: dict[str, float] = {}
+        """pod → when it was last seen pending (the request's send time), or its create acknowledged."""
         self.seq = 0
         next_create = self.timeline.now()
         while not self.stopped.is_set():
@@ -84,8 +86,10 @@ class CanaryProbe(Sampler):
         with self.asking() as t:
             try:
                 api.create(f"/api/v1/namespaces/{NAMESPACE}/pods", canary_pod(name))
-                self.timeline.sample("canary", "write", t=t, ok=True, seconds=self.timeline.now() - t, error=None)
+                acked = self.timeline.now()
+                self.timeline.sample("canary", "write", t=t, ok=True, seconds=acked - t, error=None)
                 self.pending[name] = t
+                self.looked[name] = acked  # the pod exists from here on at the latest
                 self.timeline.sample("canary", "scheduling", t=t, pod=name, bound=False, seconds=0.0)
             except TargetError as exc:
                 self.timeline.sample("canary", "write", t=t, ok=False, seconds=self.timeline.now() - t,
@@ -94,16 +98,22 @@ class CanaryProbe(Sampler):
     def check_pending(self) -> None:
         api = self.target.api()
         for pod, created in list(self.pending.items()):
+            asked = self.timeline.now()
             try:
                 obj = api.get(f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")
             except TargetError:
                 continue
             now = self.timeline.now()
             if obj["spec"].get("nodeName"):
-                self.timeline.sample("canary", "scheduling", t=now, pod=pod, bound=True, seconds=now - created)
+                # Bound before this answer; not before the last look that found it pending (or before the
+                # create was acknowledged): `pendingAt` − that is the latency's lower edge.
+                self.timeline.sample("canary", "scheduling", t=now, pod=pod, bound=True, seconds=now - created,
+                                     pendingAt=self.looked.pop(pod, created) - created)
                 del self.pending[pod]
                 self._delete(pod)
-            elif int(now - created) > int(now - created - self.check_interval):
+                continue
+            self.looked[pod] = asked
+            if int(now - created) > int(now - created - self.check_interval):
                 # Still pending: one sample a second is enough to show it.
                 self.timeline.sample("canary", "scheduling", t=now, pod=pod, bound=False, seconds=now - created)
 

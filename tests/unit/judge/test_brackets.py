@@ -101,3 +101,23 @@ def test_time_without_leader_counts_followers_naming_a_dead_leader() -> None:
 
 def test_revert_event_in_synthetic_helpers_is_recognised() -> None:
     assert inject(1.0, "etcd", "cp1")[1] == "inject" and revert(2.0)[1] == "revert"
+
+
+def test_scheduling_latency_is_bracketed_by_the_looks_at_the_pending_pod() -> None:
+    # Created at 10.0 (acknowledged 10.05), last seen pending by a look sent at 11.2, seen bound at 11.5.
+    tl = build([(10.0, "inject", {"fault": "kill-process"}),
+                (10.0, "canary", "scheduling", {"pod": "c-1", "bound": False, "seconds": 0.0}),
+                (11.5, "canary", "scheduling", {"pod": "c-1", "bound": True, "seconds": 1.5, "pendingAt": 1.2}),
+                (12.0, "canary", "scheduling", {"pod": "c-2", "bound": False, "seconds": 0.0}),
+                (12.3, "canary", "scheduling", {"pod": "c-2", "bound": True, "seconds": 0.3, "pendingAt": 0.05})])
+    m = measure(tl, ("scheduling",), settle=1.0)
+    assert m.values["schedulingLatency"] == 1.5
+    assert m.brackets["schedulingLatency"] == (1.2, 1.5)
+
+
+def test_rescheduling_time_is_bracketed_by_the_workloads_probe_looks() -> None:
+    from measure.synthetic import drained
+    m = measure(drained(), ("apiserver-ready",), settle=5.0)
+    # b evicted at 13.5, e seen Ready at the look of 17.5, not at the look of 17.0 before it.
+    assert m.values["reschedulingTime"] == 4.0
+    assert m.brackets["reschedulingTime"] == (3.5, 4.0)
