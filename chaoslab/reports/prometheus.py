@@ -33,6 +33,13 @@ EXPORTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "chaoslab_slo_passed": ("1 if the SLO was met", ("slo", "aggregate")),
     "chaoslab_slo_measured": ("The SLO's aggregate over the runs (absent when not measured)",
                               ("slo", "aggregate", "unit")),
+    "chaoslab_slo_measured_low": (("Lower edge of the measured aggregate's bracket: the true value lies between "
+                                  "low and high (docs/measurements.md#brackets-how-far-off-a-time-can-be)"),
+                                 ("slo", "aggregate", "unit")),
+    "chaoslab_slo_measured_high": ("Upper edge of the measured aggregate's bracket", ("slo", "aggregate", "unit")),
+    "chaoslab_slo_inconclusive": (("1 if the bracket straddles the SLO's limit: the samples cannot tell pass "
+                                  "from fail (not a failure unless the gate says --inconclusive fail)"),
+                                 ("slo", "aggregate")),
     "chaoslab_slo_threshold": ("The SLO's limit", ("slo", "aggregate", "unit")),
     "chaoslab_slo_warning": ("1 if the SLO was met within the warning margin of its limit", ("slo", "aggregate")),
     "chaoslab_slo_gating": ("1 if a violation of the SLO fails the gate", ("slo", "aggregate")),
@@ -96,8 +103,12 @@ def registry(results: Sequence[Result]) -> CollectorRegistry:
             g["chaoslab_slo_warning"].labels(exp, r.metric, r.aggregate).set(int(s.status == "warn"))
             g["chaoslab_slo_gating"].labels(exp, r.metric, r.aggregate).set(int(s.gating))
             g["chaoslab_slo_threshold"].labels(exp, r.metric, r.aggregate, r.unit).set(r.threshold)
+            g["chaoslab_slo_inconclusive"].labels(exp, r.metric, r.aggregate).set(int(r.inconclusive))
             if r.measured is not None:
                 g["chaoslab_slo_measured"].labels(exp, r.metric, r.aggregate, r.unit).set(r.measured)
+            if r.low is not None and r.high is not None:
+                g["chaoslab_slo_measured_low"].labels(exp, r.metric, r.aggregate, r.unit).set(r.low)
+                g["chaoslab_slo_measured_high"].labels(exp, r.metric, r.aggregate, r.unit).set(r.high)
         for run, values in enumerate(verdict.run_values, 1):
             for metric, value in values.items():
                 if value is not None:

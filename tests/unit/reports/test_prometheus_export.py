@@ -49,6 +49,11 @@ def test_textfile_parses_and_carries_verdicts_metrics_and_fault_windows(tmp_path
     assert value(found, "chaoslab_slo_gating", slo="schedulerTimeToNewLeader", aggregate="max") == 0
     assert value(found, "chaoslab_slo_measured", slo="recoveryTime", aggregate="max", unit="s") == 17.0
     assert value(found, "chaoslab_slo_threshold", slo="recoveryTime", aggregate="p95", unit="s") == 20.0
+    # The bracket: the true recovery lies between the sample before the Lease came back and the one after.
+    low = value(found, "chaoslab_slo_measured_low", slo="recoveryTime", aggregate="max", unit="s")
+    high = value(found, "chaoslab_slo_measured_high", slo="recoveryTime", aggregate="max", unit="s")
+    assert low < 17.0 <= high
+    assert value(found, "chaoslab_slo_inconclusive", slo="recoveryTime", aggregate="max") == 0
     assert value(found, "chaoslab_slo_warning", slo="schedulerLeaderElections", aggregate="max") == 1
     assert value(found, "chaoslab_metric_value", metric="recoveryTime", run="1", unit="s") == 17.0
     assert value(found, "chaoslab_metric_value", metric="schedulerLeaderElections", run="1", unit="count") == 1
