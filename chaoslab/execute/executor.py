@@ -32,6 +32,7 @@ from typing import Any
 
 from chaoslab.errors import ChaoslabError, InjectionError, RevertError, SpecError, TargetError
 from chaoslab.execute.rundir import RunDir
+from chaoslab.execute.workload import deploy, remove
 from chaoslab.faults.base import Injection, Record, Undo, apply_undo, ignore_events
 from chaoslab.judge.conditions import Samples, failing_conditions, live_value
 from chaoslab.judge.steady import is_over
@@ -180,7 +181,7 @@ def revert_pending(target: Target, pending: RunDir, record: Record = ignore_even
                 errors.append(str(exc))
     if errors:
         raise RevertError("; ".join(errors) + f" (pending undo kept in {pending / 'undo.json'})")
-    pending.write_pending([])
+    pending.clear_pending()
     return done
 
 
@@ -265,6 +266,8 @@ class Execution:
         abort now, or None. Checked with the experiment's own while the fault holds."""
         self.progress = Progress(runs=plan.experiment.runs)
         self.bindings: list[list[dict[str, Any]]] = []
+        self.created: list[str] | None = None
+        """The objects of `spec.workload` this execution created (None: not deployed yet)."""
 
     def _show(self, timeline: Timeline, phase: str | None = None, failing: list[str] | None = None) -> None:
         if phase:
@@ -276,6 +279,18 @@ class Execution:
         for observer in self.observers:
             observer(self.progress)
 
+    def end_workload(self) -> None:
+        """After the last run: delete the objects of `spec.workload` this execution created, unless told
+        to keep them."""
+        workload = self.plan.experiment.workload
+        if self.created is None or workload is None:
+            return
+        if workload.keep:
+            self.run_dir.write_standing([])
+        else:
+            remove(self.target, self.created, self.run_dir, ignore_events)
+        self.created = None
+
     def run_once(self, index: int) -> Timeline:
         exp = self.plan.experiment
         obs = Observation(self.plan, self.target)
@@ -284,6 +299,8 @@ class Execution:
         timeline.event("run-start", experiment=exp.name, run=index)
         injected: list[Injection] = []
         try:
+            if exp.workload is not None and self.created is None:
+                self.created = deploy(exp.workload, self.target, self.run_dir, timeline.event)
             check_workload(self.plan, self.target)
             obs.start()
             time.sleep(FIRST_SAMPLES)
@@ -335,8 +352,18 @@ def execute(plan: Plan, target: Target, run_dir: RunDir, observers: Sequence[Obs
     timelines: list[Timeline] = []
     try:
         with run_lock(target, run_dir):
-            for i in range(1, plan.experiment.runs + 1):
-                timelines.append(execution.run_once(i))
+            try:
+                for i in range(1, plan.experiment.runs + 1):
+                    timelines.append(execution.run_once(i))
+            except BaseException as exc:
+                try:
+                    execution.end_workload()
+                except ChaoslabError as cleanup:
+                    if isinstance(exc, ChaoslabError) and not isinstance(exc, SpecError):
+                        raise RevertError(f"{exc}; and the workload could not be removed: {cleanup}") from exc
+                    exc.add_note(f"and the workload could not be removed: {cleanup}")
+                raise
+            execution.end_workload()
     except SpecError:
         raise
     except ChaoslabError as exc:

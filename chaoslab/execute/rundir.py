@@ -119,9 +119,23 @@ class RunDir:
 
     # ---- undo ---------------------------------------------------------------------------------------
     def write_pending(self, injections: Sequence[Mapping[str, Any]]) -> None:
-        """The undo of every injection that may be in place (none: the file goes)."""
-        if injections:
-            write_json(self.path / UNDO, [dict(i) for i in injections])
+        """The undo of every injection that may be in place, after the standing undo (`write_standing`),
+        which stays; nothing at all: the file goes."""
+        self._write_undo([e for e in self.pending() if e.get("standing")], injections)
+
+    def write_standing(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        """The undo of what stands across the runs of an execution (the objects of `spec.workload`), kept
+        first in the same file, so `chaoslab recover` replays it with the faults'."""
+        self._write_undo([{**e, "standing": True} for e in entries],
+                         [e for e in self.pending() if not e.get("standing")])
+
+    def clear_pending(self) -> None:
+        """Everything was undone (`chaoslab recover`)."""
+        (self.path / UNDO).unlink(missing_ok=True)
+
+    def _write_undo(self, standing: Sequence[Mapping[str, Any]], injections: Sequence[Mapping[str, Any]]) -> None:
+        if entries := [*map(dict, standing), *map(dict, injections)]:
+            write_json(self.path / UNDO, entries)
         else:
             (self.path / UNDO).unlink(missing_ok=True)
 

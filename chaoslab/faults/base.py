@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from chaoslab.clients.kubeapi import ApiError
+from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import RevertError, TargetError
 from chaoslab.faults.netrules import (
     Command,
@@ -49,7 +49,9 @@ class Undo:
     `stop-tracer`: end the `disk-latency` tracer `marker` on
     `host` and check that etcd's process `pid` names no tracer any more; `nospace-runbook`: end the
     `etcd-nospace` switch `marker` and run the NOSPACE runbook over chaoslab's keys under `prefix` (lease
-    `lease`); `delete-keys`: delete chaoslab's keys under `prefix` and revoke their `lease`."""
+    `lease`); `delete-keys`: delete chaoslab's keys under `prefix` and revoke their `lease`; `delete-objects`: delete the
+    Kubernetes objects at `paths` (the ones `spec.workload` created), last first, and wait until they are
+    gone."""
 
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -144,6 +146,36 @@ def describe_from_data(injection: Injection) -> tuple[list[str], list[str]]:
             [f"{u.action} {dict(u.params)}" for u in injection.undo])
 
 
+#: Seconds `delete-objects` waits for deleted objects to be gone (a namespace deletes its pods first).
+OBJECTS_GONE_WITHIN = 180.0
+
+
+def _exists(api: KubeApi, path: str) -> bool:
+    try:
+        api.get(path)
+    except ApiError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def delete_objects(target: Target, paths: Sequence[str]) -> None:
+    """Delete the objects at `paths`, last first (a namespace's contents before it), and wait until every
+    one is gone: the next run may create them again."""
+    api = target.api()
+    for path in reversed(paths):
+        api.delete(path)
+    deadline = time.monotonic() + OBJECTS_GONE_WITHIN
+    left = list(paths)
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if _exists(api, p)]
+        if left:
+            time.sleep(0.5)
+    if left:
+        raise RevertError(f"still there {OBJECTS_GONE_WITHIN:.0f} s after their deletion: {', '.join(left)}")
+
+
 def apply_undo(target: Target, undo: Undo, record: Record = ignore_events) -> None:
     """Carry out one undo step; `RevertError` saying what is still broken when it cannot. `record`: the
     timeline's `event`, for undo steps that report as they go (the NOSPACE runbook's timed steps)."""
@@ -183,6 +215,8 @@ def apply_undo(target: Target, undo: Undo, record: Record = ignore_events) -> No
         elif undo.action == "resume-heartbeat":
             for node in p["nodes"]:
                 target.stop_heartbeat(node, stopped=False)
+        elif undo.action == "delete-objects":
+            delete_objects(target, p["paths"])
         elif undo.action == "delete-webhook":
             from chaoslab.faults.webhook_outage import remove_webhook  # it imports this module
 

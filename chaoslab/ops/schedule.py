@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from chaoslab.errors import SpecError
+from chaoslab.spec.workload import ref
 
 CRONJOB_VERSIONS = ("batch/v1", "batch/v1beta1")
 """batch/v1 CronJob from Kubernetes 1.21; batch/v1beta1 up to 1.24 (the only one 1.20 serves)."""
@@ -449,13 +450,7 @@ def served_cronjob_version(api: Any) -> str:
 
 def api_path(obj: Mapping[str, Any]) -> str:
     """The collection path to POST `obj` to (for the server-side dry run)."""
-    version: str = obj["apiVersion"]
-    plural = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
-              "ClusterRoleBinding": "clusterrolebindings", "Role": "roles", "RoleBinding": "rolebindings",
-              "Namespace": "namespaces", "ConfigMap": "configmaps", "CronJob": "cronjobs"}[obj["kind"]]
-    base = f"/api/{version}" if "/" not in version else f"/apis/{version}"
-    ns = obj["metadata"].get("namespace")
-    return f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
+    return ref(obj).collection
 
 
 def dry_run(api: Any, docs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaoslab.clients.kubeapi import ApiError
 from chaoslab.errors import ChaoslabError, SpecError
 from chaoslab.faults import build
 from chaoslab.faults.base import Fault, Injection
@@ -36,6 +37,7 @@ from chaoslab.plan.guard import (
 )
 from chaoslab.plan.probes import probes_for
 from chaoslab.spec.model import Experiment
+from chaoslab.spec.workload import ref
 from chaoslab.targets import Target
 from chaoslab.targets.helperpod import HelperPodSettings
 
@@ -58,10 +60,13 @@ class FaultPlan:
     undo: list[str] = field(default_factory=list)
     helper_pods: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    deferred: str | None = None
+    """Why the fault is bound only when the run starts: what it acts on comes with `spec.workload`."""
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "level": self.level, "where": self.where, "injection": self.injection,
-                "actions": self.actions, "undo": self.undo, "helperPods": self.helper_pods, "error": self.error}
+                "actions": self.actions, "undo": self.undo, "helperPods": self.helper_pods, "error": self.error,
+                **({"deferred": self.deferred} if self.deferred else {})}
 
 
 @dataclass
@@ -81,9 +86,14 @@ class Plan:
         return self.experiment.name
 
     def to_json(self) -> dict[str, Any]:
+        deploy = self.experiment.workload
         return {"experiment": self.experiment.name, "target": self.target, "refusals": self.refusals,
                 "probes": self.probes, "faults": [f.to_json() for f in self.faults],
-                **({"workload": self.workload} if self.workload else {})}
+                **({"workload": self.workload} if self.workload else {}),
+                **({"deploy": {"create unless there": [ref(o).shown for o in deploy.objects],
+                               "readyTimeout": deploy.ready_timeout,
+                               "at the end": "keep" if deploy.keep else "delete what was created"}}
+                   if deploy is not None else {})}
 
     def refuse(self) -> None:
         """`SpecError` (exit 2) with every refusal, when there is one: nothing may be changed."""
@@ -100,6 +110,12 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
     refusals = [*allow_problems(target, settings, yes), *abort_problems(experiment),
                 *capability_problems(experiment, target, probes)]
     plans, injections = [], []
+    try:
+        absent = missing_objects(target, experiment)
+    except ChaoslabError as exc:
+        absent = []
+        refusals.append(f"{experiment.workload.where if experiment.workload else 'spec.workload'}: cannot look "
+                        f"for the workload's objects: {exc}")
     for i, spec in enumerate(experiment.faults):
         fault = build(spec.kind, spec.params, spec.where, experiment.duration)
         fp = FaultPlan(spec.kind, fault_level(spec.kind), spec.where or f"spec.faults[{i}]", fault)
@@ -116,12 +132,34 @@ def make_plan(experiment: Experiment, target: Target, probes: Sequence[Mapping[s
             if inj.through_pods:
                 fp.helper_pods = fault.helper_pods(target, inj)
         except ChaoslabError as exc:
+            if absent and not fp.error:
+                # What the fault acts on may come with the workload: it is bound (and checked against the
+                # blast radius) when the run starts, after the workload is ready, like every fault.
+                fp.deferred = (f"bound when the run starts, once spec.workload has created "
+                               f"{', '.join(absent)}; now: {exc}")
+                continue
             fp.error = (fp.error + "; " if fp.error else "") + str(exc)
             if not fp.error.startswith("refused"):
                 refusals.append(f"{fp.where}: {exc}")
     refusals += radius_problems(experiment, injections, etcd_members(target, injections), target)
     return Plan(experiment, target.describe(), plans, [dict(p) for p in probes], refusals,
                 needed_workload(experiment, probes))
+
+
+def missing_objects(target: Target, experiment: Experiment) -> list[str]:
+    """The objects of `spec.workload` that are not on the cluster yet (read only)."""
+    if experiment.workload is None:
+        return []
+    api = target.api()
+    out = []
+    for r in map(ref, experiment.workload.objects):
+        try:
+            api.get(r.path)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            out.append(r.shown)
+    return out
 
 
 def needed_workload(experiment: Experiment, probes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -129,10 +129,15 @@ def _description(e: Experiment) -> str:
 
 def export_notes(experiment: Experiment) -> list[str]:
     """What the Chaos Toolkit experiment cannot say, for the CLI to print."""
+    notes = []
     if experiment.runs > 1:
-        return [(f"{experiment.name}: spec.runs is {experiment.runs}, but Chaos Toolkit runs an experiment "
-                 f"once; run `chaos run` {experiment.runs} times (each writes its own chaoslab run directory)")]
-    return []
+        notes.append(f"{experiment.name}: spec.runs is {experiment.runs}, but Chaos Toolkit runs an experiment "
+                     f"once; run `chaos run` {experiment.runs} times (each writes its own chaoslab run directory)")
+    if experiment.workload is not None:
+        files = " ".join(f"-f {m}" for m in experiment.workload.manifests)
+        notes.append(f"{experiment.name}: spec.workload is not carried over: create the workload before "
+                     f"`chaos run` (kubectl apply {files}, relative to the experiment file) and delete it after")
+    return notes
 
 
 # ---- import ------------------------------------------------------------------------------------------------

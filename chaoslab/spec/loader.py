@@ -35,6 +35,7 @@ from chaoslab.spec import checks
 from chaoslab.spec.durations import parse_duration
 from chaoslab.spec.model import METRICS, BlastRadius, Experiment, FaultSpec, SloSpec, TargetSpec
 from chaoslab.spec.reading import BoundedLoader, read_text, reader_problem
+from chaoslab.spec.workload import Workload, object_problems
 
 FieldPath: TypeAlias = tuple[str | int, ...]
 
@@ -355,12 +356,42 @@ def _full(doc: Document, source: Path | None) -> Experiment:
         # Defaults are filled in so the plan, the reports and the compact form all see the same params.
         params = {**_fault_defaults(fault["kind"]), **{k: v for k, v in fault.items() if k != "kind"}}
         faults.append(FaultSpec(fault["kind"], params, doc.at(("spec", "faults", i))))
+    workload, found = _workload(doc, source)
+    if found:
+        raise SpecError(found)
     return Experiment(
         name=doc.data["metadata"]["name"], description=doc.data["metadata"].get("description", ""),
         faults=tuple(faults), duration=_seconds(doc, ("spec", "duration"), spec["duration"]),
         slos=tuple(slos),
         abort={m: _threshold(doc, ("spec", "abort", m), m, v) for m, v in (spec.get("abort") or {}).items()},
-        source=source, raw=doc.data, **kw)
+        workload=workload, source=source, raw=doc.data, **kw)
+
+
+def _workload(doc: Document, source: Path | None) -> tuple[Workload | None, list[str]]:
+    """`spec.workload` with every object of its manifests (read relative to the experiment's folder), and
+    the problems, each with its file and line."""
+    spec = doc.data["spec"].get("workload")
+    if spec is None:
+        return None, []
+    where = doc.at(("spec", "workload", "manifests"))
+    base = source.parent if source is not None else None
+    objects: list[Mapping[str, Any]] = []
+    problems: list[str] = []
+    for i, name in enumerate(spec["manifests"]):
+        path = (base / name) if base is not None and not Path(name).is_absolute() else Path(name)
+        try:
+            text = read_text(path)
+        except SpecError as exc:
+            problems += [f"{doc.at(('spec', 'workload', 'manifests', i))}: {p}" for p in exc.problems]
+            continue
+        docs, found = parse(text, str(path))
+        problems += found
+        for d in docs:
+            found = object_problems(d.data, f"{path}:{d.line}")
+            problems += found
+            objects += [] if found else [d.data]
+    timeout = _seconds(doc, ("spec", "workload", "readyTimeout"), spec.get("readyTimeout", "2m"))
+    return Workload(tuple(spec["manifests"]), tuple(objects), timeout, bool(spec.get("keep", False)), where), problems
 
 
 def _compact(doc: Document, source: Path | None) -> Experiment:
@@ -556,6 +587,9 @@ def _load(text: str, file: str, source: Path | None, probe_sets_ok: bool,
             exp = (_compact if kind == "ControlPlaneChaos" else _full)(doc, source)
         except ValueError as exc:  # the schema's duration pattern should make this unreachable
             problems.append(str(exc))
+            continue
+        except SpecError as exc:  # spec.workload's manifests
+            problems += exc.problems
             continue
         if found := _requirement_problems(doc, exp):
             problems += found

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from chaoslab.spec.workload import Workload
+
 #: Steady-state conditions an experiment may name (checked from probe samples; see docs/measurements.md).
 STEADY_STATE_CONDITIONS = (
     "apiserver-ready",            # the load-balanced apiserver answers /readyz 200
@@ -155,6 +157,8 @@ class Experiment:
     """Seconds the steady state must hold continuously to count as recovered."""
     recovery_timeout: float = 120.0
     """Seconds after revert to wait for recovery before giving up (recovery then counts as not reached)."""
+    workload: Workload | None = None
+    """Objects created before the steady state and removed at the end (`chaoslab.spec.workload`)."""
     source: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
     """The document as loaded (saved into the run directory)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from chaoslab.spec.model import Aggregate, BlastRadius, Experiment, FaultSpec, SloSpec, TargetSpec
+from chaoslab.spec.workload import Workload
 
 FORMAT = "chaoslab.io/experiment-json/v1"
 
@@ -41,6 +42,7 @@ def experiment_to_json(experiment: Experiment) -> dict[str, Any]:
                  for s in e.slos],
         "abort": dict(e.abort), "blastRadius": asdict(e.blast_radius), "runs": e.runs, "settle": e.settle, "recoveryTimeout": e.recovery_timeout,
         "source": None if e.source is None else str(e.source), "raw": _plain(e.raw),
+        **({"workload": _plain(e.workload.to_json())} if e.workload is not None else {}),
     }
 
 
@@ -60,4 +62,5 @@ def experiment_from_json(data: Mapping[str, Any]) -> Experiment:
         blast_radius=BlastRadius(**data.get("blastRadius", {})),
         settle=float(data["settle"]), recovery_timeout=float(data["recoveryTimeout"]),
         source=None if data.get("source") is None else Path(data["source"]), raw=dict(data.get("raw", {})),
+        workload=Workload.from_json(data["workload"]) if data.get("workload") else None,
     )
