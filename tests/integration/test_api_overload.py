@@ -6,15 +6,13 @@ by the dead-man's switch or `chaoslab recover` — no generator, binding or name
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import only_run, recover, sigkill_when, start_run
 from waiting import eventually
 
 from chaoslab.clients.kubeapi import KubeApi
@@ -125,22 +123,14 @@ def killed_run(lab: LabLayout, api: KubeApi, tmp_path: Path, duration: int,
                deadman: int) -> tuple[Path, dict[str, Any]]:
     exp = tmp_path / "overload.yaml"
     exp.write_text(EXPERIMENT.format(lab=lab.config.name, duration=duration, deadman=deadman))
-    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live",
-                             "--runs-dir", str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = start_run(exp, tmp_path / "runs")
 
     def started() -> bool:
-        runs = tmp_path / "runs"
-        undo = next(runs.glob("*/undo.json"), None) if runs.exists() else None
-        return proc.poll() is not None or bool(undo and generators(json.loads(undo.read_text())[0]["undo"][0]
-                                                                    ["params"]["marker"]))
+        undo = next((tmp_path / "runs").glob("*/undo.json"), None)
+        return bool(undo and generators(json.loads(undo.read_text())[0]["undo"][0]["params"]["marker"]))
 
-    try:
-        eventually(started, 90, "the load generator started")
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    run_dir = next((tmp_path / "runs").iterdir())
+    sigkill_when(proc, started, 90, "the load generator started")
+    run_dir = only_run(tmp_path / "runs")
     [pending] = json.loads((run_dir / "undo.json").read_text())
     [undo] = pending["undo"]
     assert undo["action"] == "stop-overload"
@@ -165,8 +155,7 @@ def test_after_sigkill_the_load_stops_at_its_deadline_and_the_switch_cleans_up(
 @pytest.mark.slow
 def test_chaoslab_recover_stops_the_load_of_a_sigkilled_run(lab: LabLayout, api: KubeApi, tmp_path: Path) -> None:
     run_dir, params = killed_run(lab, api, tmp_path, duration=300, deadman=60)
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)],
-                            capture_output=True, text=True, timeout=90, check=False)
+    result = recover(run_dir, timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_cleaned_up(api, params)
     assert not (run_dir / "undo.json").exists()

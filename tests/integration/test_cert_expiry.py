@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import only_run, recover, sigkill_when, start_run
 from waiting import eventually, renewing_holder
 
 from chaoslab.clients.kubeapi import KubeApi
@@ -103,15 +101,9 @@ def killed_run(lab: LabLayout, target: LabTarget, tmp_path: Path, duration: int,
     original = cert.read_bytes()
     exp = tmp_path / "cert.yaml"
     exp.write_text(EXPERIMENT.format(lab=lab.config.name, duration=duration, deadman=deadman))
-    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live",
-                             "--runs-dir", str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        eventually(lambda: cert.read_bytes() != original or proc.poll() is not None, 90, "the certificate reissued")
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    run_dir = next((tmp_path / "runs").iterdir())
+    proc = start_run(exp, tmp_path / "runs")
+    sigkill_when(proc, lambda: cert.read_bytes() != original, 90, "the certificate reissued")
+    run_dir = only_run(tmp_path / "runs")
     [pending] = json.loads((run_dir / "undo.json").read_text())
     [undo] = pending["undo"]
     assert undo["action"] == "restore-certificate"
@@ -127,8 +119,7 @@ def test_the_dead_mans_switch_restores_the_certificate_after_chaoslab_is_sigkill
     eventually(lambda: not switches(params["marker"]), 30, "the switch finished")
     assert_restored(params, original)
     renewing_holder(api, "kube-scheduler", timeout=60)
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)],
-                            capture_output=True, text=True, timeout=90, check=False)
+    result = recover(run_dir, timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr  # replaying after the switch is harmless
 
 
@@ -136,8 +127,7 @@ def test_the_dead_mans_switch_restores_the_certificate_after_chaoslab_is_sigkill
 def test_chaoslab_recover_restores_the_certificate_of_a_sigkilled_run(lab: LabLayout, api: KubeApi,
                                                                       target: LabTarget, tmp_path: Path) -> None:
     run_dir, params, original = killed_run(lab, target, tmp_path, duration=300, deadman=60)
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)],
-                            capture_output=True, text=True, timeout=90, check=False)
+    result = recover(run_dir, timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_restored(params, original)
     assert not (run_dir / "undo.json").exists()

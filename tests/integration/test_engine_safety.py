@@ -8,11 +8,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runs import chaoslab, recover
 
 from chaoslab.lab.config import LabLayout
 from chaoslab.targets.lab import LabTarget
@@ -46,8 +46,8 @@ def start_run(lab: LabLayout, tmp_path: Path) -> subprocess.Popen[bytes]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     exp = tmp_path / "pause.yaml"
     exp.write_text(PAUSE.format(lab=lab.config.name))
-    return subprocess.Popen([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live",
-                             "--runs-dir", str(tmp_path / "runs")],
+    return subprocess.Popen(chaoslab("run", str(exp), "--no-live",
+                             "--runs-dir", str(tmp_path / "runs")),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -89,8 +89,7 @@ def test_killed_run_leaves_its_undo_and_recover_replays_it(lab: LabLayout, tmp_p
     undo = json.loads((run_dir / "undo.json").read_text())
     assert undo[0]["undo"][0]["params"] == {"component": "etcd", "host": host, "signal": "CONT"}
     assert stopped_etcd(target) == [host]
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = recover(run_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert stopped_etcd(target) == []
     assert not (run_dir / "undo.json").exists()

@@ -9,11 +9,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runs import chaoslab
 from test_partition import ROOT, chains, command, value
 from waiting import etcd_leaders
 
@@ -147,6 +147,6 @@ def test_the_dead_mans_switch_heals_a_delay_after_chaoslab_is_killed(lab: LabLay
         time.sleep(0.5)
     assert len(etcd_leaders(target, timeout=3)) == 1
     run_dir = max((tmp_path / "runs").iterdir())
-    rec = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,
+    rec = subprocess.run(chaoslab("recover", str(run_dir)), capture_output=True,
                          text=True, timeout=60, check=False, cwd=ROOT)
     assert rec.returncode == 0, rec.stdout + rec.stderr

@@ -9,12 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runs import chaoslab, recover
 from waiting import eventually
 from workloads import Events, busiest_node, deployment, namespace, ready_pods
 
@@ -116,8 +116,8 @@ def test_the_blast_radius_refuses_and_no_heartbeat_stops(target: LabTarget) -> N
 def start_run(lab: LabLayout, node: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     exp = tmp_path / "node-failure.yaml"
     exp.write_text(EXPERIMENT.format(lab=lab.config.name, node=node))
-    return subprocess.Popen([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live",
-                             "--runs-dir", str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(chaoslab("run", str(exp), "--no-live",
+                             "--runs-dir", str(tmp_path / "runs")), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def wait_stopped(target: LabTarget, node: str, proc: subprocess.Popen[bytes]) -> None:
@@ -160,8 +160,7 @@ def test_a_killed_run_leaves_resume_heartbeat_for_chaoslab_recover(lab: LabLayou
     [pending] = json.loads((run_dir / "undo.json").read_text())
     assert pending["undo"] == [{"action": "resume-heartbeat", "params": {"nodes": [node]}}]
     assert target.heartbeat_stopped(node)
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = recover(run_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not target.heartbeat_stopped(node)
     assert not (run_dir / "undo.json").exists()

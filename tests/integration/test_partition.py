@@ -10,13 +10,13 @@ import os
 import signal
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
+from cli_runs import chaoslab
 from waiting import eventually, renewing_holder
 
 from chaoslab.clients.etcd import EtcdMember
@@ -55,7 +55,7 @@ def write(tmp_path: Path, lab: LabLayout, name: str, fault: str, duration: str =
 
 
 def command(path: Path, tmp_path: Path) -> list[str]:
-    return [sys.executable, "-m", "chaoslab.cli", "run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs")]
+    return chaoslab("run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs"))
 
 
 def run(path: Path, tmp_path: Path) -> tuple[int, str, dict]:  # type: ignore[type-arg]
@@ -276,7 +276,7 @@ def test_the_dead_mans_switch_heals_a_partition_after_chaoslab_is_killed(lab: La
     # The run directory still names the undo: `chaoslab recover` replays it harmlessly.
     run_dir = max((tmp_path / "runs").iterdir())
     assert (run_dir / "undo.json").exists()
-    rec = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,
+    rec = subprocess.run(chaoslab("recover", str(run_dir)), capture_output=True,
                          text=True, timeout=60, check=False, cwd=ROOT)
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert not (run_dir / "undo.json").exists()

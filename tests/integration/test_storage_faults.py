@@ -9,11 +9,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runs import chaoslab
 from waiting import eventually
 
 from chaoslab.clients.etcd import parse_metrics as parse
@@ -82,7 +82,7 @@ def traced(target: LabTarget) -> dict[str, int]:
 
 
 def run_command(path: Path, tmp_path: Path) -> list[str]:
-    return [sys.executable, "-m", "chaoslab.cli", "run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs")]
+    return chaoslab("run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs"))
 
 
 def start(lab: LabLayout, tmp_path: Path, name: str, kind: str, fault: str, duration: str) -> subprocess.Popen[str]:
@@ -183,7 +183,7 @@ def test_sigkilled_chaoslab_is_healed_by_the_tracers_deadline_and_recover(lab: L
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     run_dir = next((tmp_path / "recover" / "runs").iterdir())
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,
+    result = subprocess.run(chaoslab("recover", str(run_dir)), capture_output=True,
                             text=True, timeout=60, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert traced(target) == {} and tracers() == []
@@ -277,7 +277,7 @@ def test_sigkilled_chaoslab_mid_nospace_is_healed_by_the_switch(lab: LabLayout, 
     eventually(lambda: not alarms(target) and write_error(target) is None, 90,
                "the switch ran the runbook (alarm disarmed, writes accepted)")
     assert chaoslab_keys(target) == []
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)], capture_output=True,
+    result = subprocess.run(chaoslab("recover", str(run_dir)), capture_output=True,
                             text=True, timeout=120, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr  # the runbook again: harmless
 

@@ -9,13 +9,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import chaoslab, recover
 from fakes import FakeTarget
 from waiting import eventually
 
@@ -171,8 +171,8 @@ def killed_run(lab: LabLayout, api: KubeApi, tmp_path: Path, duration: int, dead
     """Start a run, SIGKILL it once its webhook exists; (run directory, the pending undo's params)."""
     exp = tmp_path / "webhook.yaml"
     exp.write_text(EXPERIMENT.format(lab=lab.config.name, duration=duration, deadman=deadman))
-    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live",
-                             "--runs-dir", str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(chaoslab("run", str(exp), "--no-live",
+                             "--runs-dir", str(tmp_path / "runs")), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         eventually(lambda: configurations(api) or proc.poll() is not None, 90, "the webhook configuration created")
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
@@ -209,8 +209,7 @@ def test_the_dead_mans_switch_deletes_the_webhook_after_chaoslab_is_sigkilled(
 def test_chaoslab_recover_deletes_the_webhook_of_a_sigkilled_run(lab: LabLayout, api: KubeApi, tmp_path: Path,
                                                                  configmaps: None) -> None:
     run_dir, params = killed_run(lab, api, tmp_path, duration=300, deadman=60)
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "recover", str(run_dir)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = recover(run_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert params["name"] not in configurations(api)
     assert not processes(params["marker"]), "recover left the server or the switch running"
@@ -226,8 +225,8 @@ def test_a_run_measures_matched_and_unmatched_writes(lab: LabLayout, tmp_path: P
         "probes: [apiserver, admission]", "probes: [apiserver, admission]\n  slo:\n"
         "    matchedWriteErrorRate: {min: 0.75}\n    unmatchedWriteErrorRate: {max: 0}\n"
         "    unmatchedWriteLatency: {max: 5s}"))
-    result = subprocess.run([sys.executable, "-m", "chaoslab.cli", "run", str(exp), "--no-live", "--runs-dir",
-                             str(tmp_path / "runs")], capture_output=True, text=True, timeout=180, check=False)
+    result = subprocess.run(chaoslab("run", str(exp), "--no-live", "--runs-dir",
+                             str(tmp_path / "runs")), capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     # Not 1: the apiserver calls a new webhook once its informer has the configuration, which can take a
     # write or two after the `webhook` event on a busy machine.

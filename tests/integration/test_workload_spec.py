@@ -4,16 +4,12 @@ once it is ready, and deletes it at the end; after chaoslab is SIGKILLed, `chaos
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from waiting import eventually
+from cli_runs import chaoslab, only_run, recover, sigkill_when, start_run
 
 from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.lab.config import LabLayout
@@ -87,19 +83,15 @@ def undo_entries(tmp_path: Path) -> list[dict[str, object]]:
     return []
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "chaoslab.cli", *args]
-
-
 @pytest.mark.slow
 def test_a_run_creates_its_workload_binds_the_fault_on_it_and_deletes_it(
         lab: LabLayout, api: KubeApi, tmp_path: Path) -> None:
     path, ns = experiment(lab, tmp_path, "5s")
     assert not exists(api, ns)
-    dry = subprocess.run(cli("run", str(path), "--dry-run"), capture_output=True, text=True, timeout=60, check=False)
+    dry = subprocess.run(chaoslab("run", str(path), "--dry-run"), capture_output=True, text=True, timeout=60, check=False)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "deferred: bound when the run starts, once spec.workload has created" in dry.stdout
-    result = subprocess.run(cli("run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs")),
+    result = subprocess.run(chaoslab("run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs")),
                             capture_output=True, text=True, timeout=400, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not exists(api, ns)  # deleted and waited for
@@ -116,19 +108,13 @@ def test_a_run_creates_its_workload_binds_the_fault_on_it_and_deletes_it(
 @pytest.mark.slow
 def test_after_a_sigkill_recover_deletes_the_workload(lab: LabLayout, api: KubeApi, tmp_path: Path) -> None:
     path, ns = experiment(lab, tmp_path, "5m")
-    proc = subprocess.Popen(cli("run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs")),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        # Killed while the fault holds: the fault's entry is written after the workload's.
-        eventually(lambda: len(undo_entries(tmp_path)) >= 2, 180, "the workload ready and the fault injected")
-        time.sleep(1)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    run_dir = next((tmp_path / "runs").iterdir())
+    proc = start_run(path, tmp_path / "runs")
+    # Killed while the fault holds: the fault's entry is written after the workload's.
+    sigkill_when(proc, lambda: len(undo_entries(tmp_path)) >= 2, 180, "the workload ready and the fault injected")
+    run_dir = only_run(tmp_path / "runs")
     undo = json.loads((run_dir / "undo.json").read_text())
     assert undo[0]["fault"] == "workload" and undo[0]["standing"]
-    result = subprocess.run(cli("recover", str(run_dir)), capture_output=True, text=True, timeout=300, check=False)
+    result = recover(run_dir, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not exists(api, ns)
     assert not (run_dir / "undo.json").exists()
