@@ -1,5 +1,6 @@
 """`spec.workload` on the real lab: a run creates the workload it needs, binds the fault that acts on it
-once it is ready, and deletes it at the end; after chaoslab is SIGKILLed, `chaoslab recover` deletes it."""
+once it is ready (the eviction picks one of its pods), and deletes it at the end; after chaoslab is
+SIGKILLed, `chaoslab recover` deletes it."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ metadata: {{name: {ns}}}
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {{name: web, namespace: {ns}}}
+metadata: {{name: web, namespace: {ns}, labels: {{app: web}}}}
 spec:
   replicas: 3
   selector: {{matchLabels: {{app: web}}}}
@@ -90,7 +91,8 @@ def test_a_run_creates_its_workload_binds_the_fault_on_it_and_deletes_it(
     assert not exists(api, ns)
     dry = subprocess.run(chaoslab("run", str(path), "--dry-run"), capture_output=True, text=True, timeout=60, check=False)
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "deferred: bound when the run starts, once spec.workload has created" in dry.stdout
+    assert f"create unless there:\n  - Namespace {ns}\n  - Deployment {ns}/web" in dry.stdout, dry.stdout
+    assert "deferred: 'bound when the run starts, once spec.workload has created" in dry.stdout, dry.stdout
     result = subprocess.run(chaoslab("run", str(path), "--no-live", "--runs-dir", str(tmp_path / "runs")),
                             capture_output=True, text=True, timeout=400, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -98,7 +100,7 @@ def test_a_run_creates_its_workload_binds_the_fault_on_it_and_deletes_it(
     run_dir = next((tmp_path / "runs").iterdir())
     assert not (run_dir / "undo.json").exists()
     events = [json.loads(line) for line in (run_dir / "runs" / "1" / "timeline.jsonl").read_text().splitlines()]
-    done = [e.get("action") for e in events if e.get("event") == "workload"]
+    done = [e["detail"].get("action") for e in events if e.get("event") == "workload"]
     assert done == ["created", "created", "created", "ready"], done
     verdict = json.loads((run_dir / "verdict.json").read_text())
     slos = {s["metric"]: s for s in verdict["slos"]}
