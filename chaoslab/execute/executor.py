@@ -2,11 +2,13 @@
 a game-day step, the Chaos Toolkit control and actions). Its input is a `Plan`; a plan with a refusal is
 refused before anything changes.
 
-For each of the experiment's runs: start the probes, wait for the steady state (abort if it does not
-hold), bind the planned faults to the cluster as it is now (who leads), check the binding against the
-blast radius, write the undo to the run directory, inject, hold for `duration` (aborting early when an
-abort condition is crossed), revert, and keep observing until the steady state has held for the settle
-period (or `recovery_timeout`). Each run's timeline is saved; measuring, judging and reporting happen
+Before the first run, the objects of `spec.workload` that are not there yet are created and awaited
+(`chaoslab.execute.workload`; deleted after the last run). For each of the experiment's runs: start the
+probes, wait for the steady state (abort if it does not hold), bind the planned faults to the cluster as
+it is now (who leads), check the binding against the blast radius, write the undo to the run directory,
+inject, hold for `duration` (aborting early when an abort condition is crossed), revert, and keep observing until the steady state has held for the settle
+period (or `recovery_timeout`), judged as the measurement will judge it (`chaoslab.judge.steady`: one
+decision, recorded in the timeline). Each run's timeline is saved; measuring, judging and reporting happen
 after, from those timelines (`chaoslab.judge`, `chaoslab.reports`).
 
 Safety: the undo is on disk before the first fault is injected; Ctrl-C, an exception or an abort reverts
