@@ -12,7 +12,7 @@ import pytest
 from chaoslab.cli import main
 from chaoslab.errors import SpecError
 from chaoslab.spec import load, load_text
-from chaoslab.spec.chaostoolkit import ACTIONS, CONTROL, PROBES, control_experiment, to_chaostoolkit
+from chaoslab.spec.chaostoolkit import ACTIONS, CONTROL, PROBES, control_experiment, export_notes, to_chaostoolkit
 from chaoslab.spec.loader import parse
 from chaoslab.spec.model import TargetSpec
 
@@ -100,6 +100,9 @@ def test_every_shipped_experiment_survives_export_and_import(path: Path) -> None
             if f.name in ("faults", "slos"):
                 mine = [dataclasses.replace(x, where="") for x in mine]
                 theirs = [dataclasses.replace(x, where="") for x in theirs]
+            if f.name == "workload":  # not carried over: the export says to apply the manifests first
+                assert theirs is None and (mine is None or export_notes(exp)), f.name
+                continue
             assert mine == theirs, f.name
 
 
