@@ -207,21 +207,25 @@ class Rescheduling:
 
 def rescheduling(tl: Timeline, start: float) -> Rescheduling:
     """Each pod of a selected workload removed at or after `start`, matched in order of removal with the
-    earliest new pod of the same workload first seen after it (less `TOLERANCE`)."""
+    earliest new pod of the same workload first seen after it (less `TOLERANCE`). A pod was removed no
+    later than the first sign of it: the fault's eviction event (recorded when the API answered, which on
+    a busy machine can be after the probe has already seen the pod go) or the probe seeing it deleting or
+    gone, whichever came first."""
     tracks = pods(tl)
     if not tracks:
         return Rescheduling()
-    removals: dict[str, tuple[float, str]] = {}
+    evicted: dict[str, tuple[float, str]] = {}
     for e in tl.events_of("eviction"):
         uid = str(e.detail.get("uid"))
-        if e.detail.get("outcome") in REMOVED and uid in tracks and e.t >= start and uid not in removals:
-            removals[uid] = (e.t, str(e.detail["outcome"]))
+        if e.detail.get("outcome") in REMOVED and uid in tracks and e.t >= start and uid not in evicted:
+            evicted[uid] = (e.t, str(e.detail["outcome"]))
+    removals: dict[str, tuple[float, str]] = {}
     for uid, tr in tracks.items():
-        if uid in removals:
-            continue
         seen = [(t, how) for t, how in ((tr.deleting_at, "seen deleting"), (tr.gone_at, "seen gone"))
                 if t is not None and t >= start]
-        if seen:
+        if uid in evicted:   # named as the fault did it, timed by whichever sign came first
+            removals[uid] = (min([evicted[uid][0], *(t for t, _ in seen)]), evicted[uid][1])
+        elif seen:
             removals[uid] = min(seen)
     taken: set[str] = set()
     out = []

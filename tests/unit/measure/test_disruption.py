@@ -145,3 +145,15 @@ def test_label_selectors_match_as_kubernetes_does(selector: Any, labels: dict[st
 def test_the_required_healthy_count_follows_the_disruption_controller(
         spec: dict[str, Any], expected_pods: int | None, required: int | None) -> None:
     assert required_healthy(spec, expected_pods) == required
+
+
+def test_an_eviction_answered_late_is_timed_by_the_probe_seeing_the_pod_go() -> None:
+    # A busy machine: the probe saw the pod gone and its replacement Ready at 4.9; the eviction call's
+    # answer (the fault's event) came at 5.5, after both.
+    tl = build([pod(0.5, "a", "n1", True), (4.0, "inject", {"fault": "drain-node"}),
+                pod(4.9, "a", "n1", False, gone=True), pod(4.9, "d", "n2", True),
+                eviction(5.5, "a", "evicted"), (10.0, "run-end", {})])
+    got = disruption.rescheduling(tl, 4.0)
+    [r] = got.replacements
+    assert r.new is not None and r.new.uid == "d" and r.how == "evicted"
+    assert got.value == 0.0
