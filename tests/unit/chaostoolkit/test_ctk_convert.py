@@ -12,7 +12,14 @@ import pytest
 from chaoslab.cli import main
 from chaoslab.errors import SpecError
 from chaoslab.spec import load, load_text
-from chaoslab.spec.chaostoolkit import ACTIONS, CONTROL, PROBES, control_experiment, export_notes, to_chaostoolkit
+from chaoslab.spec.chaostoolkit import (
+    ACTIONS,
+    CONTROL,
+    PROBES,
+    control_experiment,
+    export_notes,
+    to_chaostoolkit,
+)
 from chaoslab.spec.loader import parse
 from chaoslab.spec.model import TargetSpec
 
