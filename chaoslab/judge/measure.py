@@ -193,8 +193,10 @@ def _etcd(index: Samples, inject: float, end: float) -> tuple[_Leadership, list[
                 elected.append((s.t, changes[-1]))
                 if new_at is None:
                     first = _first_named(samples, s, inject, base)
-                    new_at = first.t
                     new_bracket = _elected_bracket(index, first, inject, base)
+                    # A sample is stamped when its request was sent; one answered late (a member busy for
+                    # 1 s) may name the new leader with a time before the samples prove it was elected.
+                    new_at = max(first.t, new_bracket[0])
             term, leader = t_new, s.values["leader"]
     was = f"{base_leader}, term {base.values['term']}" if base else "no leader seen before"
     if changes:

@@ -121,3 +121,20 @@ def test_rescheduling_time_is_bracketed_by_the_workloads_probe_looks() -> None:
     # b evicted at 13.5, e seen Ready at the look of 17.5, not at the look of 17.0 before it.
     assert m.values["reschedulingTime"] == 4.0
     assert m.brackets["reschedulingTime"] == (3.5, 4.0)
+
+
+def test_a_late_answer_naming_the_new_leader_does_not_date_the_election_before_its_bracket() -> None:
+    # Seen on the lab: cp2 (the old leader, killed at 1.1 and restarted) was asked at 3.11 and answered a
+    # second later naming cp3 (term 81); cp3 itself still named no leader at 3.74 and became leader at 3.78.
+    def status(t: float, m: str, leader: str | None, term: int, rtt: float = 0.001) -> tuple:
+        return (t, "etcd", m, {"reachable": True, "leader": leader, "term": term, "index": 1, "rtt": rtt})
+
+    tl = build([*[status(t, m, "cp2", 79) for t in (0.5, 1.0) for m in ("cp1", "cp2", "cp3")],
+                (1.05, "inject", {"fault": "kill-process"}),
+                status(3.1129, "cp2", "cp3", 81, rtt=0.9996),
+                status(3.74, "cp3", None, 80), status(3.7918, "cp3", "cp3", 81, rtt=0.0471),
+                status(3.7912, "cp1", "cp3", 81, rtt=0.0483)])
+    m = measure(tl, ("etcd-quorum",), settle=1.0)
+    low, high = m.brackets["etcdTimeToNewLeader"]
+    assert low <= m.values["etcdTimeToNewLeader"] <= high
+    assert low == pytest.approx(3.74 - 1.05, abs=1e-4)
