@@ -5,7 +5,7 @@ queue).
 
 For each pattern and each offered rate (doubling), on a settled lab: read every apiserver's /metrics,
 run the fault's own load generator for `--seconds` at that rate (concurrency 64, 8 users, so the rate
-is what limits it), undo it, read /metrics again. Per step it prints what was offered and achieved
+is what limits it; relist: as many watchers as relist that often together), undo it, read /metrics again. Per step it prints what was offered and achieved
 (answered requests per second, by the generator's own record), the generator's p99 (client side: the
 median of its per-second p99s), and the apiservers' own p99 for that kind of call (the difference of
 `apiserver_request_duration_seconds` over the step, all apiservers: the reference measured in the same
@@ -32,9 +32,11 @@ from chaoslab.judge.measure import histogram_quantile
 from chaoslab.probes.apiserver_metrics import parse
 from chaoslab.targets.lab import LabTarget
 
-RATES = {"list": [2, 4, 8, 16, 32, 64, 128], "writes": [25, 50, 100, 200, 400, 800],
-         "relist": [1, 2, 4, 8, 16, 32, 64]}
-"""Offered requests per second, per pattern (relist: watches dropped and re-established per second)."""
+RATES = {"list": [0.25, 0.5, 1, 2, 4, 8], "writes": [25, 50, 100, 200, 400, 800],
+         "relist": [0.8, 1.6, 3.2, 6.4, 12.8]}
+"""Offered requests per second, per pattern. relist: cluster-wide LISTs per second, as `concurrency`
+watchers that all drop their watch and relist every `RELIST_PERIOD` seconds (5 s: 4 to 64 watchers)."""
+RELIST_PERIOD = 5
 CLASS = {"list": "read-cluster", "writes": "mutating", "relist": "read-cluster"}
 """The SLO class (`chaoslab.probes.apiserver_metrics.call_class`) of each pattern's requests."""
 
@@ -60,9 +62,11 @@ def rejected(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
                for h, a in after.items())
 
 
-def step(target: LabTarget, pattern: str, rate: int, seconds: float) -> dict[str, Any]:
+def step(target: LabTarget, pattern: str, rate: float, seconds: float) -> dict[str, Any]:
     settled(target)
-    fault = build("api-overload", {"pattern": pattern, "concurrency": 64, "users": 8, "rate": rate,
+    shape = ({"concurrency": round(rate * RELIST_PERIOD), "period": f"{RELIST_PERIOD}s"} if pattern == "relist"
+             else {"concurrency": 64, "rate": rate})
+    fault = build("api-overload", {"pattern": pattern, "users": 8, **shape,
                                    "requests": min(100_000, int(rate * seconds * 2) + 10)}, duration=seconds)
     injection = fault.resolve(target, 0)
     params = injection.undo[0].params
@@ -74,14 +78,15 @@ def step(target: LabTarget, pattern: str, rate: int, seconds: float) -> dict[str
     for undo in injection.undo:
         apply_undo(target, undo)
     lines = [json.loads(x) for x in (Path(params["dir"]) / "stats.jsonl").read_text().splitlines()]
-    seconds_lines = [x for x in lines if "sent" in x and "event" not in x and x.get("p99") is not None]
-    answered = sum(sum(x["answered"].values()) for x in seconds_lines)
-    ok = sum(n for x in seconds_lines for status, n in x["answered"].items() if str(status).startswith("2"))
-    span = max(1.0, len(seconds_lines))
+    per_second = [x for x in lines if "sent" in x and "event" not in x]   # one line a second of the load
+    answered = sum(sum(x["answered"].values()) for x in per_second)
+    ok = sum(n for x in per_second for status, n in x["answered"].items() if str(status).startswith("2"))
+    span = max(1.0, len(per_second))
+    p99s = [x["p99"] for x in per_second if x.get("p99") is not None]
     hist = delta(before, after, CLASS[pattern])
-    return {"pattern": pattern, "offered": rate, "achieved": round(answered / span, 1), "ok": round(ok / span, 1),
-            "client_p99": round(statistics.median(x["p99"] for x in seconds_lines), 3) if seconds_lines else None,
-            "client_p99_max": max((x["p99"] for x in seconds_lines), default=None),
+    return {"pattern": pattern, "offered": rate, "achieved": round(answered / span, 2), "ok": round(ok / span, 2),
+            "client_p99": round(statistics.median(p99s), 3) if p99s else None,
+            "client_p99_max": max(p99s, default=None),
             "server_p99": histogram_quantile(0.99, hist), "server_requests": hist.get("+Inf", 0.0),
             "apf_rejected": rejected(before, after)}
 

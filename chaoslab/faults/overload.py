@@ -212,15 +212,20 @@ def run(base: KubeApi, load: Load, stats: Stats, stop: threading.Event) -> None:
     per_user = math.ceil(load.concurrency / load.users) + 1
     clients = [_client(base, u, per_user) for u in range(load.users)]
     until = time.monotonic() + (load.until - time.time())
+    spent = threading.Event()
+    """The request budget is claimed: no worker starts another request (those waiting for their turn
+    still wait for it: the rate holds to the last request)."""
 
     def going() -> bool:
-        return not stop.is_set() and time.monotonic() < until
+        return not stop.is_set() and not spent.is_set() and time.monotonic() < until
 
     def one(api: KubeApi, method: str, path: str, **kw: Any) -> requests.Response | None:
         if not stats.take(load.requests):
-            stop.set()
+            spent.set()
             return None
         pacer.wait(stop)
+        if stop.is_set() or time.monotonic() >= until:
+            return None  # its turn came after the end (or the stop): not sent, so no burst at the end
         t0 = time.monotonic()
         resp = exc = None
         try:
@@ -267,7 +272,7 @@ def run(base: KubeApi, load: Load, stats: Stats, stop: threading.Event) -> None:
             rv = listed.json().get("metadata", {}).get("resourceVersion", "")
             boundary = next_boundary()
             if not stats.take(load.requests):
-                stop.set()
+                spent.set()
                 return
             # The apiserver ends the watch at the boundary (timeoutSeconds); every watcher's ends together.
             seconds = max(1, math.ceil(boundary - time.monotonic()))
@@ -289,7 +294,7 @@ def run(base: KubeApi, load: Load, stats: Stats, stop: threading.Event) -> None:
     threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(load.concurrency)]
     for th in threads:
         th.start()
-    while going() and any(th.is_alive() for th in threads):
+    while not stop.is_set() and time.monotonic() < until and any(th.is_alive() for th in threads):
         stop.wait(0.2)
     stop.set()
     for th in threads:
