@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 
 import pytest
 import requests
@@ -48,7 +49,7 @@ def test_the_budget_running_out_does_not_release_the_waiting_workers_at_once(ser
     url, arrivals = server
     run(KubeApi(url, requests.Session()), load(), Stats(), threading.Event())
     assert len(arrivals) == 4
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in pairwise(arrivals)]
     assert min(gaps) >= 0.15, gaps  # 5 per second: 0.2 s apart
 
 
