@@ -32,7 +32,7 @@ from chaoslab.judge.measure import histogram_quantile
 from chaoslab.probes.apiserver_metrics import parse
 from chaoslab.targets.lab import LabTarget
 
-RATES = {"list": [0.25, 0.5, 1, 2, 4, 8], "writes": [25, 50, 100, 200, 400, 800],
+RATES = {"list": [0.25, 0.5, 1, 2, 4, 8, 16, 32], "writes": [25, 50, 100, 200, 400, 800],
          "relist": [0.8, 1.6, 3.2, 6.4, 12.8]}
 """Offered requests per second, per pattern. relist: cluster-wide LISTs per second, as `concurrency`
 watchers that all drop their watch and relist every `RELIST_PERIOD` seconds (5 s: 4 to 64 watchers)."""
@@ -66,7 +66,7 @@ def step(target: LabTarget, pattern: str, rate: float, seconds: float) -> dict[s
     settled(target)
     shape = ({"concurrency": round(rate * RELIST_PERIOD), "period": f"{RELIST_PERIOD}s"} if pattern == "relist"
              else {"concurrency": 64, "rate": rate})
-    fault = build("api-overload", {"pattern": pattern, "users": 8, **shape,
+    fault = build("api-overload", {"pattern": pattern, "users": min(8, int(shape["concurrency"])), **shape,
                                    "requests": min(100_000, int(rate * seconds * 2) + 10)}, duration=seconds)
     injection = fault.resolve(target, 0)
     params = injection.undo[0].params
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--patterns", default="list,writes,relist")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--rates", default=None, help="comma-separated offered rates instead of the defaults")
     args = parser.parse_args()
     target = LabTarget.running(args.lab)
     rows: list[dict[str, Any]] = []
@@ -104,7 +105,7 @@ def main() -> None:
           "| apiserver p99 | apiserver requests | APF rejected |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for pattern in args.patterns.split(","):
-        for rate in RATES[pattern]:
+        for rate in ([float(r) for r in args.rates.split(",")] if args.rates else RATES[pattern]):
             row = step(target, pattern, rate, args.seconds)
             rows.append(row)
             print(f"| {pattern} | {rate} | {row['achieved']} | {row['ok']} | {row['client_p99']} s | "
