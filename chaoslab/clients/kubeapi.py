@@ -227,6 +227,17 @@ def _exec_user(path: Path | None, context: str | None) -> Callable[[], Token] | 
     return lambda: exec_token(user["exec"], cwd, cluster)
 
 
+def get_or_none(api: Any, path: str) -> dict[str, Any] | None:
+    """GET `path` through `api` (a `KubeApi`); None when the object is not there (404)."""
+    try:
+        found: dict[str, Any] = api.get(path)
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found
+
+
 class KubeApi:
     """One apiserver endpoint and a pooled, thread-safe-enough `requests.Session` (share it across threads)."""
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from chaoslab.clients.kubeapi import ApiError, KubeApi
+from chaoslab.clients.kubeapi import KubeApi, get_or_none
 from chaoslab.errors import ChaoslabError
 from chaoslab.execute.rundir import RunDir
 from chaoslab.faults.base import Record, Undo, apply_undo
@@ -25,15 +25,6 @@ POLL = 0.5
 
 class WorkloadNotReady(ChaoslabError):
     """The workload's objects could not be created, or were not ready in time."""
-
-
-def _existing(api: KubeApi, r: ObjectRef) -> Mapping[str, Any] | None:
-    try:
-        return api.get(r.path)
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def not_ready(obj: Mapping[str, Any]) -> str:
@@ -62,7 +53,7 @@ def deploy(workload: Workload, target: Target, run_dir: RunDir, record: Record) 
     created: list[str] = []
     try:
         for r in map(ref, workload.objects):
-            if _existing(api, r) is not None:
+            if get_or_none(api, r.path) is not None:
                 record("workload", object=r.shown, action="kept", reason="already there")
                 continue
             run_dir.write_standing([standing(created + [r.path])])
@@ -90,7 +81,7 @@ def wait_ready(api: KubeApi, refs: list[ObjectRef], timeout: float) -> None:
     while True:
         waiting = []
         for r in refs:
-            obj = _existing(api, r)
+            obj = get_or_none(api, r.path)
             why = "not found" if obj is None else not_ready(obj)
             if why:
                 waiting.append(f"{r.shown}: {why}")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from chaoslab.clients.kubeapi import ApiError, KubeApi
+from chaoslab.clients.kubeapi import ApiError, get_or_none
 from chaoslab.errors import RevertError, TargetError
 from chaoslab.faults.netrules import (
     Command,
@@ -150,16 +150,6 @@ def describe_from_data(injection: Injection) -> tuple[list[str], list[str]]:
 OBJECTS_GONE_WITHIN = 180.0
 
 
-def _exists(api: KubeApi, path: str) -> bool:
-    try:
-        api.get(path)
-    except ApiError as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
-
-
 def delete_objects(target: Target, paths: Sequence[str]) -> None:
     """Delete the objects at `paths`, last first (a namespace's contents before it), and wait until every
     one is gone: the next run may create them again."""
@@ -169,7 +159,7 @@ def delete_objects(target: Target, paths: Sequence[str]) -> None:
     deadline = time.monotonic() + OBJECTS_GONE_WITHIN
     left = list(paths)
     while left and time.monotonic() < deadline:
-        left = [p for p in left if _exists(api, p)]
+        left = [p for p in left if get_or_none(api, p) is not None]
         if left:
             time.sleep(0.5)
     if left:

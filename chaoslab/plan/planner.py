@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaoslab.clients.kubeapi import ApiError
+from chaoslab.clients.kubeapi import get_or_none
 from chaoslab.errors import ChaoslabError, SpecError
 from chaoslab.faults import build
 from chaoslab.faults.base import Fault, Injection
@@ -151,15 +151,7 @@ def missing_objects(target: Target, experiment: Experiment) -> list[str]:
     if experiment.workload is None:
         return []
     api = target.api()
-    out = []
-    for r in map(ref, experiment.workload.objects):
-        try:
-            api.get(r.path)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            out.append(r.shown)
-    return out
+    return [r.shown for r in map(ref, experiment.workload.objects) if get_or_none(api, r.path) is None]
 
 
 def needed_workload(experiment: Experiment, probes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
