@@ -20,9 +20,10 @@ from chaoslab.clients.etcd import parse_metrics as parse
 from chaoslab.faults import build
 from chaoslab.faults.base import apply_undo
 from chaoslab.faults.sync_tracer import attached_tracer
-from chaoslab.judge.storage import difference
+from chaoslab.judge.storage import difference, quantile
 from chaoslab.lab.config import LabLayout
 from chaoslab.targets.lab import LabTarget
+from chaoslab.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,6 +147,21 @@ def test_a_stall_holds_every_sync_until_it_ends(lab: LabLayout) -> None:
     assert tracers() == []
 
 
+def slowed_median(tl: Timeline) -> float:
+    """The median WAL fsync, from etcd's own histogram while the fault held (the first and the last sample
+    between injection and revert: the backlog of fast syncs released by the revert stays out), of the member
+    whose syncs were slowest (the traced one)."""
+    inject, revert = tl.events_of("inject")[0].t, tl.events_of("revert")[0].t
+    medians = []
+    for member in {s.subject for s in tl.samples_of("etcd-metrics")} - {"alarms"}:
+        samples = [s for s in tl.samples_of("etcd-metrics", member)
+                   if s.values.get("wal_fsync") and inject <= s.t <= revert]
+        before, after = samples[0], samples[-1]
+        median = quantile(difference(after.values["wal_fsync"], before.values["wal_fsync"])["buckets"], 0.5)
+        medians.append(median or 0.0)
+    return max(medians)
+
+
 @pytest.mark.slow
 def test_slow_leader_disk_run_measures_fsync_and_write_latency(lab: LabLayout, tmp_path: Path) -> None:
     proc = start(lab, tmp_path, "slow-leader", "disk-latency", "select: leader, delay: 200ms", "15s")
@@ -153,7 +169,11 @@ def test_slow_leader_disk_run_measures_fsync_and_write_latency(lab: LabLayout, t
     assert proc.returncode == 0, out
     run_dir = next((tmp_path / "runs").iterdir())
     values = json.loads((run_dir / "verdict.json").read_text())["runValues"][0]
-    assert 0.128 < values["etcdFsyncP99"] <= 0.256  # the 128–256 ms bucket of etcd's own histogram
+    # Every sync on the leader waits 200 ms, then for the disk: the typical one lands in the 128–256 ms
+    # bucket of etcd's own histogram. The p99 of ~75 syncs is the slowest one or two, which a busy disk
+    # can push past 256 ms (once 339 ms in CI); it must show the delay, and no sync may be slowed twice.
+    assert 0.128 < slowed_median(Timeline.load(run_dir / "runs" / "1" / "timeline.jsonl")) <= 0.256
+    assert 0.128 < values["etcdFsyncP99"] <= 0.512
     assert values["writeLatencyP99"] >= 0.2  # every write waits for at least one slow sync on the leader
     assert values["lostWrites"] == 0
     assert tracers() == [] and traced(LabTarget(lab)) == {}

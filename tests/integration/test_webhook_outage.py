@@ -30,6 +30,7 @@ from chaoslab.spec.model import BlastRadius, Experiment, FaultSpec
 from chaoslab.targets.lab import LabTarget
 
 CM = "chaoslab-webhook-itest"
+ROOT_CA = "kube-root-ca.crt"
 
 
 def configurations(api: KubeApi) -> list[str]:
@@ -75,6 +76,10 @@ def configmaps(api: KubeApi) -> Iterator[None]:
             api.create("/api/v1/namespaces", {"metadata": {"name": ns}})
         if api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{CM}").status_code == 404:
             api.create(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": CM}, "data": {"seq": "0"}})
+        # kube-controller-manager publishes its CA bundle into every new namespace (a ConfigMap CREATE): let it
+        # land first, so the only writes the webhook sees while a test holds it are the test's own.
+        eventually(lambda ns=ns: api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{ROOT_CA}").status_code == 200,
+                   60, f"kube-controller-manager's {ROOT_CA} in {ns}")
     yield
     for name in configurations(api):  # whatever a failed test left
         for kind in ("validating", "mutating"):
