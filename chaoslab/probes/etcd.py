@@ -2,7 +2,7 @@
 member that hangs does not delay the others' samples.
 
 Paced (`chaoslab.probes.pace`): every `interval` (100 ms by default) while all is quiet, every
-`fast_interval` (15 ms) for `expect_window` seconds after each inject or revert event on the timeline (but
+`fast_interval` (10 ms) for `expect_window` seconds after each inject or revert event on the timeline (but
 faults into kube-scheduler, kube-controller-manager or nodes: they change nothing in etcd) and
 while the probe itself sees trouble (members naming different leaders or terms, a member not answering).
 An election is known only to lie between two samples of the new leader, so the fast pace is what bounds
@@ -10,7 +10,7 @@ the bracket of `etcdTimeToNewLeader`; the slow pace keeps the load small the res
 records `rtt`, the request's round trip: the state it shows held at some moment in [t, t + rtt].
 
 Load: one Status RPC (a few hundred bytes, answered from memory) per member per sample: 10/s per member when
-quiet, at most 67/s per member while a change is expected (`requests_per_second`,
+quiet, at most 100/s per member while a change is expected (`requests_per_second`,
 `peak_requests_per_second`), never more than `IN_FLIGHT` (3) in flight to one member: a request that
 stalls does not hold back the next sample, and a member that stalls every request gets no more.
 """
@@ -31,7 +31,7 @@ IN_FLIGHT = 3
 class EtcdProbe(Sampler):
     kind = "etcd"
     interval = 0.1
-    fast_interval = 0.015
+    fast_interval = 0.01
     """Seconds between samples of a member while a change is expected."""
     expect_window = 5.0
     """Seconds after an inject or revert event during which a change is expected."""

@@ -146,6 +146,9 @@ class SshSettings:
     """Seconds one remote command may take, connection included (default 30)."""
     ssh_command: tuple[str, ...] = ("ssh",)
     """The ssh client's argv prefix (default `ssh`), e.g. to run it from another network namespace."""
+    python: tuple[str, ...] = ("python3",)
+    """The hosts' Python with chaoslab installed, as argv (default `python3`): the helpers chaoslab starts
+    on a host (disk-latency's tracer, network-degrade's delayer) are its modules."""
     components: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Component → the hosts running it; default every host runs all four."""
     processes: Mapping[str, str] = field(default_factory=dict)
@@ -197,7 +200,7 @@ def _path(dotted: str) -> tuple[str | int, ...]:
 
 
 _KNOWN = {"kind", "name", "kubeconfig", "context", "hosts", "user", "port", "key", "sudo", "knownHosts",
-          "strictHostKeyChecking", "connectTimeout", "commandTimeout", "sshCommand", "components", "processes",
+          "strictHostKeyChecking", "connectTimeout", "commandTimeout", "sshCommand", "python", "components", "processes",
           "runtime", "apiservers", "etcd", "clientsAddress", "interface", "renewalWindow", "controlPersist"}
 _HOST_KNOWN = {"name", "address", "peerAddress", "user", "port", "key", "sudo"}
 
@@ -307,6 +310,12 @@ def _parse(params: Mapping[str, Any]) -> tuple[SshSettings | None, list[tuple[st
             or not all(isinstance(t, str) and t and not _UNSAFE.search(t) for t in ssh_command)):
         bad("sshCommand", f"{ssh_command!r}: give the ssh client as a list of arguments, e.g. [ssh]")
         ssh_command = ["ssh"]
+    python = params.get("python", ["python3"])
+    if (not isinstance(python, list) or not python
+            or not all(isinstance(t, str) and t and not _UNSAFE.search(t) for t in python)):
+        bad("python", f"{python!r}: give the hosts' Python (with chaoslab installed) as a list of arguments, "
+                      f"e.g. [/opt/chaoslab/bin/python]")
+        python = ["python3"]
 
     components: dict[str, tuple[str, ...]] = {}
     for comp, on in (params.get("components") or {}).items():
@@ -376,7 +385,7 @@ def _parse(params: Mapping[str, Any]) -> tuple[SshSettings | None, list[tuple[st
         hosts=tuple(hosts), kubeconfig=kubeconfig, context=context, name=name,
         known_hosts=path_of(params.get("knownHosts"), "knownHosts"), strict_host_key_checking=strict,
         connect_timeout=int(timeouts["connectTimeout"]), command_timeout=float(timeouts["commandTimeout"]),
-        ssh_command=tuple(ssh_command), components=components, processes=processes, runtime=runtime,
+        ssh_command=tuple(ssh_command), python=tuple(python), components=components, processes=processes, runtime=runtime,
         apiservers=apiservers, etcd=etcd, etcd_discovery=discovery, clients_address=clients, interface=interface,
         renewal_window=float(timeouts["renewalWindow"]), control_persist=persist, raw=dict(params)), []
 
@@ -518,9 +527,10 @@ class SshTarget(TargetBase):
                 "renewal_window": self.renewal_window}
 
     def python(self, host: str) -> tuple[str, ...]:
-        """`python3` on the host: the delayer of network-degrade (kernels without netem) needs chaoslab
-        installed there too; where it is not, the fault fails with Python's own message."""
-        return ("python3",)
+        """The target's `python` setting (default `python3`): disk-latency's tracer and network-degrade's
+        delayer (kernels without netem) are chaoslab modules, so chaoslab must be installed there; where it
+        is not, the fault fails with Python's own message."""
+        return self.settings.python
 
     @property
     def allow_names(self) -> dict[str, list[str]]:

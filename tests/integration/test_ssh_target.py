@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from chaoslab.faults.base import arm_switch
+from chaoslab.clients.etcd import parse_metrics
+from chaoslab.faults import build
+from chaoslab.faults.base import apply_undo, arm_switch
 from chaoslab.faults.netrules import isolate, leftovers, partition_commands, wrap
+from chaoslab.faults.sync_tracer import attached_tracer
 from chaoslab.lab.config import LabLayout
 from chaoslab.targets.lab import LabTarget
 from chaoslab.targets.ssh import SshTarget
@@ -209,3 +212,38 @@ def test_the_switch_on_the_host_heals_without_chaoslab(target: SshTarget) -> Non
         assert time.monotonic() < deadline, "the remote dead-man's switch never healed"
         time.sleep(0.5)
     assert not [line for line in switches() if marker in line]
+
+
+def wal_fsync(target: SshTarget, host: str) -> tuple[float, float]:
+    """(sum of seconds, count) of the member's WAL fsync histogram now, from its own /metrics."""
+    members = target.etcd_members(timeout=3)
+    try:
+        h = parse_metrics(members[host].metrics())["wal_fsync"]
+        return h["sum"], h["count"]
+    finally:
+        for m in members.values():
+            m.close()
+
+
+def test_disk_latency_over_ssh_slows_the_members_syncs_and_detaches(ssh_lab: SshLab) -> None:
+    """The tracer starts on the host through ssh, with the target's `python` (this checkout's, which the
+    lab hosts share), and the revert over ssh leaves the member untraced."""
+    target = SshTarget.from_params(ssh_lab.target_params(python=[sys.executable]))
+    try:
+        fault = build("disk-latency", {"select": "follower", "delay": "100ms"}, duration=30)
+        injection = fault.resolve(target, 0)
+        host, pid = injection.undo[0].params["host"], injection.undo[0].params["pid"]
+        fault.inject(target, injection)
+        try:
+            assert attached_tracer(pid), "no tracer attached to the member over ssh"
+            before = wal_fsync(target, host)
+            time.sleep(5)
+            during = wal_fsync(target, host)
+        finally:
+            for undo in injection.undo:
+                apply_undo(target, undo)
+        assert attached_tracer(pid) == 0
+        syncs = during[1] - before[1]
+        assert syncs >= 10 and 0.095 <= (during[0] - before[0]) / syncs <= 0.15, syncs  # 100 ms + the disk
+    finally:
+        target.close()

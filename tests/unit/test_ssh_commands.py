@@ -88,7 +88,7 @@ def test_every_problem_is_reported_with_its_field() -> None:
     bad = {"kind": "ssh", "hosts": [{"name": "CP1", "address": "not an address", "port": 0, "colour": "red"},
                                     {"name": "cp2", "address": "cp2.example.org"}],
            "strictHostKeyChecking": "maybe", "processes": {"etcd": "etcd"}, "sshCommand": "ssh -v",
-           "etcd": {"endpoints": {"cp1": "http://10.0.0.11"}}, "bogus": 1}
+           "python": ["python3", "-c\n"], "etcd": {"endpoints": {"cp1": "http://10.0.0.11"}}, "bogus": 1}
     with pytest.raises(SpecError) as info:
         SshSettings.from_params(bad)
     text = str(info.value)
@@ -98,7 +98,7 @@ def test_every_problem_is_reported_with_its_field() -> None:
                      "spec.target.hosts[1].address: 'cp2.example.org': partitions need the IPv4 address",
                      "spec.target.kubeconfig: missing", "spec.target.strictHostKeyChecking: 'maybe'",
                      "spec.target.processes.etcd: 'etcd': anchor the pattern",
-                     "spec.target.sshCommand", "spec.target.etcd.endpoints.cp1", "spec.target.etcd.ca: missing"):
+                     "spec.target.sshCommand", "spec.target.python", "spec.target.etcd.endpoints.cp1", "spec.target.etcd.ca: missing"):
         assert expected in text, expected
 
 
@@ -191,6 +191,12 @@ def test_the_lab_keeps_its_switch_on_the_local_machine() -> None:
     arm_switch(local, {"cp1": heal_partition("t2")}, 70, "chaoslab-t2")  # type: ignore[arg-type]
     [switch] = local.ran
     assert switch.argv[:2] == ("setsid", "-f") and "ip netns exec ns-cp1 iptables" in switch.argv[4]
+
+
+def test_the_hosts_python_is_the_targets_setting() -> None:
+    assert SshTarget(settings()).python("cp1") == ("python3",)
+    venv = SshTarget(settings(python=["/opt/chaoslab/bin/python", "-X", "utf8"]))
+    assert venv.python("cp1") == ("/opt/chaoslab/bin/python", "-X", "utf8")
 
 
 def test_shared_connections_add_only_sshs_own_options_after_the_client_prefix() -> None:
