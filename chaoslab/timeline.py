@@ -45,7 +45,9 @@ chaoslab.faults.drain_node); ``degrade`` from ``network-degrade`` when it delays
 (``host``, ``pid``, ``delay_ms``, ``jitter_ms``, ``stall_ms``); ``nospace`` from ``etcd-nospace`` (``keys``,
 ``bytes``, ``seconds``, ``quota``, ``alarms``) and, at its revert, ``runbook`` per step (``step``, ``seconds``,
 ``ok``, ``detail``); ``ballast`` and ``defrag`` (``member``, ``seconds``, ``ok``, ``error``) from
-``etcd-defrag``. The storage faults are in docs/faults-storage.md.
+``etcd-defrag``. The storage faults are in docs/faults-storage.md. ``memory-limit`` (``host``, ``pid``,
+``component``, ``cgroup``, ``headroom_bytes``, ``rss_bytes``) and, at its revert, ``memory-released``
+(``max_usage_bytes``, ``failcnt``, ``oom_kills``) from ``memory-limit`` (docs/faults-api.md).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from chaoslab.faults.etcd_defrag import EtcdDefrag
 from chaoslab.faults.etcd_nospace import EtcdNospace
 from chaoslab.faults.evict_pods import EvictPods
 from chaoslab.faults.kill_process import KillProcess
+from chaoslab.faults.memory_limit import MemoryLimit
 from chaoslab.faults.node_failure import NodeFailure
 from chaoslab.faults.partition import PartitionFault
 from chaoslab.faults.webhook_outage import WebhookOutage
@@ -78,6 +79,7 @@ register(ApiOverload)
 register(DiskLatency)
 register(EtcdDefrag)
 register(EtcdNospace)
+register(MemoryLimit)
 
 
 def param_problems(kind: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -46,6 +46,8 @@ class Undo:
     its server and switch (`marker`), unlabel `namespaces` (after `webhook-outage`); `restore-certificate`:
     move `backup` back to `cert` and restart its `users` (after `cert-expiry`); `stop-overload`: stop the
     load generator `marker`, delete its `namespace` and ClusterRoleBinding `binding` (after `api-overload`);
+    `release-memory`: move what is left in the memory `cgroup` on `host` back to its parent, remove it and
+    disarm the switch `marker` (after `memory-limit`);
     `stop-tracer`: end the `disk-latency` tracer `marker` on
     `host` and check that etcd's process `pid` names no tracer any more; `nospace-runbook`: end the
     `etcd-nospace` switch `marker` and run the NOSPACE runbook over chaoslab's keys under `prefix` (lease
@@ -215,6 +217,10 @@ def apply_undo(target: Target, undo: Undo, record: Record = ignore_events) -> No
             from chaoslab.faults.cert_expiry import restore_certificate  # it imports this module
 
             restore_certificate(target, p)
+        elif undo.action == "release-memory":
+            from chaoslab.faults.memory_limit import release_memory  # it imports this module
+
+            release_memory(target, p, record)
         elif undo.action == "stop-overload":
             from chaoslab.faults.api_overload import stop_overload  # it imports this module
 
@@ -277,15 +283,17 @@ def heal_network(target: Target, params: Mapping[str, Any]) -> None:
 
 
 def switch_commands(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int,
-                    marker: str) -> list[Command]:
+                    marker: str, machine: bool = False) -> list[Command]:
     """The command(s) that arm the dead-man's switch running `heal` (host → its heal commands, unwrapped)
     after `deadline_s`. Where it runs is the target's choice: on chaoslab's machine, reaching each host with
     its wrap (the lab), or on every host itself (`remote_switch`, e.g. over ssh), so a host cut off from
-    chaoslab still heals."""
+    chaoslab still heals. `machine`: the heal runs on the host's machine (`Target.machine_wrap`), not in
+    its network namespace."""
+    how = target.machine_wrap if machine else target.host_wrap
     if target.remote_switch:
         return [c for host, commands in heal.items()
-                for c in wrap([Command(dead_mans_switch(commands, deadline_s, marker))], target.host_wrap(host))]
-    wrapped = [c for host, commands in heal.items() for c in wrap(commands, target.host_wrap(host))]
+                for c in wrap([Command(dead_mans_switch(commands, deadline_s, marker))], how(host))]
+    wrapped = [c for host, commands in heal.items() for c in wrap(commands, how(host))]
     return [Command(dead_mans_switch(wrapped, deadline_s, marker))]
 
 
@@ -306,9 +314,10 @@ def heal_lines(params: Mapping[str, Any]) -> list[str]:
             + [f"disarm the dead-man's switch {params['marker']}"])
 
 
-def arm_switch(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int, marker: str) -> None:
+def arm_switch(target: Target, heal: Mapping[str, Sequence[Command]], deadline_s: int, marker: str,
+               machine: bool = False) -> None:
     """Arm the dead-man's switch of `switch_commands`."""
-    target.run_commands(switch_commands(target, heal, deadline_s, marker))
+    target.run_commands(switch_commands(target, heal, deadline_s, marker, machine))
 
 
 def disarm_switch(target: Target, hosts: Sequence[str], marker: str) -> None:

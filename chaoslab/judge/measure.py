@@ -359,6 +359,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
         _apf(tl, inject, revert if revert is not None else end, values, evidence)
         _node_lease_gap(tl, inject, revert if revert is not None else end, values, evidence)
     measure_storage(tl, inject, revert, end, values, evidence)
+    _oom_kills(tl, values, evidence)
 
     if inject is None:
         for metric in METRICS:
@@ -581,6 +582,28 @@ def _cert_expiry(tl: Timeline, ok: list[Interval], per_condition: dict[str, list
     values["certExpiryDetection"] = round(broken - expiry, 4)
     evidence["certExpiryDetection"] = (f"{what}; steady state broken at {_ts(broken)} ({', '.join(failing) or '?'})"
                                        f" → {broken - expiry:.2f} s")
+
+
+def _oom_kills(tl: Timeline, values: dict[str, float | None], evidence: dict[str, str]) -> None:
+    """oomKills: the OOM kills in the memory cgroups `memory-limit` made, as the kernel counted them
+    (`memory.oom_control`, read by the revert: its `memory-released` events)."""
+    limited = tl.events_of("memory-limit")
+    if not limited:
+        return
+    released = tl.events_of("memory-released")
+    unknown = [e for e in released if e.detail.get("oom_kills") is None]
+    if len(released) < len(limited) or unknown:
+        evidence["oomKills"] = ("not measured: " + "; ".join(
+            ["a memory-limit was not released by this run's revert"] * (len(released) < len(limited))
+            + [f"{e.detail.get('cgroup')}: " + ("released by the dead-man's switch first" if e.detail.get("gone")
+                                                else "the kernel gives no oom_kill count") for e in unknown]))
+        return
+    kills = [int(e.detail["oom_kills"]) for e in released]
+    values["oomKills"] = float(sum(kills))
+    evidence["oomKills"] = "; ".join(
+        f"{e.detail.get('component')} on {e.detail.get('host')} (pid {e.detail.get('pid')}): {k} OOM kill(s), "
+        f"peak {int(e.detail.get('max_usage_bytes') or 0) / 2**20:.0f} MiB charged to the cgroup, "
+        f"{e.detail.get('failcnt')} failed charge(s), released at {_ts(e.t)}" for e, k in zip(released, kills))
 
 
 #: apiserver-metrics latency class → the SLO metric of its p99.

@@ -178,7 +178,7 @@ def reach(injections: Sequence[Injection]) -> Reach:
                 r.pods.add(name)
             elif inj.component == "etcd" and what == "etcd":
                 r.members.add(name)
-                if inj.fault in ("kill-process", "partition"):
+                if inj.fault in ("kill-process", "partition", "memory-limit"):
                     r.lost.add(name)
     return r
 

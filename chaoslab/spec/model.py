@@ -77,6 +77,7 @@ METRICS = {
     "etcdDefragPause": "s",                    # longest defragmentation of one member (etcd-defrag)
     "nospaceAlarm": "s",                       # time the NOSPACE alarm was active (etcd-metrics)
     "nospaceRecoveryTime": "s",                # etcd-nospace runbook start → first successful write
+    "oomKills": "count",                       # OOM kills in memory-limit's cgroups, as the kernel counted them
 }
 
 Aggregate = Literal["max", "min", "p50", "p90", "p95", "p99"]

@@ -31,7 +31,7 @@ METRIC_PROBE: dict[str, str | None] = {
     "etcdDefragPause": None, "nospaceRecoveryTime": None,
     "matchedWriteErrorRate": "admission", "unmatchedWriteErrorRate": "admission",
     "matchedWriteLatency": "admission", "unmatchedWriteLatency": "admission",
-    "certExpiryDetection": None, "certRecoveryTime": None,
+    "certExpiryDetection": None, "certRecoveryTime": None, "oomKills": None,
     "apfRejectedRequests": "apiserver-metrics", "apfMaxInQueue": "apiserver-metrics", "apfWaitP99": "apiserver-metrics",
     "apiMutatingLatencyP99": "apiserver-metrics", "apiReadResourceLatencyP99": "apiserver-metrics",
     "apiReadNamespaceLatencyP99": "apiserver-metrics", "apiReadClusterLatencyP99": "apiserver-metrics",
@@ -41,7 +41,7 @@ METRIC_PROBE: dict[str, str | None] = {
 }
 #: Metrics measured from a fault's own events: the fault kind that must be in the experiment.
 METRIC_FAULT = {"drainDuration": "drain-node", "etcdDefragPause": "etcd-defrag", "nospaceRecoveryTime": "etcd-nospace",
-                "certExpiryDetection": "cert-expiry", "certRecoveryTime": "cert-expiry"}
+                "certExpiryDetection": "cert-expiry", "certRecoveryTime": "cert-expiry", "oomKills": "memory-limit"}
 #: Metrics that need one Lease watched (when the lease probe names its Leases).
 METRIC_LEASE = {"schedulerLeaderElections": "kube-scheduler", "schedulerTimeToNewLeader": "kube-scheduler",
                 "controllerManagerLeaderElections": "kube-controller-manager",

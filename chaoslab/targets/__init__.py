@@ -83,6 +83,11 @@ class Target(Protocol):
     def host_wrap(self, host: str) -> Wrap:
         """How a command line runs on `host` (in its namespace, over SSH, in a privileged pod)."""
 
+    def machine_wrap(self, host: str) -> Wrap:
+        """How a command line runs on `host`'s machine outside any network namespace the target made, for
+        what a network namespace hides (`ip netns exec` remounts /sys: the cgroup hierarchy is not there).
+        The lab: as is, on this machine (its hosts share it); over ssh: as `host_wrap`."""
+
     def python(self, host: str) -> tuple[str, ...]:
         """The command line that runs chaoslab's Python on `host` (before `host_wrap`), for helpers such as
         `python -m chaoslab.faults.delayer`. The lab: this very interpreter, since its hosts share the machine."""
@@ -170,6 +175,9 @@ class TargetBase:
 
     def helper_pods(self) -> HelperPods | None:
         return None
+
+    def machine_wrap(self, host: str) -> Wrap:
+        return self.host_wrap(host)  # type: ignore[attr-defined,no-any-return]  # every target has host_wrap
 
     def node_of(self, host: str) -> str:
         raise TargetError(f"{getattr(self, 'name', 'this target')} runs helper pods but cannot map hosts to nodes")

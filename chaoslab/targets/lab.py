@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chaoslab.clients.etcd import EtcdMember
-from chaoslab.clients.hosts import Command, Endpoint, Wrap, in_netns
+from chaoslab.clients.hosts import Command, Endpoint, Wrap, in_netns, on_host
 from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.lab.config import Component, Host, LabLayout
@@ -79,6 +79,10 @@ class LabTarget(TargetBase):
 
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(self._host(host).netns)
+
+    def machine_wrap(self, host: str) -> Wrap:
+        self._host(host)
+        return on_host
 
     def service_host(self) -> tuple[Wrap, str]:
         """The switch namespace and the bridge's service address (`chaoslab.lab.network`)."""

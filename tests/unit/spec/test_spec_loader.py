@@ -202,7 +202,7 @@ def test_unknown_api_versions_and_fault_kinds_say_what_is_known() -> None:
         "e.yaml:1 apiVersion: 'chaoslab.io/v1' is not supported; use chaoslab.io/v1alpha1",
         ("e.yaml:6 spec.faults[0].kind: 'explode' is not one of kill-process, partition, network-degrade, drain-node, "
          "evict-pods, node-failure, webhook-outage, cert-expiry, api-overload, disk-latency, etcd-defrag, "
-         "etcd-nospace")]
+         "etcd-nospace, memory-limit")]
 
 
 def test_a_fault_kind_from_an_entry_point_passes_through(monkeypatch: pytest.MonkeyPatch) -> None:
