@@ -40,9 +40,16 @@ from chaoslab.clients.hosts import Command, wrap
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, apply_undo, ignore_events
 from chaoslab.faults.partition import HEAL_MARGIN, select_etcd_host
-from chaoslab.faults.sync_tracer import tracer_command
+from chaoslab.faults.sync_tracer import strace_argv, tracer_command
 from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
+from chaoslab.targets.helperpod import (
+    HelperPods,
+    HelperPodSettings,
+    node_for_host,
+    pod_manifest,
+    trace_script,
+)
 
 
 @dataclass(frozen=True)
@@ -98,12 +105,23 @@ class DiskLatency(FaultBase):
         """Seconds after injection at which the tracers end by themselves."""
         return int(self.duration) + self.params.deadman
 
-    def resolve(self, target: Target, index: int) -> Injection:
+    def choose(self, target: Target) -> tuple[str, list[str]]:
         if self.params.select == "all":
-            role, hosts = "all", target.hosts("etcd")
-        else:
-            role, host, _ = select_etcd_host(target, self.params.select, self.rng, self.kind)
-            hosts = [host]
+            return "all", target.hosts("etcd")
+        role, host, _ = select_etcd_host(target, self.params.select, self.rng, self.kind)
+        return role, [host]
+
+    def resolve(self, target: Target, index: int) -> Injection:
+        role, hosts = self.choose(target)
+        targets = tuple(f"etcd@{h}" for h in hosts)
+        runner = target.helper_pods()
+        if runner is not None:
+            self._pod_problem()
+            # Names fixed now, so the undo on disk names the pods before they exist.
+            run = uuid.uuid4().hex[:6]
+            return Injection(self.kind, index, "etcd", role, targets, tuple(
+                Undo("delete-pod", {"namespace": runner.settings.namespace, "name": f"chaoslab-disk-{index}-{i}-{run}",
+                                    "node": target.node_of(h), "host": h}) for i, h in enumerate(hosts)))
         tag = f"l{index}-{uuid.uuid4().hex[:8]}"
         undo = []
         for host in hosts:
@@ -112,7 +130,61 @@ class DiskLatency(FaultBase):
                 raise InjectionError(f"disk-latency: etcd on {host} of {target.name} is not running; nothing to "
                                      f"slow down (see `chaoslab lab status`)")
             undo.append(Undo("stop-tracer", {"host": host, "pid": pid, "marker": f"chaoslab-{tag}-{host}"}))
-        return Injection(self.kind, index, "etcd", role, tuple(f"etcd@{h}" for h in hosts), tuple(undo))
+        return Injection(self.kind, index, "etcd", role, targets, tuple(undo))
+
+    def _pod_problem(self) -> None:
+        """Through a helper pod the tracer is strace itself (the image has no chaoslab): a steady delay only."""
+        p = self.params
+        if p.ms("jitter") or p.ms("stall") or not p.ms("delay"):
+            raise InjectionError("disk-latency through helper pods takes a steady `delay` only: `jitter` and "
+                                 "`stall` need chaoslab's tracer on the host (use the ssh target)")
+
+    def pod_program(self) -> str:
+        argv = strace_argv(0, self.params.ms("delay") * 1000)
+        argv[argv.index("-p") + 1] = "{pid}"
+        return trace_script(argv, self.duration)
+
+    def helper_pods(self, target: Target, injection: Injection) -> list[dict[str, Any]]:
+        """The pods `inject` would create through the API (generated, not created)."""
+        runner = target.helper_pods()
+        if runner is None or not injection.through_pods:
+            return []
+        return [pod_manifest(u.params["name"], u.params["node"], self.pod_program(), self.duration, runner.settings)
+                for u in injection.undo]
+
+    def refused_helper_pods(self, target: Target, index: int, settings: HelperPodSettings) -> list[dict[str, Any]]:
+        if target.provider():
+            return []  # a managed control plane: no pod reaches its etcd either
+        _, hosts = self.choose(target)
+        nodes = target.api().get("/api/v1/nodes")["items"]
+        return [pod_manifest(f"chaoslab-disk-{index}-{i}", node_for_host(h, nodes), self.pod_program(),
+                             self.duration, settings) for i, h in enumerate(hosts)]
+
+    def _inject_by_pods(self, target: Target, injection: Injection, record: Record) -> None:
+        """Create every member's pod at once, then wait for each to report its member traced."""
+        runner = target.helper_pods()
+        assert runner is not None
+        self._pod_problem()
+        for manifest, u in zip(self.helper_pods(target, injection), injection.undo, strict=True):
+            runner.create(manifest)
+            record("helper-pod-created", target=f"etcd@{u.params['host']}",
+                   pod=f"{u.params['namespace']}/{u.params['name']}", node=u.params["node"])
+        for u in injection.undo:
+            self._await_traced(runner, u, injection.index, record)
+
+    def _await_traced(self, runner: HelperPods, u: Undo, index: int, record: Record) -> None:
+        ns, name = u.params["namespace"], u.params["name"]
+        lines = runner.wait_for(name, lambda ls: any(x.startswith("traced ") for x in ls),
+                                runner.settings.start_timeout, ns)
+        errors = [x for x in lines if x.startswith("error")]
+        if errors:
+            raise InjectionError(f"disk-latency: helper pod {ns}/{name} on node {u.params['node']}: {errors[0]}; "
+                                 f"does the image {runner.settings.image} have strace, and is etcd a process on "
+                                 f"that host?")
+        pid = next((int(x.split()[1]) for x in lines if x.startswith("old-pid ") and x.split()[1].isdigit()), None)
+        p = self.params
+        record("disk-latency", fault=self.kind, index=index, host=u.params["host"], pid=pid, delay_ms=p.ms("delay"),
+               jitter_ms=0, stall_ms=0, via=f"pod {ns}/{name}")
 
     def command(self, target: Target, params: Mapping[str, Any], until: int) -> Command:
         p = self.params
@@ -122,6 +194,9 @@ class DiskLatency(FaultBase):
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         """Start every member's tracer at once (each start is a Python process: seconds under load), so the
         members of `select: all` are slowed, or stalled, together."""
+        if injection.through_pods:
+            self._inject_by_pods(target, injection, record)
+            return
         p, until = self.params, int(time.time()) + self.deadline()
 
         def start(undo: Undo) -> Exception | None:
@@ -146,6 +221,13 @@ class DiskLatency(FaultBase):
                                  f"{len(results) - len(failed)} tracer(s) already started were stopped") from exc
 
     def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
+        if injection.through_pods:
+            pods = [u.params for u in injection.undo]
+            return ([f"create privileged pod {u['namespace']}/{u['name']} on node {u['node']}: strace delays every "
+                     f"sync of {t} by {self.params.ms('delay')} ms for {self.duration:g} s"
+                     for u, t in zip(pods, injection.targets, strict=True)],
+                    [f"delete pod {u['namespace']}/{u['name']} (its script stops strace and checks etcd names no "
+                     f"tracer)" for u in pods])
         until = int(time.time()) + self.deadline()
         lines = [" ".join(c.argv) for u in injection.undo
                  for c in wrap([self.command(target, u.params, until)], target.host_wrap(u.params["host"]))]

@@ -276,6 +276,56 @@ def kill_script(component: str, signal: str, duration: float, *, pattern: str | 
         + "exit $rc\n")
 
 
+def trace_script(strace: Sequence[str], duration: float, *, component: str = "etcd",
+                 pattern: str | None = None) -> str:
+    """The helper's program for `disk-latency`: find the one `component` process of this host, attach
+    `strace` (its argv, with the pid as the placeholder `{pid}`) and report `chaoslab: old-pid N`, then
+    `traced N` once the process names the tracer (`TracerPid` in /proc/N/status); after `duration`
+    seconds or on TERM (the pod deleted), stop strace, wait until the process names no tracer and report
+    `untraced N delayed D rc=R` (D: the syncs strace delayed, from its output). Exit 3: no single process;
+    4: strace did not attach.
+
+        >>> "-p \"$old\"" in trace_script(["strace", "-p", "{pid}"], 30)
+        True
+    """
+    pattern = pattern or PROCESS_PATTERNS[component]
+    argv = " ".join('"$old"' if a == "{pid}" else shlex.quote(a) for a in strace)
+    tracer = "sed -n 's/^TracerPid:[[:space:]]*//p' /proc/$old/status 2>/dev/null"
+    return (
+        f"pattern={shlex.quote(pattern)}\n"
+        + _FIND
+        + "rc=0\nundone=0\np=\nt=\nout=/tmp/chaoslab-strace.$$\n"
+        + "old=$(find)\n"
+        + "set -- $old\n"
+        + f'if [ "$#" -ne 1 ]; then echo "{MARK} error want one {component} process, found: ${{old:-none}}"; exit 3; fi\n'
+        + f'echo "{MARK} old-pid $old"\n'
+        + "undo() {\n  [ \"$undone\" = 1 ] && return\n  undone=1\n"
+        + '  [ -n "$t" ] && kill -s TERM "$t" 2>/dev/null\n'
+        # strace detaches every thread on TERM; a process that names no tracer (or is gone) is free.
+        + "  i=0\n"
+        + f'  while [ -e /proc/$old ] && [ "$({tracer})" != 0 ]; do\n'
+        + "    [ $i -ge 150 ] && { rc=1; break; }\n    sleep 0.1; i=$((i+1))\n  done\n"
+        + "  d=$(grep -c DELAYED \"$out\" 2>/dev/null); rm -f \"$out\"\n"
+        + f'  echo "{MARK} untraced $old delayed ${{d:-0}} rc=$rc"\n}}\n'
+        + f"trap '[ -n \"$p\" ] && kill $p 2>/dev/null; undo; echo \"{MARK} undone rc=$rc on TERM\"; exit $rc' TERM INT\n"
+        + f'{argv} -o "$out" </dev/null >/dev/null 2>&1 &\n'
+        + "t=$!\n"
+        + "i=0\n"
+        + f'while [ "$({tracer})" = 0 ]; do\n'
+        + f'  kill -0 "$t" 2>/dev/null || {{ echo "{MARK} error strace could not attach to $old"; exit 4; }}\n'
+        + f'  [ $i -ge 100 ] && {{ kill "$t"; echo "{MARK} error strace did not attach to $old within 10 s"; exit 4; }}\n'
+        + "  sleep 0.1; i=$((i+1))\n"
+        + "done\n"
+        + f'[ -e /proc/$old ] || {{ kill "$t" 2>/dev/null; echo "{MARK} error process $old is gone"; exit 4; }}\n'
+        + f'echo "{MARK} traced $old"\n'
+        + f"sleep {max(0, int(duration))} &\n"
+        + "p=$!\n"
+        + "wait $p\n"
+        + "undo\n"
+        + f'echo "{MARK} undone rc=$rc"\n'
+        + "exit $rc\n")
+
+
 def markers(log: str) -> list[str]:
     """The `chaoslab:` lines of a helper pod's log, without the prefix."""
     return [line.split(MARK, 1)[1].strip() for line in log.splitlines() if line.startswith(MARK)]

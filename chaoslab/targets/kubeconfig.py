@@ -48,7 +48,7 @@ MANAGED_LABELS = {"eks.amazonaws.com/nodegroup": "EKS", "eks.amazonaws.com/compu
 MANAGED_VERSIONS = ((re.compile(r"-eks-"), "EKS"), (re.compile(r"-gke\."), "GKE"))
 
 
-HELPER_POD_FAULTS = ("kill-process", "partition", "network-degrade")
+HELPER_POD_FAULTS = ("kill-process", "partition", "network-degrade", "disk-latency")
 """Node-level faults the helper pod carries out (`node-failure` stops a kubelet: no pod can do that)."""
 
 

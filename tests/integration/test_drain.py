@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,10 +58,34 @@ def test_a_pdb_holds_the_drain_until_replacements_are_ready_elsewhere_then_it_co
     injection = fault.resolve(target, 0)
     assert [u.params for u in injection.undo] == [{"nodes": [node]}]
     events = Events()
+    # The lab's pods are Ready the moment they are bound, so a replacement can be Ready before the drain's
+    # second eviction arrives, and then no budget ever has to hold anything. With every kube-scheduler
+    # paused the first replacement stays Pending: the budget is spent, the next eviction is refused
+    # (every time, not by luck), and the drain must wait until the schedulers resume and it is Ready.
+    schedulers = [h for h in target.hosts("kube-scheduler") if target.pid("kube-scheduler", h)]
+    drained: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+        except BaseException as exc:  # noqa: BLE001  # re-raised in the test's thread
+            drained.append(exc)
+
     try:
         # Ready web pods, counted all through the drain: the budget (minAvailable 5) allows one disruption at a time.
         with ready_counts(api, ns, "web") as counts:
-            fault.inject(target, injection, record=events)  # type: ignore[call-arg]
+            for h in schedulers:
+                target.signal("kube-scheduler", h, "STOP")
+            try:
+                thread = threading.Thread(target=drain, name="drain")
+                thread.start()
+                eventually(lambda: events.of("eviction", outcome="refused") or not thread.is_alive(), 30,
+                           "an eviction refused by the budget")
+            finally:
+                for h in schedulers:
+                    target.signal("kube-scheduler", h, "CONT")
+            thread.join(120)
+        assert not thread.is_alive() and not drained, drained
         assert unschedulable(api, node)
         [drain] = events.of("drain", node=node)
         assert drain["complete"] and drain["evicted"] == by_node[node] and drain["api"] == "policy/v1beta1"

@@ -21,11 +21,13 @@ from collections.abc import Iterator
 import pytest
 from waiting import renewing_holder
 
+from chaoslab.clients.etcd import parse_metrics
 from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.clients.leaders import holder_host
-from chaoslab.faults import netpods
+from chaoslab.faults import build, netpods
 from chaoslab.faults.netrules import heal_partition, isolate, leftovers, partition_commands
 from chaoslab.faults.partition import PartitionFault, PartitionParams
+from chaoslab.faults.sync_tracer import attached_tracer
 from chaoslab.lab.config import LabLayout
 from chaoslab.targets.helperpod import MARK, HelperPodSettings, kill_script, markers, pod_manifest, script
 from chaoslab.targets.lab import LabTarget
@@ -212,3 +214,44 @@ def test_a_partition_fault_runs_one_pod_program_per_host_and_each_heals_on_term(
         for h in hosts:
             for c in heal_partition(tag):
                 subprocess.run(["ip", "netns", "exec", lab.host(h).netns, *c.argv], capture_output=True, check=False)
+
+
+def wal_fsync(target: LabTarget, host: str) -> tuple[float, float]:
+    """(sum of seconds, count) of the member's WAL fsync histogram now, from its own /metrics."""
+    members = target.etcd_members(timeout=3)
+    try:
+        h = parse_metrics(members[host].metrics())["wal_fsync"]
+        return h["sum"], h["count"]
+    finally:
+        for m in members.values():
+            m.close()
+
+
+@pytest.mark.parametrize("early", [False, True], ids=["after-duration", "on-term"])
+def test_the_helper_script_slows_an_etcd_members_syncs_and_detaches(lab: LabLayout, helpers: list[Helper],
+                                                                    early: bool) -> None:
+    """disk-latency's pod program (strace itself: the image has no chaoslab) on a follower's host."""
+    target = LabTarget(lab)
+    fault = build("disk-latency", {"select": "follower", "delay": "100ms"}, duration=300 if early else 9)
+    host = fault.choose(target)[1][0]  # type: ignore[attr-defined]
+    pid = target.pid("etcd", host)
+    assert pid is not None
+    helper = Helper(lab.host(host).netns, fault.pod_program())  # type: ignore[attr-defined]
+    helpers.append(helper)
+    lines = helper.until("traced")
+    assert lines[0] == f"old-pid {pid}" and lines[-1] == f"traced {pid}", lines
+    assert attached_tracer(pid)
+    before = wal_fsync(target, host)
+    time.sleep(6)  # an idle lab's follower syncs a few times a second
+    during = wal_fsync(target, host)
+    if early:
+        helper.proc.send_signal(signal.SIGTERM)  # what the kubelet sends when chaoslab deletes the pod
+    code, lines = helper.finish(timeout=30)
+    assert code == 0, lines
+    assert lines[-1] == ("undone rc=0 on TERM" if early else "undone rc=0"), lines
+    untraced = next(x for x in lines if x.startswith("untraced"))
+    assert untraced.startswith(f"untraced {pid} delayed ") and untraced.endswith(" rc=0")
+    assert int(untraced.split()[3]) >= 10, untraced  # strace's own count of the syncs it delayed
+    assert attached_tracer(pid) == 0
+    syncs = during[1] - before[1]
+    assert syncs >= 10 and 0.095 <= (during[0] - before[0]) / syncs <= 0.15, syncs  # 100 ms + the disk

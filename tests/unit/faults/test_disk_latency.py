@@ -62,6 +62,9 @@ class FakeTarget:
     def python(self, host: str) -> tuple[str, ...]:
         return ("python3",)
 
+    def helper_pods(self) -> None:
+        return None  # runs commands on its hosts, as the lab and ssh targets do
+
     def host_wrap(self, host: str) -> Wrap:
         return in_netns(f"ns-{host}")
 
@@ -89,3 +92,14 @@ def test_all_members_are_resolved_with_their_pids_and_a_failed_attachment_stops_
     lines, undo = fault.describe(target, injection)  # type: ignore[arg-type]
     assert "--delay-ms 50" in lines[0] and "ends by itself 90 s after injection" in lines[-1]
     assert undo[0] == "cp1: stop the tracer " + injection.undo[0].params["marker"] + "; check etcd pid 101 names no tracer"
+
+
+def test_through_a_helper_pod_strace_itself_delays_the_syncs_and_only_a_steady_delay_is_taken() -> None:
+    fault = build("disk-latency", {"delay": "200ms"}, duration=30)
+    program = fault.pod_program()  # type: ignore[attr-defined]
+    assert ("strace -f -qq -p \"$old\" -e trace=fdatasync,fsync -e signal=none -e "
+            "inject=fdatasync,fsync:delay_enter=200000us -o \"$out\"") in program
+    assert "sleep 30 &" in program and "untraced $old delayed" in program
+    for params in ({"delay": "200ms", "jitter": "50ms"}, {"stall": "5s"}):
+        with pytest.raises(InjectionError, match="steady `delay` only"):
+            build("disk-latency", params)._pod_problem()  # type: ignore[attr-defined]

@@ -135,7 +135,7 @@ def test_node_level_faults_through_helper_pods_are_allowed_except_node_failure()
     t = target(NetApi([]))
     for kind in ("kill-process", "partition", "network-degrade"):
         assert t.node_level_refusal(kind) is None, kind
-    assert "helper pods run kill-process, partition, network-degrade only" in str(t.node_level_refusal("node-failure"))
+    assert "helper pods run kill-process, partition, network-degrade, disk-latency only" in str(t.node_level_refusal("node-failure"))
     bare = target(NetApi([]))
     bare.helper = None
     assert "spec.target.helperPod" in str(bare.node_level_refusal("partition"))
