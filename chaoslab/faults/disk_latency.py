@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 from chaoslab.clients.hosts import Command, wrap
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, apply_undo, ignore_events
+from chaoslab.faults.netpods import pod_undo, runner_of
 from chaoslab.faults.partition import HEAL_MARGIN, select_etcd_host
 from chaoslab.faults.sync_tracer import strace_argv, tracer_command
 from chaoslab.spec.durations import parse_duration
@@ -47,6 +48,7 @@ from chaoslab.targets.helperpod import (
     HelperPods,
     HelperPodSettings,
     node_for_host,
+    pid_after,
     pod_manifest,
     trace_script,
 )
@@ -118,10 +120,7 @@ class DiskLatency(FaultBase):
         if runner is not None:
             self._pod_problem()
             # Names fixed now, so the undo on disk names the pods before they exist.
-            run = uuid.uuid4().hex[:6]
-            return Injection(self.kind, index, "etcd", role, targets, tuple(
-                Undo("delete-pod", {"namespace": runner.settings.namespace, "name": f"chaoslab-disk-{index}-{i}-{run}",
-                                    "node": target.node_of(h), "host": h}) for i, h in enumerate(hosts)))
+            return Injection(self.kind, index, "etcd", role, targets, pod_undo(target, runner, "disk", index, hosts, {}))
         tag = f"l{index}-{uuid.uuid4().hex[:8]}"
         undo = []
         for host in hosts:
@@ -162,9 +161,7 @@ class DiskLatency(FaultBase):
 
     def _inject_by_pods(self, target: Target, injection: Injection, record: Record) -> None:
         """Create every member's pod at once, then wait for each to report its member traced."""
-        runner = target.helper_pods()
-        assert runner is not None
-        self._pod_problem()
+        runner = runner_of(target, self.kind)
         for manifest, u in zip(self.helper_pods(target, injection), injection.undo, strict=True):
             runner.create(manifest)
             record("helper-pod-created", target=f"etcd@{u.params['host']}",
@@ -181,10 +178,8 @@ class DiskLatency(FaultBase):
             raise InjectionError(f"disk-latency: helper pod {ns}/{name} on node {u.params['node']}: {errors[0]}; "
                                  f"does the image {runner.settings.image} have strace, and is etcd a process on "
                                  f"that host?")
-        pid = next((int(x.split()[1]) for x in lines if x.startswith("old-pid ") and x.split()[1].isdigit()), None)
-        p = self.params
-        record("disk-latency", fault=self.kind, index=index, host=u.params["host"], pid=pid, delay_ms=p.ms("delay"),
-               jitter_ms=0, stall_ms=0, via=f"pod {ns}/{name}")
+        record("disk-latency", fault=self.kind, index=index, host=u.params["host"], pid=pid_after("old-pid", lines),
+               delay_ms=self.params.ms("delay"), jitter_ms=0, stall_ms=0, via=f"pod {ns}/{name}")
 
     def command(self, target: Target, params: Mapping[str, Any], until: int) -> Command:
         p = self.params

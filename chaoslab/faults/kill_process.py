@@ -31,7 +31,14 @@ from chaoslab.clients.leaders import current_etcd_leader, holder_host, lease_hol
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, ignore_events
 from chaoslab.targets import Target
-from chaoslab.targets.helperpod import HelperPods, HelperPodSettings, kill_script, node_for_host, pod_manifest
+from chaoslab.targets.helperpod import (
+    HelperPods,
+    HelperPodSettings,
+    kill_script,
+    node_for_host,
+    pid_after,
+    pod_manifest,
+)
 
 SIGNALS = ("KILL", "TERM", "STOP")
 CONFIRM_SECONDS = 30.0
@@ -197,7 +204,7 @@ class KillProcess(FaultBase):
         if errors:
             raise InjectionError(f"kill-process: helper pod {ns}/{name} on node {params['node']}: {errors[0]}; "
                                  f"is {self.params.component} a process on that host (static pod, systemd)?")
-        old = _pid_after("old-pid", lines)
+        old = pid_after("old-pid", lines)
         record("process-signalled", target=t, signal=sig, pid=old, via=f"pod {ns}/{name}")
         if sig == "STOP":
             state = next((x.split(" ", 1)[1] for x in lines if x.startswith("state ")), None)
@@ -222,15 +229,6 @@ class KillProcess(FaultBase):
             lines = runner.wait_for(name, lambda ls: any(x.startswith("new-pid ") for x in ls), self.duration, ns)
         except (InjectionError, TargetError):
             return  # the pod deleted at revert, or the API away: no restart was seen by the pod
-        new = _pid_after("new-pid", lines)
+        new = pid_after("new-pid", lines)
         if new is not None:
             record("process-restarted", target=t, pid=new, old_pid=old, after=round(time.monotonic() - start, 3))
-
-
-def _pid_after(word: str, lines: list[str]) -> int | None:
-    """The pid on the helper's `WORD N` line (None for `none` or no such line)."""
-    for line in lines:
-        parts = line.split()
-        if parts[:1] == [word] and len(parts) > 1 and parts[1].isdigit():
-            return int(parts[1])
-    return None

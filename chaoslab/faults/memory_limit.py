@@ -123,17 +123,17 @@ class MemoryLimit(FaultBase):
             raise InjectionError(f"memory-limit: {p.component} on {host} is in memory cgroup {parent!r}, under "
                                  f"which chaoslab cannot name one of its own ({exc})") from exc
         return Injection(self.kind, index, p.component, "host", (f"{p.component}@{host}",),
-                         (undo_of(params),))
+                         (Undo("release-memory", params),))
 
     def cap_command(self, target: Target, u: Mapping[str, Any]) -> Command:
-        return Command((*target.python(u["host"]), "-m", MODULE, "cap", "--pid", str(u["pid"]), "--limit",
-                        str(self.params.bytes()), "--cgroup", u["cgroup"]))
+        return helper_command(target, u["host"], "cap", "--pid", str(u["pid"]), "--limit", str(self.params.bytes()),
+                              "--cgroup", u["cgroup"])
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         u = injection.undo[0].params
         arm_switch(target, {u["host"]: [release_command(target, u)]}, self.deadline(), u["marker"], machine=True)
         try:
-            out = json.loads(target.run_commands(wrap([self.cap_command(target, u)], target.machine_wrap(u["host"])))[0])
+            out = run_helper(target, u["host"], self.cap_command(target, u))
         except (TargetError, ValueError) as exc:
             # The switch stays armed: the move may have happened all the same (an ssh timeout); the executor
             # reverts a failed injection, and the revert disarms it.
@@ -153,12 +153,19 @@ class MemoryLimit(FaultBase):
                 release_lines(u))
 
 
-def undo_of(params: Mapping[str, Any]) -> Undo:
-    return Undo("release-memory", dict(params))
+def helper_command(target: Target, host: str, *args: str) -> Command:
+    """`chaoslab.faults.memory_cgroup` with `args`, by the host's Python (unwrapped)."""
+    return Command((*target.python(host), "-m", MODULE, *args))
+
+
+def run_helper(target: Target, host: str, command: Command) -> dict[str, Any]:
+    """Run a helper command on the host's machine; its JSON answer (`ValueError` if it is not JSON)."""
+    out: dict[str, Any] = json.loads(target.run_commands(wrap([command], target.machine_wrap(host)))[0])
+    return out
 
 
 def release_command(target: Target, u: Mapping[str, Any]) -> Command:
-    return Command((*target.python(u["host"]), "-m", MODULE, "release", "--cgroup", u["cgroup"]))
+    return helper_command(target, u["host"], "release", "--cgroup", u["cgroup"])
 
 
 def release_lines(u: Mapping[str, Any]) -> list[str]:
@@ -169,7 +176,7 @@ def release_lines(u: Mapping[str, Any]) -> list[str]:
 def release_memory(target: Target, u: Mapping[str, Any], record: Record = ignore_events) -> None:
     """The `release-memory` undo; `RevertError` if the cgroup is still there."""
     try:
-        out = json.loads(target.run_commands(wrap([release_command(target, u)], target.machine_wrap(u["host"])))[0])
+        out = run_helper(target, u["host"], release_command(target, u))
     except (TargetError, ValueError) as exc:
         raise RevertError(f"memory-limit: could not release {u['cgroup']} on {u['host']} ({exc}); run "
                           f"`chaoslab recover`") from exc

@@ -331,6 +331,19 @@ def markers(log: str) -> list[str]:
     return [line.split(MARK, 1)[1].strip() for line in log.splitlines() if line.startswith(MARK)]
 
 
+def pid_after(word: str, lines: list[str]) -> int | None:
+    """The pid on the helper's `WORD N` marker line (None for `none` or no such line).
+
+        >>> pid_after("old-pid", ["old-pid 42", "traced 42"]), pid_after("new-pid", ["new-pid none"])
+        (42, None)
+    """
+    for line in lines:
+        parts = line.split()
+        if parts[:1] == [word] and len(parts) > 1 and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
 class HelperPods:
     """Creates, follows and deletes helper pods through the API (one owner: the fault that injects).
 

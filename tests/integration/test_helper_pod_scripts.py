@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from etcd_disk import wal_fsync
 from waiting import renewing_holder
 
-from chaoslab.clients.etcd import parse_metrics
 from chaoslab.clients.kubeapi import KubeApi
 from chaoslab.clients.leaders import holder_host
 from chaoslab.faults import build, netpods
@@ -216,17 +216,6 @@ def test_a_partition_fault_runs_one_pod_program_per_host_and_each_heals_on_term(
                 subprocess.run(["ip", "netns", "exec", lab.host(h).netns, *c.argv], capture_output=True, check=False)
 
 
-def wal_fsync(target: LabTarget, host: str) -> tuple[float, float]:
-    """(sum of seconds, count) of the member's WAL fsync histogram now, from its own /metrics."""
-    members = target.etcd_members(timeout=3)
-    try:
-        h = parse_metrics(members[host].metrics())["wal_fsync"]
-        return h["sum"], h["count"]
-    finally:
-        for m in members.values():
-            m.close()
-
-
 @pytest.mark.parametrize("early", [False, True], ids=["after-duration", "on-term"])
 def test_the_helper_script_slows_an_etcd_members_syncs_and_detaches(lab: LabLayout, helpers: list[Helper],
                                                                     early: bool) -> None:
@@ -241,9 +230,9 @@ def test_the_helper_script_slows_an_etcd_members_syncs_and_detaches(lab: LabLayo
     lines = helper.until("traced")
     assert lines[0] == f"old-pid {pid}" and lines[-1] == f"traced {pid}", lines
     assert attached_tracer(pid)
-    before = wal_fsync(target, host)
+    before = wal_fsync(target)[host]
     time.sleep(6)  # an idle lab's follower syncs a few times a second
-    during = wal_fsync(target, host)
+    during = wal_fsync(target)[host]
     if early:
         helper.proc.send_signal(signal.SIGTERM)  # what the kubelet sends when chaoslab deletes the pod
     code, lines = helper.finish(timeout=30)

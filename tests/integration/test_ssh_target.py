@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from chaoslab.clients.etcd import parse_metrics
 from chaoslab.faults import build
 from chaoslab.faults.base import apply_undo, arm_switch
 from chaoslab.faults.netrules import isolate, leftovers, partition_commands, wrap
@@ -26,6 +25,7 @@ from chaoslab.targets.lab import LabTarget
 from chaoslab.targets.ssh import SshTarget
 
 sys.path.insert(0, str(Path(__file__).parent))
+from etcd_disk import wal_fsync
 from ssh_lab import SshLab
 from waiting import eventually
 
@@ -214,17 +214,6 @@ def test_the_switch_on_the_host_heals_without_chaoslab(target: SshTarget) -> Non
     assert not [line for line in switches() if marker in line]
 
 
-def wal_fsync(target: SshTarget, host: str) -> tuple[float, float]:
-    """(sum of seconds, count) of the member's WAL fsync histogram now, from its own /metrics."""
-    members = target.etcd_members(timeout=3)
-    try:
-        h = parse_metrics(members[host].metrics())["wal_fsync"]
-        return h["sum"], h["count"]
-    finally:
-        for m in members.values():
-            m.close()
-
-
 def test_disk_latency_over_ssh_slows_the_members_syncs_and_detaches(ssh_lab: SshLab) -> None:
     """The tracer starts on the host through ssh, with the target's `python` (this checkout's, which the
     lab hosts share), and the revert over ssh leaves the member untraced."""
@@ -236,9 +225,9 @@ def test_disk_latency_over_ssh_slows_the_members_syncs_and_detaches(ssh_lab: Ssh
         fault.inject(target, injection)
         try:
             assert attached_tracer(pid), "no tracer attached to the member over ssh"
-            before = wal_fsync(target, host)
+            before = wal_fsync(target)[host]
             time.sleep(5)
-            during = wal_fsync(target, host)
+            during = wal_fsync(target)[host]
         finally:
             for undo in injection.undo:
                 apply_undo(target, undo)

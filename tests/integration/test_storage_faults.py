@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cli_runs import chaoslab
+from etcd_disk import wal_fsync
 from waiting import eventually
 
 from chaoslab.clients.etcd import parse_metrics as parse
@@ -41,18 +42,6 @@ spec:
   slo:
     lostWrites: {{max: 0}}
 """
-
-
-def wal_fsync(target: LabTarget) -> dict[str, tuple[float, float]]:
-    """Member → (sum of seconds, count) of its WAL fsync histogram now."""
-    out = {}
-    for name, member in target.etcd_members(timeout=3).items():
-        try:
-            h = parse(member.metrics())["wal_fsync"]
-            out[name] = (h["sum"], h["count"])
-        finally:
-            member.close()
-    return out
 
 
 def wal_histogram(target: LabTarget, host: str) -> dict[str, object]:
