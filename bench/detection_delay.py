@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,11 @@ from chaoslab.timeline import Timeline
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 #: experiment → fault duration used here (seconds): long enough for the takeover, short enough for 10 runs.
 SHIPPED = {"etcd-leader-kill": 10.0, "etcd-leader-isolation": 8.0, "scheduler-leader-kill": 26.0,
-           "controller-manager-leader-kill": 26.0}
+           "controller-manager-leader-kill": 26.0, "apiserver-kill": 10.0}
 METRICS = ("etcdLeaderElections", "etcdTimeToNewLeader", "schedulerLeaderElections", "schedulerTimeToNewLeader",
            "controllerManagerLeaderElections", "controllerManagerTimeToNewLeader")
+#: Readiness of the apiserver an experiment killed, against the signal (`readiness`).
+READINESS = ("apiserverNotReady",)
 CPU_OF = ("etcd", "kube-apiserver")
 
 
@@ -104,14 +107,72 @@ def acquire_times(tl: Timeline, inject: float) -> dict[str, float]:
     return out
 
 
-def row_of(name: str, i: int, m: Any, seconds: float, cpu: float, tl: Timeline) -> dict[str, Any]:
+def supervisor_starts(state_dir: Path | None) -> list[tuple[float, str]]:
+    """(wall time, process id) of every start the lab's supervisor recorded (its `events.jsonl`)."""
+    path = state_dir / "events.jsonl" if state_dir else None
+    if path is None or not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") == "start":
+            out.append((float(e["time"]), str(e["id"])))
+    return out
+
+
+def readiness(tl: Timeline, starts: list[tuple[float, str]]) -> dict[str, Any]:
+    """A killed apiserver's readiness, by its own endpoint's samples, against the records: it was ready until
+    SIGKILL (`process-signalled`, chaoslab's own record: the kernel ends the process on delivery), so the
+    first not-ready sample's delay after the signal is the probe's detection delay, and the bracket (last
+    ready, first not ready) must hold the signal. Ready again has no record (kube-apiserver 1.20 logs no line
+    when /readyz turns 200): its bracket width is the uncertainty, and it cannot lie before the supervisor's
+    start record of the new process."""
     inject = min((e.t for e in tl.events_of("inject")), default=0.0)
+    signalled = [e for e in tl.events_of("process-signalled")
+                 if str(e.detail.get("target", "")).startswith("kube-apiserver@")]
+    if not signalled:
+        return {}
+    sig = signalled[0]
+    host = str(sig.detail["target"]).split("@", 1)[1]
+    series = [(s.t, bool(s.values.get("ready"))) for s in tl.samples_of("apiserver", host)]
+    last_ready = max((t for t, ok in series if ok and t <= sig.t), default=None)
+    first_bad = min((t for t, ok in series if not ok and t >= (last_ready or 0.0)), default=None)
+    out: dict[str, Any] = {}
+    if last_ready is not None and first_bad is not None:
+        metric = "apiserverNotReady"
+        out["values"] = {metric: round(first_bad - inject, 4)}
+        out["brackets"] = {metric: (round(last_ready - inject, 4), round(first_bad - inject, 4))}
+        out["truth"] = {metric: round(sig.t - inject, 4)}
+        out["disagreements"] = ([] if last_ready <= sig.t <= first_bad + 0.001 else
+                                [f"{metric}: signal at {sig.t:.3f} s outside {last_ready:.3f}–{first_bad:.3f} s"])
+        again = min((t for t, ok in series if ok and t > first_bad), default=None)
+        if again is not None:
+            before = max(t for t, ok in series if not ok and t < again)
+            started = [w - tl.started_wall for w, pid in starts
+                       if pid == f"kube-apiserver@{host}" and tl.started_wall + sig.t < w]
+            out["ready again"] = {"bracket": round(again - before, 4),
+                                  "after start": round(again - started[0], 4) if started else None,
+                                  "start within": bool(started) and started[0] <= again}
+    return out
+
+
+def row_of(name: str, i: int, m: Any, seconds: float, cpu: float, tl: Timeline,
+           starts: Sequence[tuple[float, str]] = ()) -> dict[str, Any]:
+    inject = min((e.t for e in tl.events_of("inject")), default=0.0)
+    ready = readiness(tl, list(starts))
+    unavailable = m.brackets.get("apiserverUnavailable")
     return {"experiment": name, "run": i, "seconds": round(seconds, 1),
-            "values": {k: m.values.get(k) for k in METRICS},
-            "brackets": {k: m.brackets[k] for k in METRICS if k in m.brackets},
-            "truth": {k: v for k, v in m.truth.items() if k in METRICS},
+            "values": {**{k: m.values.get(k) for k in METRICS}, **ready.get("values", {})},
+            "brackets": {**{k: m.brackets[k] for k in METRICS if k in m.brackets}, **ready.get("brackets", {})},
+            "truth": {**{k: v for k, v in m.truth.items() if k in METRICS}, **ready.get("truth", {})},
             "acquired": acquire_times(tl, inject),
-            "disagreements": m.disagreements, "cpu": round(cpu / seconds, 3), **load_figures(tl)}
+            "apiserverUnavailable": [m.values.get("apiserverUnavailable"), unavailable],
+            "ready again": ready.get("ready again"),
+            "disagreements": [*m.disagreements, *ready.get("disagreements", [])], "cpu": round(cpu / seconds, 3),
+            **load_figures(tl)}
 
 
 def remeasure(root: Path, previous: dict[str, Any]) -> dict[str, Any]:
@@ -156,10 +217,10 @@ def run_experiment(name: str, runs: int, target: LabTarget, root: Path) -> list[
             seconds = time.monotonic() - started
             m = measure(tl, exp.steady_state, exp.settle, target.renewal_window)
             cpu = sum(after[k] - before[k] for k in after if k in before)
-            row = row_of(name, i, m, seconds, cpu, tl)
+            row = row_of(name, i, m, seconds, cpu, tl, supervisor_starts(target.layout.state_dir))
             results.append(row)
             errs = [f"{k} {1000 * (row['values'][k] - t):+.0f} ms" for k, t in row["truth"].items()
-                    if k.endswith("Leader") and row["values"].get(k) is not None]
+                    if not k.endswith("Elections") and row["values"].get(k) is not None]
             counts = [f"{k} {row['values'][k]:g}/{t:g}" for k, t in row["truth"].items() if k.endswith("Elections")]
             print(f"  {name} run {i}: {', '.join(errs + counts)}"
                   + (f"  DISAGREE: {m.disagreements}" if m.disagreements else ""), flush=True)
@@ -173,7 +234,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for name in dict.fromkeys(r["experiment"] for r in results):
         done = [r for r in results if r["experiment"] == name and "aborted" not in r]
         aborted = sum(1 for r in results if r["experiment"] == name and "aborted" in r)
-        for metric in METRICS:
+        for metric in (*METRICS, *READINESS):
             have = [r for r in done if metric in r["truth"] and r["values"].get(metric) is not None]
             if not have:
                 continue
@@ -215,6 +276,34 @@ def load_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def readiness_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`apiserverUnavailable` (the load-balanced endpoint, as judged) and a killed apiserver's ready-again
+    bracket, per experiment."""
+    out = []
+    for name in dict.fromkeys(r["experiment"] for r in results):
+        done = [r for r in results if r["experiment"] == name and "aborted" not in r and "apiserverUnavailable" in r]
+        if not done:
+            continue
+        values = [r["apiserverUnavailable"][0] for r in done if r["apiserverUnavailable"][0] is not None]
+        widths = [b[1] - b[0] for r in done if (b := r["apiserverUnavailable"][1])]
+        again = [r["ready again"] for r in done if r.get("ready again")]
+        row: dict[str, Any] = {"experiment": name, "runs": len(done)}
+        if values:
+            row["apiserverUnavailable median s"] = round(statistics.median(values), 3)
+            row["max s"] = round(max(values), 3)
+        if widths:
+            row["its bracket median ms"] = round(1000 * statistics.median(widths), 1)
+            row["its bracket max ms"] = round(1000 * max(widths), 1)
+        if again:
+            row["ready-again bracket median ms"] = round(1000 * statistics.median(a["bracket"] for a in again), 1)
+            row["ready-again bracket max ms"] = round(1000 * max(a["bracket"] for a in again), 1)
+            row["ready again − start median s"] = round(statistics.median(
+                a["after start"] for a in again if a["after start"] is not None), 3)
+            row["after the start record"] = f"{sum(a['start within'] for a in again)}/{len(again)}"
+        out.append(row)
+    return out
+
+
 def table(rows: list[dict[str, Any]], markdown: bool) -> str:
     if not rows:
         return "(nothing measured)"
@@ -234,6 +323,8 @@ def show(data: dict[str, Any], markdown: bool) -> None:
     counts = [(r["experiment"], k) for r in data["results"] if "aborted" not in r for k, t in r["truth"].items()
               if k.endswith("Elections") and r["values"].get(k) != t]
     print(f"counts different from the records: {len(counts)} {counts if counts else ''}")
+    print()
+    print(table(readiness_rows(data["results"]), markdown))
     print()
     print(table(load_rows(data["results"]), markdown))
 

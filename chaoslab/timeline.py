@@ -96,6 +96,8 @@ class Timeline:
         self._t0 = t0
         self._clock = clock
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._generation = 0
         self.samples: list[Sample] = []
         self.events: list[Event] = []
 
@@ -116,7 +118,28 @@ class Timeline:
         e = Event(self.now() if t is None else t, kind, detail)
         with self._lock:
             self.events.append(e)
+            self._generation += 1
+            self._changed.notify_all()
         return e
+
+    @property
+    def generation(self) -> int:
+        """Counts the events recorded so far (and `wake` calls)."""
+        return self._generation
+
+    def wait_for_event(self, seen: int, timeout: float) -> int:
+        """Block until an event is recorded after generation `seen` (or `wake` is called), for at most
+        `timeout` seconds; the generation then. A paced probe sleeps here, so an inject event switches it
+        to its fast pace at once instead of after its slow interval."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._generation != seen, max(0.0, timeout))
+            return self._generation
+
+    def wake(self) -> None:
+        """Wake every `wait_for_event` (a probe being stopped)."""
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
 
     # ---- reading ----------------------------------------------------------------------------------
     def snapshot(self) -> list[Sample]:

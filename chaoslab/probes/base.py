@@ -9,6 +9,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -89,8 +90,41 @@ class Sampler(ABC):
     def sample_once(self) -> None:
         pass
 
+    def paced(self, name: str, sample: Callable[[], None], step: Callable[[float], float], in_flight: int) -> None:
+        """Call `sample` once per tick of a pace (`step(now)`: seconds to the next tick), each call on a small
+        pool, so a request that stalls does not hold back the next sample. A tick with `in_flight` calls
+        still running is skipped: never more than `in_flight` requests out at once, whatever happens."""
+        free = threading.Semaphore(in_flight)
+
+        def one() -> None:
+            try:
+                sample()
+            finally:
+                free.release()
+
+        tl = self.timeline
+        with ThreadPoolExecutor(in_flight, thread_name_prefix=f"probe-{name}") as pool:
+            tick = tl.now()
+            while not self.stopped.is_set():
+                if free.acquire(blocking=False):
+                    # `_guard`: an unexpected error is logged, never raised into the run.
+                    pool.submit(self._guard, one)
+                # Fixed-rate schedule at the current pace; a probe that fell behind does not burst. An event
+                # (an injection) wakes the wait: the next tick is then due at the pace it sets, from the
+                # last tick — at once when the pace turned fast.
+                seen = tl.generation
+                while True:
+                    now = tl.now()
+                    pace = step(now)
+                    due = tick + pace
+                    if due <= now or self.stopped.is_set():
+                        break
+                    seen = tl.wait_for_event(seen, due - now)
+                tick = due if now - due < pace else now
+
     def stop(self, timeout: float = 5.0) -> None:
         self.stopped.set()
+        self.timeline.wake()
         self.close()
         for t in self._threads:
             t.join(timeout)

@@ -18,7 +18,6 @@ stalls does not hold back the next sample, and a member that stalls every reques
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from chaoslab.clients.etcd import EtcdMember, RpcError
 from chaoslab.probes.base import Sampler
@@ -56,42 +55,29 @@ class EtcdProbe(Sampler):
         return any(not ok for ok, _, _ in views) or len({(leader, term) for _, leader, term in views}) > 1
 
     def _member_loop(self, name: str, member: EtcdMember) -> None:
-        """Start one request per tick of the current pace, each on a small pool, so a request that stalls
-        (etcd answers Status late while its raft loop is busy, e.g. persisting a campaign) does not hold
-        back the next sample. A tick with every request still in flight is skipped: at most
-        `IN_FLIGHT` requests per member at once, whatever happens."""
-        free = threading.Semaphore(IN_FLIGHT)
-        with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix=f"probe-etcd-{name}") as pool:
-            next_at = self.timeline.now()
-            while not self.stopped.is_set():
-                if free.acquire(blocking=False):
-                    # `_guard`: an unexpected error is logged, never raised into the run.
-                    pool.submit(self._guard, lambda: self._sample(name, member, free))
-                now = self.timeline.now()
-                step = self.pace.interval(now, expect_times(self.timeline, (*LEADER_ELECTED, "node")),
-                                          self._trouble())
-                # Fixed-rate schedule at the current pace; a probe that fell behind does not burst.
-                next_at = max(next_at + step, now)
-                self.stopped.wait(max(0.0, next_at - now))
+        """One request per tick of the current pace, `IN_FLIGHT` at most (`Sampler.paced`): a request that
+        stalls (etcd answers Status late while its raft loop is busy, e.g. persisting a campaign) does not
+        hold back the next sample, and a member that stalls every request gets no more."""
+        self.paced(f"etcd-{name}", lambda: self._sample(name, member),
+                   lambda now: self.pace.interval(now, expect_times(self.timeline, (*LEADER_ELECTED, "node")),
+                                                  self._trouble()),
+                   IN_FLIGHT)
 
-    def _sample(self, name: str, member: EtcdMember, free: threading.Semaphore) -> None:
-        try:
-            with self.asking() as t:
-                try:
-                    s = member.status()
-                    rtt = round(self.timeline.now() - t, 4)
-                    self.timeline.sample("etcd", name, t=t, reachable=True, leader=s.leader_name,
-                                         term=s.term, index=s.index, error=None, rtt=rtt)
-                    view: tuple[bool, str | None, int | None] = (True, s.leader_name, s.term)
-                except RpcError as exc:
-                    if self.stopped.is_set():
-                        return  # stop() closed the client under this request: not the member's failure
-                    code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
-                    self.timeline.sample("etcd", name, t=t, reachable=False, leader=None, term=None,
-                                         index=None, error=code, rtt=round(self.timeline.now() - t, 4))
-                    view = (False, None, None)
-        finally:
-            free.release()
+    def _sample(self, name: str, member: EtcdMember) -> None:
+        with self.asking() as t:
+            try:
+                s = member.status()
+                rtt = round(self.timeline.now() - t, 4)
+                self.timeline.sample("etcd", name, t=t, reachable=True, leader=s.leader_name,
+                                     term=s.term, index=s.index, error=None, rtt=rtt)
+                view: tuple[bool, str | None, int | None] = (True, s.leader_name, s.term)
+            except RpcError as exc:
+                if self.stopped.is_set():
+                    return  # stop() closed the client under this request: not the member's failure
+                code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
+                self.timeline.sample("etcd", name, t=t, reachable=False, leader=None, term=None,
+                                     index=None, error=code, rtt=round(self.timeline.now() - t, 4))
+                view = (False, None, None)
         with self._views_lock:
             # Answers may arrive out of order: keep the view of the latest request sent.
             if self._sent.get(name, -1.0) <= t:
