@@ -62,7 +62,7 @@ def p95(values: list[float]) -> float:
 def fixed_pace() -> None:
     """Sample as before pacing: one fixed interval per probe, no Lease reads."""
     EtcdProbe.fast_interval = EtcdProbe.interval
-    ApiserverProbe.fast_interval = ApiserverProbe.interval
+    ApiserverProbe.fast_interval = ApiserverProbe.host_fast_interval = ApiserverProbe.interval
     LeaseProbe.expect_window = 0.0
 
 
@@ -125,9 +125,10 @@ def supervisor_starts(state_dir: Path | None) -> list[tuple[float, str]]:
 
 def readiness(tl: Timeline, starts: list[tuple[float, str]]) -> dict[str, Any]:
     """A killed apiserver's readiness, by its own endpoint's samples, against the records: it was ready until
-    SIGKILL (`process-signalled`, chaoslab's own record: the kernel ends the process on delivery), so the
-    first not-ready sample's delay after the signal is the probe's detection delay, and the bracket (last
-    ready, first not ready) must hold the signal. Ready again has no record (kube-apiserver 1.20 logs no line
+    SIGKILL (the kernel ends the process on delivery), sent after the run's inject event and before
+    `process-signalled` (chaoslab's records before and after the call), so the first not-ready sample's
+    delay after `process-signalled` is the probe's detection delay, and the bracket (last ready, first not
+    ready) must meet the signal's window. Ready again has no record (kube-apiserver 1.20 logs no line
     when /readyz turns 200): its bracket width is the uncertainty, and it cannot lie before the supervisor's
     start record of the new process."""
     inject = min((e.t for e in tl.events_of("inject")), default=0.0)
@@ -136,8 +137,13 @@ def readiness(tl: Timeline, starts: list[tuple[float, str]]) -> dict[str, Any]:
     if not signalled:
         return {}
     sig = signalled[0]
+    # The signal was sent after the inject event (recorded before the fault goes in) and before its own
+    # event (recorded once the call returned): it lies in [inject, sig.t].
+    sent_after = max((e.t for e in tl.events_of("inject") if e.t <= sig.t), default=sig.t)
     host = str(sig.detail["target"]).split("@", 1)[1]
-    series = [(s.t, bool(s.values.get("ready"))) for s in tl.samples_of("apiserver", host)]
+    samples = tl.samples_of("apiserver", host)
+    series = [(s.t, bool(s.values.get("ready"))) for s in samples]
+    rtt = {s.t: float(s.values.get("rtt") or 0.0) for s in samples}
     last_ready = max((t for t, ok in series if ok and t <= sig.t), default=None)
     first_bad = min((t for t, ok in series if not ok and t >= (last_ready or 0.0)), default=None)
     out: dict[str, Any] = {}
@@ -146,8 +152,11 @@ def readiness(tl: Timeline, starts: list[tuple[float, str]]) -> dict[str, Any]:
         out["values"] = {metric: round(first_bad - inject, 4)}
         out["brackets"] = {metric: (round(last_ready - inject, 4), round(first_bad - inject, 4))}
         out["truth"] = {metric: round(sig.t - inject, 4)}
-        out["disagreements"] = ([] if last_ready <= sig.t <= first_bad + 0.001 else
-                                [f"{metric}: signal at {sig.t:.3f} s outside {last_ready:.3f}–{first_bad:.3f} s"])
+        # A sample shows the state at some moment of its round trip: the first not-ready one proves the kill
+        # before its answer came, not before it was sent.
+        out["disagreements"] = ([] if max(last_ready, sent_after) <= min(first_bad + rtt[first_bad], sig.t) + 0.001 else
+                                [(f"{metric}: signal in {sent_after:.3f}–{sig.t:.3f} s, outside the bracket "
+                                 f"{last_ready:.3f}–{first_bad:.3f} s")])
         again = min((t for t, ok in series if ok and t > first_bad), default=None)
         if again is not None:
             before = max(t for t, ok in series if not ok and t < again)

@@ -3,9 +3,14 @@ reached, registered for the resources an experiment names, so the apiserver's ow
 (failurePolicy Fail) or slows (Ignore, up to timeoutSeconds) every write it matches.
 
 How: chaoslab runs its own webhook server (`chaoslab.faults.webhook_server`) with a CA and serving
-certificate made for this injection, where every apiserver reaches it (`Target.service_host`: on the lab,
-the lab network's switch namespace on the bridge's service address), and creates a
-ValidatingWebhookConfiguration (or Mutating) whose `clientConfig.url` points at it:
+certificate made for this injection, where every apiserver reaches it, and creates a
+ValidatingWebhookConfiguration (or Mutating) that points at it:
+
+- where the target hosts chaoslab's processes (`Target.service_host`: on the lab, the lab network's switch
+  namespace on the bridge's service address), as a detached process, named by `clientConfig.url`;
+- on a kubeconfig target with helper pods allowed (`Target.helper_pods`, the consent `spec.target.helperPod`
+  gives), as a pod and a Service in the helper namespace (`chaoslab.faults.webhook_pod`), named by
+  `clientConfig.service`, so the apiservers reach it the way they reach any webhook.
 
 - `mode`: `hang` (no answer for longer than `timeoutSeconds`), `error500`, `deny`, `bad-cert` (`badCert`:
   `expired` certificate, or `wrong-ca`: signed by a CA the caBundle does not hold), `unreachable`
@@ -61,6 +66,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from chaoslab.clients.hosts import Command, wrap
 from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import ChaoslabError, InjectionError, RevertError
+from chaoslab.faults import webhook_pod
 from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, ignore_events
 from chaoslab.faults.netrules import cancel_dead_mans_switch, dead_mans_switch
 from chaoslab.faults.webhook_server import process_pattern
@@ -186,9 +192,9 @@ def _ca(cn: str, now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Cer
 
 
 def make_certificates(directory: Path, address: str, bad: str | None = None) -> bytes:
-    """Write `server.crt`/`server.key` for `address` into `directory` and return the PEM CA bundle the
-    configuration must trust. `bad`: `expired` (the certificate ended an hour ago) or `wrong-ca` (signed
-    by a second CA the bundle does not hold)."""
+    """Write `server.crt`/`server.key` for `address` (an IP address, or the DNS name of a Service) into
+    `directory` and return the PEM CA bundle the configuration must trust. `bad`: `expired` (the
+    certificate ended an hour ago) or `wrong-ca` (signed by a second CA the bundle does not hold)."""
     now = dt.datetime.now(dt.UTC)
     ca_key, ca_cert = _ca(f"chaoslab-webhook-{directory.name}", now)
     signer_key, signer = _ca(f"chaoslab-webhook-other-{directory.name}", now) if bad == "wrong-ca" else (ca_key, ca_cert)
@@ -201,8 +207,7 @@ def make_certificates(directory: Path, address: str, bad: str | None = None) -> 
             .not_valid_before(start).not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
-                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([_subject(address)]), critical=False)
             .sign(signer_key, hashes.SHA256()))
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "server.key").write_bytes(_key_pem(key))
@@ -211,6 +216,13 @@ def make_certificates(directory: Path, address: str, bad: str | None = None) -> 
     bundle = ca_cert.public_bytes(serialization.Encoding.PEM)
     (directory / "ca.crt").write_bytes(bundle)
     return bundle
+
+
+def _subject(address: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(address))
+    except ValueError:
+        return x509.DNSName(address)
 
 
 # ---- the fault -----------------------------------------------------------------------------------------
@@ -232,7 +244,9 @@ class WebhookOutage(FaultBase):
 
     def resolve(self, target: Target, index: int) -> Injection:
         p = self.params
-        _, address = target.service_host()  # refuses targets that cannot host the server
+        pods = target.helper_pods()
+        if pods is None:
+            _, address = target.service_host()  # refuses targets that cannot host the server
         api = target.api()
         named = [] if "*" in p.namespaces else list(p.namespaces)
         missing = [ns for ns in named if not ns.startswith("chaoslab-") and not _exists(api, ns)]
@@ -240,10 +254,16 @@ class WebhookOutage(FaultBase):
             raise InjectionError(f"webhook-outage: namespace(s) {', '.join(missing)} do not exist; create them or "
                                  f"name others (only chaoslab-* namespaces are created)")
         tag = f"w{index}-{uuid.uuid4().hex[:8]}"
-        port = 20000 + int(tag[-8:], 16) % 20000
-        params = {"type": p.type, "name": f"chaoslab-webhook-outage-{tag}", "marker": f"chaoslab-{tag}",
-                  "namespaces": named, "label": LABEL, "tag": tag, "address": address, "port": port,
+        params: dict[str, Any] = {"type": p.type, "name": f"chaoslab-webhook-outage-{tag}", "marker": f"chaoslab-{tag}",
+                  "namespaces": named, "label": LABEL, "tag": tag,
                   "dir": str(Path(tempfile.gettempdir()) / "chaoslab-webhook" / tag)}
+        if pods is None:
+            params.update(placement="process", address=address, port=20000 + int(tag[-8:], 16) % 20000)
+        else:
+            ns = pods.settings.namespace
+            params.update(placement="pod", podNamespace=ns, image=pods.settings.python_image,
+                          address=webhook_pod.dns_name(tag, ns), port=webhook_pod.PORT,
+                          startTimeout=pods.settings.start_timeout)
         targets = tuple(f"webhook@{ns}/{r}" for ns in p.namespaces for r in p.resources)
         return Injection(self.kind, index, "admission", p.mode, targets, (Undo("delete-webhook", params),))
 
@@ -253,9 +273,12 @@ class WebhookOutage(FaultBase):
     def configuration(self, params: Mapping[str, Any], ca_bundle: bytes) -> dict[str, Any]:
         """The Validating/MutatingWebhookConfiguration as it will be created."""
         p = self.params
+        client: dict[str, Any] = ({"url": self.url(params)} if params.get("placement", "process") == "process" else
+                                  {"service": webhook_pod.service_reference(params["tag"], params["podNamespace"],
+                                                                            p.mode)})
         hook: dict[str, Any] = {
             "name": f"{params['tag']}.webhook-outage.chaoslab.io",
-            "clientConfig": {"url": self.url(params), "caBundle": base64.b64encode(ca_bundle).decode()},
+            "clientConfig": {**client, "caBundle": base64.b64encode(ca_bundle).decode()},
             "rules": p.rules(), "failurePolicy": p.failurePolicy, "timeoutSeconds": p.timeoutSeconds,
             "sideEffects": "None", "admissionReviewVersions": ["v1", "v1beta1"], "matchPolicy": "Equivalent",
         }
@@ -286,7 +309,11 @@ class WebhookOutage(FaultBase):
         params, p = injection.undo[0].params, self.params
         lines = [" ".join(self.switch_command(params).argv[:3]) + f" ... (heal after {self.deadline()} s)"]
         lines += [f"label namespace {ns} {LABEL}={params['tag']}" for ns in params["namespaces"]]
-        if p.mode != "unreachable":
+        if params.get("placement", "process") == "pod":
+            what = "Service" if p.mode == "unreachable" else f"ConfigMap (the server), Secret (its certificate), " \
+                                                              f"Pod ({params['image']}) and Service"
+            lines.append(f"create {what} {params['podNamespace']}/{webhook_pod.name(params['tag'])}")
+        elif p.mode != "unreachable":
             lines.append("start: " + " ".join(self.server_command(target, params, 0).argv))
         lines.append(f"create {p.type} webhook configuration {params['name']}: {p.mode} at {self.url(params)}, "
                      f"failurePolicy {p.failurePolicy}, timeoutSeconds {p.timeoutSeconds}, resources "
@@ -307,7 +334,9 @@ class WebhookOutage(FaultBase):
                 if ns.startswith("chaoslab-"):
                     _ensure_namespace(api, ns)
                 api.patch(f"/api/v1/namespaces/{ns}", {"metadata": {"labels": {LABEL: params["tag"]}}})
-            if p.mode != "unreachable":
+            if params.get("placement", "process") == "pod":
+                self._start_pod(api, params, d, until)
+            elif p.mode != "unreachable":
                 target.run_commands([self.server_command(target, params, until)])
             config = self.configuration(params, bundle)
             api.create(configuration_path(p.type), config)
@@ -323,6 +352,15 @@ class WebhookOutage(FaultBase):
         record("webhook", fault=self.kind, index=injection.index, name=params["name"], type=p.type, mode=p.mode,
                url=self.url(params), failurePolicy=p.failurePolicy, timeoutSeconds=p.timeoutSeconds,
                rules=config["webhooks"][0]["rules"], namespaces=list(p.namespaces), inForceAfter=waited)
+
+    def _start_pod(self, api: KubeApi, params: Mapping[str, Any], d: Path, until: int) -> None:
+        """The server as a pod behind a Service, Ready before the configuration names it."""
+        p, tag, ns = self.params, params["tag"], params["podNamespace"]
+        webhook_pod.create(api, webhook_pod.objects(
+            tag, ns, params["image"], p.mode, p.timeoutSeconds + HANG_MARGIN, until, self.deadline(),
+            (d / "server.crt").read_bytes(), (d / "server.key").read_bytes()))
+        if p.mode != "unreachable":
+            webhook_pod.await_ready(api, tag, ns, float(params["startTimeout"]), params["image"])
 
     def await_in_force(self, target: Target, params: Mapping[str, Any]) -> float | None:
         """Wait until every apiserver calls the webhook, so the fault holds from the `webhook` event on: an
@@ -363,8 +401,10 @@ def switch_file(params: Mapping[str, Any]) -> str:
 
 
 def undo_lines(params: Mapping[str, Any]) -> list[str]:
+    server = (f"delete pod, service, secret and configmap {params['podNamespace']}/{webhook_pod.name(params['tag'])}"
+              if params.get("placement", "process") == "pod" else "stop the webhook server")
     return [f"delete {params['type']} webhook configuration {params['name']}",
-            f"disarm the dead-man's switch {params['marker']}", "stop the webhook server",
+            f"disarm the dead-man's switch {params['marker']}", server,
             *[f"remove label {LABEL} from namespace {ns}" for ns in params["namespaces"]],
             f"remove {params['dir']}"]
 
@@ -396,14 +436,10 @@ def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = Tru
     api.delete(path)
     if disarm:
         subprocess.run(cancel_dead_mans_switch(params["marker"]).argv, check=False, timeout=10)
-    how, _ = target.service_host()
-    pattern = process_pattern(params["marker"])
-    target.run_commands(wrap([Command(("pkill", "-TERM", "-f", pattern), may_fail=True)], how))
-    deadline = time.monotonic() + SERVER_EXIT
-    running = _running(target, pattern)
-    while running and time.monotonic() < deadline:
-        time.sleep(0.1)
-        running = _running(target, pattern)
+    if params.get("placement", "process") == "pod":
+        running = webhook_pod.delete(api, params["tag"], params["podNamespace"])
+    else:
+        running = [f"webhook server pid {' '.join(pids)}" for pids in [_stop_server(target, params)] if pids]
     for ns in params["namespaces"]:
         try:
             api.patch(f"/api/v1/namespaces/{ns}", {"metadata": {"labels": {params["label"]: None}}})
@@ -415,10 +451,22 @@ def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = Tru
     left = []
     if api.request("GET", path).status_code != 404:
         left.append(f"configuration {params['name']}")
-    if running:
-        left.append(f"webhook server pid {' '.join(running)}")
+    left += running
     if left:
         raise RevertError(f"webhook-outage {params['tag']}: left after the undo: {', '.join(left)}")
+
+
+def _stop_server(target: Target, params: Mapping[str, Any]) -> list[str]:
+    """TERM the detached server; the pids still running after SERVER_EXIT seconds."""
+    how, _ = target.service_host()
+    pattern = process_pattern(params["marker"])
+    target.run_commands(wrap([Command(("pkill", "-TERM", "-f", pattern), may_fail=True)], how))
+    deadline = time.monotonic() + SERVER_EXIT
+    running = _running(target, pattern)
+    while running and time.monotonic() < deadline:
+        time.sleep(0.1)
+        running = _running(target, pattern)
+    return running
 
 
 def _running(target: Target, pattern: str) -> list[str]:

@@ -22,6 +22,10 @@ It exits by itself at `--until` (the fault's dead-man's deadline), so it cannot 
 once on SIGTERM (the undo). Each request is logged to `--log`, one JSON object a line (time, mode, the
 request's uid, resource, namespace, operation), so tests can see that the apiserver really called it.
 `--detach` returns once the port is bound (exit 0) or the reason it is not (exit 1).
+
+On a cluster where chaoslab cannot start a process, the same file runs alone in a pod
+(`chaoslab.faults.webhook_pod`: `python /chaoslab/webhook_server.py …` in any image with Python 3.9 or
+newer): it needs nothing beyond the standard library unless `--detach` is given.
 """
 
 from __future__ import annotations
@@ -36,8 +40,6 @@ import time
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from chaoslab.faults.daemon import detach
 
 MODES = ("allow", "deny", "error500", "hang", "bad-cert")
 MAX_BODY = 4 << 20
@@ -168,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(args.mode, args.address, args.port, args.cert, args.key, args.hang, args.log, args.until, stop, ready)
 
     if args.detach:
+        # Late: the file also runs alone, in a pod, where there is no chaoslab package and no --detach.
+        from chaoslab.faults.daemon import detach
+
         return detach(run, sys.argv[0], "exited before binding its port")
     run(lambda: None)
     return 0

@@ -1,7 +1,12 @@
 """apiserver probe: GET /readyz on the load-balanced endpoint (`lb`) and on every apiserver, every
-250 ms by default, and every `fast_interval` (20 ms) for `expect_window` seconds after an inject or revert
-event and while the endpoint is not ready (`chaoslab.probes.pace`): an unavailability is bracketed by
-the samples around it, so the fast pace bounds `apiserverUnavailable`'s bracket.
+250 ms by default, and faster for `expect_window` seconds after an inject or revert event and while the
+endpoint is not ready (`chaoslab.probes.pace`): every `fast_interval` (20 ms) on `lb`, whose samples
+`apiserverUnavailable` and the `apiserver-ready` steady state are judged on, and every
+`host_fast_interval` (100 ms) on each apiserver. An unavailability is bracketed by the samples around it,
+so the fast pace bounds its bracket. Every apiserver at 20 ms was tried and not kept: 200 /readyz/s (each
+an etcd read) doubled etcd's and the apiservers' CPU over an etcd experiment and, with up to 128 requests
+in flight in the probing process, made the etcd probe's own samples late (detection p95 46 ms instead of
+8 ms; docs/benchmarks.md).
 
 /readyz is what load balancers and kubeadm check; its etcd check (a read) times out after 2 s, so the
 request timeout is a little longer. A sample is stamped with the time its request was sent and records its
@@ -12,9 +17,9 @@ sample (with one request at a time, an etcd election left a 2 s hole in every en
 reuses a connection instead of a TLS handshake.
 
 Load: 4 requests/s per endpoint when quiet; while a change is expected or the endpoint is not ready, 50/s
-per endpoint, never more than `IN_FLIGHT` (8) in flight to one endpoint. With the lab's four endpoints
-that is 200 /readyz/s (each one etcd read) for 5 s after each injection and revert
-(`bench/detection_delay.py` measures what it costs)."""
+on `lb` and 10/s per apiserver, never more than `IN_FLIGHT` (32) in flight to `lb` or `HOST_IN_FLIGHT`
+(8) to one apiserver. With the lab's four endpoints that is 80 /readyz/s (each one etcd read) for 5 s
+after each injection and revert (`bench/detection_delay.py` measures what it costs)."""
 
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ from chaoslab.probes.base import Sampler
 from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times
 
 IN_FLIGHT = 32
-"""Most /readyz requests in flight to one endpoint at once."""
+"""Most /readyz requests in flight to the load-balanced endpoint at once."""
+HOST_IN_FLIGHT = 8
+"""Most /readyz requests in flight to one apiserver at once."""
+LB = "lb"
 TIMEOUT = 2.5
 """Seconds before an unanswered /readyz counts as not ready (its etcd check gives up after 2 s)."""
 
@@ -35,24 +43,29 @@ class ApiserverProbe(Sampler):
     kind = "apiserver"
     interval = 0.25
     fast_interval = 0.02
-    """Seconds between requests to an endpoint while a change is expected or it is not ready."""
+    """Seconds between requests to `lb` while a change is expected or it is not ready."""
+    host_fast_interval = 0.1
+    """The same, to each apiserver."""
     expect_window = 5.0
     """Seconds after an inject or revert event during which a change is expected."""
 
     def start(self) -> None:
-        self.pace = Pace(self.interval, min(self.fast_interval, self.interval), self.expect_window)
+        self.paces = {LB: Pace(self.interval, min(self.fast_interval, self.interval), self.expect_window),
+                      "host": Pace(self.interval, min(self.host_fast_interval, self.interval), self.expect_window)}
         self._ready: dict[str, tuple[float, bool]] = {}
         self._ready_lock = threading.Lock()
         api = self.target.api()
-        self.sessions = {subject: api.with_pool(IN_FLIGHT).session for subject in self.target.apiserver_endpoints()}
+        self.sessions = {subject: api.with_pool(IN_FLIGHT if subject == LB else HOST_IN_FLIGHT).session
+                         for subject in self.target.apiserver_endpoints()}
         for subject, url in self.target.apiserver_endpoints().items():
             self._spawn(lambda s=subject, u=url: self._endpoint_loop(s, u), f"apiserver-{subject}")
 
     def _endpoint_loop(self, subject: str, url: str) -> None:
+        pace = self.paces[LB if subject == LB else "host"]
         self.paced(f"apiserver-{subject}", lambda: self._sample(subject, url),
-                   lambda now: self.pace.interval(now, expect_times(self.timeline, LEADER_ELECTED),
-                                                  not self._ready.get(subject, (0.0, True))[1]),
-                   IN_FLIGHT)
+                   lambda now: pace.interval(now, expect_times(self.timeline, LEADER_ELECTED),
+                                             not self._ready.get(subject, (0.0, True))[1]),
+                   IN_FLIGHT if subject == LB else HOST_IN_FLIGHT)
 
     def _sample(self, subject: str, url: str) -> None:
         with self.asking() as t:
@@ -83,4 +96,5 @@ class ApiserverProbe(Sampler):
     @property
     def peak_requests_per_second(self) -> float:
         """While a change is expected."""
-        return len(self.target.apiserver_endpoints()) / min(self.fast_interval, self.interval)
+        return sum(1 / min(self.fast_interval if s == LB else self.host_fast_interval, self.interval)
+                   for s in self.target.apiserver_endpoints())

@@ -136,7 +136,8 @@ class Target(Protocol):
         """Why etcd cannot be reached (so no etcd probes); None when it can."""
 
     def helper_pods(self) -> HelperPods | None:
-        """The helper-pod runner when node-level faults run through privileged pods; None otherwise."""
+        """The helper-pod runner when node-level faults run through privileged pods (and webhook-outage's server
+        as an unprivileged pod behind a Service); None otherwise."""
 
     def node_of(self, host: str) -> str:
         """The Node that `host` is (for helper pods pinned to it); `TargetError` where hosts are not Nodes."""

@@ -43,6 +43,8 @@ from chaoslab.errors import InjectionError, SpecError, TargetError
 
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
 """A public image with iptables, tc (iproute2) and procps (pkill, pgrep)."""
+DEFAULT_PYTHON_IMAGE = "python:3.12-alpine"
+"""A public image with Python 3 (`webhook-outage`'s server; only the standard library)."""
 CONTROL_PLANE_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 LABEL = "chaoslab.io/helper"
 MARK = "chaoslab:"
@@ -65,6 +67,9 @@ class HelperPodSettings:
     interface: str | None = None
     """The nodes' interface toward their peers (e.g. eth0), for the delay of network-degrade (netem);
     default: none, and delays are refused (loss needs no interface)."""
+    python_image: str = DEFAULT_PYTHON_IMAGE
+    """Image with Python 3.9 or newer for webhook-outage's server pod (`pythonImage`; default
+    python:3.12-alpine)."""
 
     @classmethod
     def from_params(cls, raw: object, where: str = "spec.target.helperPod") -> HelperPodSettings | None:
@@ -76,14 +81,16 @@ class HelperPodSettings:
             return cls()
         if not isinstance(raw, Mapping):
             raise SpecError([f"{where}: give true or a mapping {{image, namespace, startTimeout}}"])
-        problems = [f"{where}.{k}: unknown field; known: image, interface, namespace, startTimeout"
-                    for k in sorted(set(raw) - {"image", "interface", "namespace", "startTimeout"})]
+        known = ("image", "interface", "namespace", "pythonImage", "startTimeout")
+        problems = [f"{where}.{k}: unknown field; known: {', '.join(known)}" for k in sorted(set(raw) - set(known))]
         image, namespace = raw.get("image", DEFAULT_IMAGE), raw.get("namespace", "chaoslab")
+        python_image = raw.get("pythonImage", DEFAULT_PYTHON_IMAGE)
         timeout, interface = raw.get("startTimeout", 120), raw.get("interface")
         if interface is not None and (not isinstance(interface, str) or not _IFNAME.match(interface)):
             problems.append(f"{where}.interface: {interface!r} is not an interface name")
-        if not isinstance(image, str) or not _IMAGE.match(image):
-            problems.append(f"{where}.image: {image!r} is not an image reference")
+        for key, value in (("image", image), ("pythonImage", python_image)):
+            if not isinstance(value, str) or not _IMAGE.match(value):
+                problems.append(f"{where}.{key}: {value!r} is not an image reference")
         if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
             problems.append(f"{where}.namespace: {namespace!r} is not a namespace name")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
@@ -91,11 +98,12 @@ class HelperPodSettings:
         if problems:
             raise SpecError(problems)
         return cls(image=str(image), namespace=str(namespace), start_timeout=float(timeout),
-                   interface=interface)
+                   interface=interface, python_image=str(python_image))
 
     def describe(self) -> dict[str, object]:
         return {"image": self.image, "namespace": self.namespace, "startTimeout": self.start_timeout,
-                **({"interface": self.interface} if self.interface else {})}
+                **({"interface": self.interface} if self.interface else {}),
+                **({"pythonImage": self.python_image} if self.python_image != DEFAULT_PYTHON_IMAGE else {})}
 
 
 def script(commands: Sequence[Command], undo: Sequence[Command], duration: float) -> str:

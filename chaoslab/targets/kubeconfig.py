@@ -353,8 +353,9 @@ class KubeconfigTarget(TargetBase):
                           f"target (it holds no CA key); use the lab")
 
     def service_host(self) -> tuple[Wrap, str]:
-        raise TargetError(f"{self.name}: running a webhook server the apiservers reach is not supported by the "
-                          f"kubeconfig target yet (it would need a helper pod and a Service); use the lab")
+        raise TargetError(f"{self.name}: the webhook server runs as a pod behind a Service here, which needs "
+                          f"consent to create pods: add spec.target.helperPod (its namespace holds the pod; "
+                          f"pythonImage, default python:3.12-alpine, runs it)")
 
     @property
     def lock_path(self) -> Path:

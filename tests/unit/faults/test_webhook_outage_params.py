@@ -175,3 +175,81 @@ def test_admission_metrics_count_the_writes_sent_while_the_fault_held() -> None:
     assert m.values["matchedWriteErrorRate"] == 1.0 and m.values["matchedWriteLatency"] == 10.0
     assert m.values["unmatchedWriteErrorRate"] == 0.0 and m.values["unmatchedWriteLatency"] == 0.02
     assert "5 of 5 matched writes failed" in m.evidence["matchedWriteErrorRate"]
+
+
+def test_on_a_pod_the_configuration_names_the_service_and_the_certificate_its_dns_name(tmp_path: Path) -> None:
+    from chaoslab.faults import webhook_pod
+    from chaoslab.faults.webhook_outage import undo_lines
+
+    fault = build("webhook-outage", {"mode": "deny"}, duration=20)
+    assert isinstance(fault, WebhookOutage)
+    params = {"tag": "w0-12345678", "name": "chaoslab-webhook-outage-w0-12345678", "placement": "pod",
+              "podNamespace": "chaoslab", "address": webhook_pod.dns_name("w0-12345678", "chaoslab"),
+              "port": webhook_pod.PORT, "namespaces": ["chaoslab-webhook-test"], "type": "validating",
+              "marker": "chaoslab-w0-12345678", "dir": str(tmp_path / "w0-12345678"), "label": "l"}
+    [hook] = fault.configuration(params, b"PEM")["webhooks"]
+    assert hook["clientConfig"]["service"] == {"namespace": "chaoslab", "name": "chaoslab-webhook-w0-12345678",
+                                               "path": "/deny", "port": 8443}
+    assert "url" not in hook["clientConfig"]
+    make_certificates(tmp_path / "w", params["address"])
+    cert = x509.load_pem_x509_certificate((tmp_path / "w" / "server.crt").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["chaoslab-webhook-w0-12345678.chaoslab.svc"]
+    assert any("delete pod, service, secret and configmap chaoslab/chaoslab-webhook-w0-12345678" in line
+               for line in undo_lines(params))
+
+
+def test_the_server_pod_runs_the_program_unprivileged_until_the_deadline() -> None:
+    from chaoslab.faults import webhook_pod
+
+    made = webhook_pod.objects("w0-1", "chaoslab", "python:3.12-alpine", "hang", 15.0, 1767225600, 80, b"C", b"K")
+    by_kind = {o["kind"]: o for o in made}
+    assert [o["kind"] for o in made] == ["ConfigMap", "Secret", "Pod", "Service"]  # the Pod mounts the first two
+    assert "def serve(" in by_kind["ConfigMap"]["data"]["webhook_server.py"]
+    pod = by_kind["Pod"]["spec"]
+    [container] = pod["containers"]
+    assert container["command"][:2] == ["python", "/chaoslab/webhook_server.py"]
+    assert container["command"][container["command"].index("--until") + 1] == "1767225600"
+    assert container["command"][container["command"].index("--hang") + 1] == "15"
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["activeDeadlineSeconds"] == 110
+    assert "hostNetwork" not in pod and "privileged" not in container["securityContext"]
+    assert by_kind["Service"]["spec"]["selector"] == by_kind["Pod"]["metadata"]["labels"]
+    assert [o["kind"] for o in webhook_pod.objects("w0-1", "chaoslab", "p", "unreachable", 1, 1, 1, b"", b"")] \
+        == ["Service"]
+
+
+def test_the_server_program_runs_without_the_chaoslab_package(tmp_path: Path) -> None:
+    """What the pod runs: the file alone, in an interpreter that cannot import chaoslab."""
+    import subprocess
+    import sys
+
+    from chaoslab.faults import webhook_server
+
+    (tmp_path / "webhook_server.py").write_text(Path(webhook_server.__file__).read_text())
+    out = subprocess.run([sys.executable, "-I", str(tmp_path / "webhook_server.py"), "--help"], check=False, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "--mode" in out.stdout
+
+
+def test_where_the_server_runs_follows_what_the_target_declares() -> None:
+    """No helper pods: a process where the target hosts one (or its refusal); helper pods: a pod."""
+    from chaoslab.errors import TargetError
+    from chaoslab.targets.helperpod import HelperPods, HelperPodSettings
+
+    fault = build("webhook-outage", {"mode": "deny"}, duration=20)
+
+    class NoHost(FakeTarget):
+        def service_host(self) -> Any:
+            raise TargetError("fake: the webhook server needs spec.target.helperPod")
+
+    class WithPods(NoHost):
+        def helper_pods(self) -> HelperPods:
+            return HelperPods(self.api(), HelperPodSettings(namespace="chaoslab-x", python_image="py:3"))
+
+    with pytest.raises(TargetError, match="helperPod"):
+        fault.resolve(NoHost(), 0)
+    params = fault.resolve(WithPods(), 0).undo[0].params
+    assert (params["placement"], params["podNamespace"], params["image"]) == ("pod", "chaoslab-x", "py:3")
+    assert params["address"] == f"chaoslab-webhook-{params['tag']}.chaoslab-x.svc"
