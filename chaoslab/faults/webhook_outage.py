@@ -273,7 +273,7 @@ class WebhookOutage(FaultBase):
     def configuration(self, params: Mapping[str, Any], ca_bundle: bytes) -> dict[str, Any]:
         """The Validating/MutatingWebhookConfiguration as it will be created."""
         p = self.params
-        client: dict[str, Any] = ({"url": self.url(params)} if params.get("placement", "process") == "process" else
+        client: dict[str, Any] = ({"url": self.url(params)} if not _on_pod(params) else
                                   {"service": webhook_pod.service_reference(params["tag"], params["podNamespace"],
                                                                             p.mode)})
         hook: dict[str, Any] = {
@@ -309,7 +309,7 @@ class WebhookOutage(FaultBase):
         params, p = injection.undo[0].params, self.params
         lines = [" ".join(self.switch_command(params).argv[:3]) + f" ... (heal after {self.deadline()} s)"]
         lines += [f"label namespace {ns} {LABEL}={params['tag']}" for ns in params["namespaces"]]
-        if params.get("placement", "process") == "pod":
+        if _on_pod(params):
             what = "Service" if p.mode == "unreachable" else f"ConfigMap (the server), Secret (its certificate), " \
                                                               f"Pod ({params['image']}) and Service"
             lines.append(f"create {what} {params['podNamespace']}/{webhook_pod.name(params['tag'])}")
@@ -334,7 +334,7 @@ class WebhookOutage(FaultBase):
                 if ns.startswith("chaoslab-"):
                     _ensure_namespace(api, ns)
                 api.patch(f"/api/v1/namespaces/{ns}", {"metadata": {"labels": {LABEL: params["tag"]}}})
-            if params.get("placement", "process") == "pod":
+            if _on_pod(params):
                 self._start_pod(api, params, d, until)
             elif p.mode != "unreachable":
                 target.run_commands([self.server_command(target, params, until)])
@@ -396,13 +396,19 @@ class WebhookOutage(FaultBase):
         return round(time.monotonic() - started, 3)
 
 
+def _on_pod(params: Mapping[str, Any]) -> bool:
+    """The server runs as a pod behind a Service (`webhook_pod`), not as a process the target hosts (an undo
+    written before placements existed has no `placement`: a process)."""
+    return params.get("placement") == "pod"
+
+
 def switch_file(params: Mapping[str, Any]) -> str:
     return str(Path(params["dir"]).with_suffix(".switch.json"))
 
 
 def undo_lines(params: Mapping[str, Any]) -> list[str]:
     server = (f"delete pod, service, secret and configmap {params['podNamespace']}/{webhook_pod.name(params['tag'])}"
-              if params.get("placement", "process") == "pod" else "stop the webhook server")
+              if _on_pod(params) else "stop the webhook server")
     return [f"delete {params['type']} webhook configuration {params['name']}",
             f"disarm the dead-man's switch {params['marker']}", server,
             *[f"remove label {LABEL} from namespace {ns}" for ns in params["namespaces"]],
@@ -436,10 +442,10 @@ def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = Tru
     api.delete(path)
     if disarm:
         subprocess.run(cancel_dead_mans_switch(params["marker"]).argv, check=False, timeout=10)
-    if params.get("placement", "process") == "pod":
+    if _on_pod(params):
         running = webhook_pod.delete(api, params["tag"], params["podNamespace"])
     else:
-        running = [f"webhook server pid {' '.join(pids)}" for pids in [_stop_server(target, params)] if pids]
+        running = _stop_server(target, params)
     for ns in params["namespaces"]:
         try:
             api.patch(f"/api/v1/namespaces/{ns}", {"metadata": {"labels": {params["label"]: None}}})
@@ -457,7 +463,7 @@ def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = Tru
 
 
 def _stop_server(target: Target, params: Mapping[str, Any]) -> list[str]:
-    """TERM the detached server; the pids still running after SERVER_EXIT seconds."""
+    """TERM the detached server; what is still running after SERVER_EXIT seconds."""
     how, _ = target.service_host()
     pattern = process_pattern(params["marker"])
     target.run_commands(wrap([Command(("pkill", "-TERM", "-f", pattern), may_fail=True)], how))
@@ -466,7 +472,7 @@ def _stop_server(target: Target, params: Mapping[str, Any]) -> list[str]:
     while running and time.monotonic() < deadline:
         time.sleep(0.1)
         running = _running(target, pattern)
-    return running
+    return [f"webhook server pid {' '.join(running)}"] if running else []
 
 
 def _running(target: Target, pattern: str) -> list[str]:

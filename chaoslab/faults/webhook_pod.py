@@ -34,6 +34,7 @@ from typing import Any
 from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults import webhook_server
+from chaoslab.targets.helperpod import waiting_reason
 
 PORT = 8443
 """The server's port in the pod, and the Service's."""
@@ -131,11 +132,8 @@ def await_ready(api: KubeApi, tag: str, namespace: str, timeout: float, image: s
             return round(clock() - started, 3)
         phase = status.get("phase", "Pending")
         if phase in ("Succeeded", "Failed") or clock() - started > timeout:
-            waiting: dict[str, Any] = next((s["state"]["waiting"] for s in status.get("containerStatuses") or []
-                            if (s.get("state") or {}).get("waiting")), {})
-            reason = f", {waiting.get('reason')}: {waiting.get('message', '')}".rstrip(": ") if waiting else ""
             raise InjectionError(f"webhook-outage: the server pod {namespace}/{name(tag)} is not Ready "
-                                 f"({'ended: ' if phase in ('Succeeded', 'Failed') else ''}phase {phase}{reason}) "
+                                 f"({'ended: ' if phase in ('Succeeded', 'Failed') else ''}phase {phase}{waiting_reason(pod)}) "
                                  f"after {clock() - started:.0f} s; can nodes pull {image} and run it as an "
                                  f"unprivileged user? (spec.target.helperPod.pythonImage)")
         sleep(0.5)

@@ -50,22 +50,28 @@ class ApiserverProbe(Sampler):
     """Seconds after an inject or revert event during which a change is expected."""
 
     def start(self) -> None:
-        self.paces = {LB: Pace(self.interval, min(self.fast_interval, self.interval), self.expect_window),
-                      "host": Pace(self.interval, min(self.host_fast_interval, self.interval), self.expect_window)}
         self._ready: dict[str, tuple[float, bool]] = {}
         self._ready_lock = threading.Lock()
         api = self.target.api()
-        self.sessions = {subject: api.with_pool(IN_FLIGHT if subject == LB else HOST_IN_FLIGHT).session
-                         for subject in self.target.apiserver_endpoints()}
+        self.sessions = {}
         for subject, url in self.target.apiserver_endpoints().items():
-            self._spawn(lambda s=subject, u=url: self._endpoint_loop(s, u), f"apiserver-{subject}")
+            fast, in_flight = self._fast(subject)
+            self.sessions[subject] = api.with_pool(in_flight).session
+            pace = Pace(self.interval, fast, self.expect_window)
+            self._spawn(lambda s=subject, u=url, p=pace, n=in_flight: self._endpoint_loop(s, u, p, n),
+                        f"apiserver-{subject}")
 
-    def _endpoint_loop(self, subject: str, url: str) -> None:
-        pace = self.paces[LB if subject == LB else "host"]
+    def _fast(self, subject: str) -> tuple[float, int]:
+        """(fast interval, most requests in flight) of an endpoint: `lb` is judged, the apiservers are not."""
+        fast, in_flight = (self.fast_interval, IN_FLIGHT) if subject == LB else (self.host_fast_interval,
+                                                                                  HOST_IN_FLIGHT)
+        return min(fast, self.interval), in_flight
+
+    def _endpoint_loop(self, subject: str, url: str, pace: Pace, in_flight: int) -> None:
         self.paced(f"apiserver-{subject}", lambda: self._sample(subject, url),
                    lambda now: pace.interval(now, expect_times(self.timeline, LEADER_ELECTED),
                                              not self._ready.get(subject, (0.0, True))[1]),
-                   IN_FLIGHT if subject == LB else HOST_IN_FLIGHT)
+                   in_flight)
 
     def _sample(self, subject: str, url: str) -> None:
         with self.asking() as t:
@@ -86,7 +92,7 @@ class ApiserverProbe(Sampler):
                 self._ready[subject] = (t, status == 200)
 
     def close(self) -> None:
-        for session in getattr(self, "sessions", {}).values():
+        for session in getattr(self, "sessions", {}).values():  # as EtcdProbe.close: stop() may precede start()
             session.close()
 
     @property
@@ -96,5 +102,4 @@ class ApiserverProbe(Sampler):
     @property
     def peak_requests_per_second(self) -> float:
         """While a change is expected."""
-        return sum(1 / min(self.fast_interval if s == LB else self.host_fast_interval, self.interval)
-                   for s in self.target.apiserver_endpoints())
+        return sum(1 / self._fast(s)[0] for s in self.target.apiserver_endpoints())
