@@ -34,7 +34,7 @@ from typing import Any
 from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import InjectionError, TargetError
 from chaoslab.faults import webhook_server
-from chaoslab.targets.helperpod import waiting_reason
+from chaoslab.targets.helperpod import create_pod, waiting_reason
 
 PORT = 8443
 """The server's port in the pod, and the Service's."""
@@ -113,7 +113,10 @@ def create(api: KubeApi, manifests: Sequence[Mapping[str, Any]]) -> None:
     for m in manifests:
         ns = m["metadata"]["namespace"]
         try:
-            api.create(f"/api/v1/namespaces/{ns}/{_PLURAL[m['kind']]}", m)
+            if m["kind"] == "Pod":
+                create_pod(api, m)
+            else:
+                api.create(f"/api/v1/namespaces/{ns}/{_PLURAL[m['kind']]}", m)
         except TargetError as exc:
             raise InjectionError(f"webhook-outage: could not create {m['kind']} {ns}/{m['metadata']['name']} "
                                  f"({exc}); the kubeconfig needs create on configmaps, secrets, pods and "

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoslab.clients.hosts import Command
+from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.clients.leaders import holder_host
 from chaoslab.errors import InjectionError, SpecError, TargetError
 
@@ -370,7 +371,7 @@ class HelperPods:
     def create(self, manifest: Mapping[str, Any]) -> None:
         ns = manifest["metadata"]["namespace"]
         try:
-            self.api.create(f"/api/v1/namespaces/{ns}/pods", manifest)
+            create_pod(self.api, manifest, sleep=self.sleep, clock=self.clock)
         except TargetError as exc:
             raise InjectionError(f"helper pod {ns}/{manifest['metadata']['name']} could not be created ({exc}); "
                                  f"the kubeconfig needs `create pods` in {ns} and privileged pods must be "
@@ -407,6 +408,27 @@ class HelperPods:
     def delete(self, name: str, namespace: str | None = None) -> None:
         """Delete the pod (TERM: its script undoes); gone already is fine."""
         self.api.delete(self.path(name, namespace))
+
+
+SERVICE_ACCOUNT_WAIT = 20.0
+"""Seconds a pod's creation is asked again while its namespace's `default` ServiceAccount is not made yet."""
+
+
+def create_pod(api: KubeApi, manifest: Mapping[str, Any], *, sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> None:
+    """Create a pod. In a namespace made seconds ago, ServiceAccount admission refuses every pod until the
+    service-account controller has made the namespace's `default` account: ask again, for
+    SERVICE_ACCOUNT_WAIT s at most; any other refusal at once (`TargetError`)."""
+    path = f"/api/v1/namespaces/{manifest['metadata']['namespace']}/pods"
+    deadline = clock() + SERVICE_ACCOUNT_WAIT
+    while True:
+        try:
+            api.create(path, manifest)
+            return
+        except ApiError as exc:
+            if exc.status != 403 or "serviceaccount" not in str(exc) or clock() > deadline:
+                raise
+        sleep(0.25)
 
 
 def waiting_reason(pod: Mapping[str, Any]) -> str:

@@ -1,10 +1,11 @@
 """webhook-outage through a kubeconfig target with helper pods: the server as a pod behind a Service.
 
-The lab's nodes are simulated: the pod is scheduled and reported Running and Ready, and runs nothing. The
-test plays the container runtime and kube-proxy, nothing more: it runs the pod's own command (its program
+The lab's nodes are simulated: the pod is scheduled and reported Running and Ready at once, and runs
+nothing. The test plays the container runtime, the readiness probe and kube-proxy, nothing more: it runs the pod's own command (its program
 from the ConfigMap, its certificate and key from the Secret: the files of the pod's two mounts, the paths
 rewritten to where the test wrote them) in the lab network's switch namespace, on the Service's ClusterIP,
-which every lab host routes there. The rest is real: the apiservers resolve the Service, check the
+which every lab host routes there, and the fault's wait for a Ready pod returns only once that server
+accepts connections (as the pod's tcpSocket readiness probe would have it). The rest is real: the apiservers resolve the Service, check the
 certificate against `<service>.<namespace>.svc`, call the webhook and refuse the write; the undo, and the
 dead-man's switch's heal, delete the configuration, the pod, the Service, the Secret and the ConfigMap."""
 
@@ -50,6 +51,8 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
         self.cluster_ip: str | None = None
         self.error: BaseException | None = None
+        self.started = threading.Event()
+        """Set once the server accepts connections on the ClusterIP, or `error` says why it never will."""
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -81,8 +84,20 @@ class Node:
             # -I: the program alone, as in the pod's image (no chaoslab package to import).
             self.proc = subprocess.Popen(["ip", "netns", "exec", self.lab.switch_netns, sys.executable, "-I",
                                           *argv[1:]])
-        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+            probe = ["ip", "netns", "exec", self.lab.switch_netns, sys.executable, "-c",
+                     f"import socket; socket.create_connection(({self.cluster_ip!r}, {webhook_pod.PORT}), 1)"]
+            eventually(lambda: subprocess.run(probe, check=False, capture_output=True).returncode == 0, 30,
+                       "the server accepting connections")
+        except BaseException as exc:  # noqa: BLE001 - reported by ready() and stop()
             self.error = exc
+        finally:
+            self.started.set()
+
+    def ready(self) -> None:
+        """The readiness probe the lab's kubelet does not run: wait for the server, or raise why it is not up."""
+        assert self.started.wait(150), "the test's runtime never finished starting the server"
+        if self.error is not None:
+            raise self.error
 
     def stop(self) -> None:
         self.thread.join(90)
@@ -131,13 +146,22 @@ def left(api: KubeApi, injection: Injection) -> list[str]:
 
 @pytest.mark.parametrize("undo", ["revert", "dead-mans-switch"])
 def test_the_server_pod_behind_its_service_refuses_matched_writes_and_is_undone(
-        lab: LabLayout, api: KubeApi, target: KubeconfigTarget, tmp_path: Path, undo: str) -> None:
+        lab: LabLayout, api: KubeApi, target: KubeconfigTarget, tmp_path: Path, undo: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     fault = build("webhook-outage", {"mode": "deny"}, duration=60)
     assert isinstance(fault, WebhookOutage)
     injection = fault.resolve(target, 0)
     params = injection.undo[0].params
     assert params["placement"] == "pod"
     node = Node(lab, api, params["tag"], tmp_path)
+    pod_ready = webhook_pod.await_ready
+
+    def ready_when_serving(*args: Any, **kwargs: Any) -> float:
+        waited = pod_ready(*args, **kwargs)  # at once: the lab's kubelet reports every pod Ready
+        node.ready()
+        return waited
+
+    monkeypatch.setattr(webhook_pod, "await_ready", ready_when_serving)
     try:
         fault.inject(target, injection)  # waits until every apiserver calls the webhook (a dry-run CREATE)
         config = api.get(configuration_path("validating", params["name"]))

@@ -12,11 +12,12 @@ from typing import Any
 import fakes
 import pytest
 
+from chaoslab.clients.kubeapi import ApiError
 from chaoslab.errors import InjectionError, SpecError
 from chaoslab.faults.base import apply_undo
 from chaoslab.faults.kill_process import KillProcess, KillProcessParams
 from chaoslab.plan.guard import capability_problems
-from chaoslab.targets.helperpod import HelperPods, HelperPodSettings
+from chaoslab.targets.helperpod import SERVICE_ACCOUNT_WAIT, HelperPods, HelperPodSettings, create_pod
 from chaoslab.targets.kubeconfig import KubeconfigTarget
 
 NODES = [{"metadata": {"name": "cp-1", "labels": {"kubernetes.io/hostname": "cp-1"}}},
@@ -174,3 +175,37 @@ def test_helper_pod_settings_are_checked() -> None:
     with pytest.raises(SpecError) as err:
         HelperPodSettings.from_params({"image": "a b; rm -rf /", "namespace": "Ops", "x": 1})
     assert len(err.value.problems) == 3
+
+
+class NewNamespaceApi:
+    """Refuses pods as ServiceAccount admission does until the namespace's `default` account exists (after
+    `refusals` tries); `other` refuses with another 403 instead."""
+
+    def __init__(self, refusals: int, other: bool = False) -> None:
+        self.refusals, self.other, self.tries = refusals, other, 0
+
+    def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.tries += 1
+        if self.other:
+            raise ApiError("POST", path, 403, "Forbidden", {"message": 'pods is forbidden: User "x" cannot create'})
+        if self.tries <= self.refusals:
+            raise ApiError("POST", path, 403, "Forbidden", {"message": 'pods "p" is forbidden: error looking up '
+                           'service account ns/default: serviceaccount "default" not found'})
+        return dict(body)
+
+
+def test_a_pod_in_a_namespace_made_seconds_ago_is_created_once_its_service_account_exists() -> None:
+    now = [0.0]
+    api = NewNamespaceApi(refusals=3)
+    create_pod(api, {"metadata": {"namespace": "ns"}},  # type: ignore[arg-type]
+               sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    assert api.tries == 4
+    never = NewNamespaceApi(refusals=10**6)
+    with pytest.raises(ApiError, match="serviceaccount"):
+        create_pod(never, {"metadata": {"namespace": "ns"}},  # type: ignore[arg-type]
+                   sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    assert never.tries <= SERVICE_ACCOUNT_WAIT / 0.25 + 2
+    other = NewNamespaceApi(refusals=0, other=True)
+    with pytest.raises(ApiError, match="cannot create"):
+        create_pod(other, {"metadata": {"namespace": "ns"}})  # type: ignore[arg-type]
+    assert other.tries == 1
