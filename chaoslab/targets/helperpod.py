@@ -426,7 +426,9 @@ def create_pod(api: KubeApi, manifest: Mapping[str, Any], *, sleep: Callable[[fl
             api.create(path, manifest)
             return
         except ApiError as exc:
-            if exc.status != 403 or "serviceaccount" not in str(exc) or clock() > deadline:
+            # Admission's own words; an RBAC refusal can name a service account too (the user
+            # system:serviceaccount:…) and is not retried.
+            if exc.status != 403 or "error looking up service account" not in str(exc) or clock() > deadline:
                 raise
         sleep(0.25)
 

@@ -1,13 +1,14 @@
 """webhook-outage through a kubeconfig target with helper pods: the server as a pod behind a Service.
 
 The lab's nodes are simulated: the pod is scheduled and reported Running and Ready at once, and runs
-nothing. The test plays the container runtime, the readiness probe and kube-proxy, nothing more: it runs the pod's own command (its program
-from the ConfigMap, its certificate and key from the Secret: the files of the pod's two mounts, the paths
-rewritten to where the test wrote them) in the lab network's switch namespace, on the Service's ClusterIP,
-which every lab host routes there, and the fault's wait for a Ready pod returns only once that server
-accepts connections (as the pod's tcpSocket readiness probe would have it). The rest is real: the apiservers resolve the Service, check the
-certificate against `<service>.<namespace>.svc`, call the webhook and refuse the write; the undo, and the
-dead-man's switch's heal, delete the configuration, the pod, the Service, the Secret and the ConfigMap."""
+nothing. The test plays the container runtime, the readiness probe and kube-proxy, nothing more: it runs the
+pod's own command (its program from the ConfigMap, its certificate and key from the Secret: the files of the
+pod's two mounts, the paths rewritten to where the test wrote them) in the lab network's switch namespace,
+on the Service's ClusterIP, which every lab host routes there, and the fault's wait for a Ready pod returns
+only once that server accepts connections (as the pod's tcpSocket readiness probe would have it). The rest
+is real: the apiservers resolve the Service, check the certificate against `<service>.<namespace>.svc`, call
+the webhook and refuse the write; the undo, and the dead-man's switch's heal, delete the configuration, the
+pod, the Service, the Secret and the ConfigMap."""
 
 from __future__ import annotations
 

@@ -187,7 +187,8 @@ class NewNamespaceApi:
     def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         self.tries += 1
         if self.other:
-            raise ApiError("POST", path, 403, "Forbidden", {"message": 'pods is forbidden: User "x" cannot create'})
+            raise ApiError("POST", path, 403, "Forbidden", {"message": 'pods is forbidden: User '
+                           '"system:serviceaccount:ci:chaoslab" cannot create resource "pods"'})
         if self.tries <= self.refusals:
             raise ApiError("POST", path, 403, "Forbidden", {"message": 'pods "p" is forbidden: error looking up '
                            'service account ns/default: serviceaccount "default" not found'})
