@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaoslab.errors import SpecError
+from chaoslab.probes import collector
 from chaoslab.probes.admission import AdmissionProbe
 from chaoslab.probes.apiserver import ApiserverProbe
 from chaoslab.probes.apiserver_metrics import ApiserverMetricsProbe
@@ -52,6 +53,7 @@ for _probe in (EtcdProbe, LeaseProbe, ApiserverProbe, CanaryProbe, WritesProbe, 
 class ProbeGroup:
     def __init__(self, samplers: list[Sampler]) -> None:
         self.samplers = samplers
+        self._held = False
 
     @classmethod
     def start(cls, probes: Sequence[Mapping[str, Any]], target: Target, timeline: Timeline) -> ProbeGroup:
@@ -66,9 +68,16 @@ class ProbeGroup:
             if "interval" in p:
                 kw["interval"] = float(p["interval"])
             samplers.append(probe(target, timeline, **kw))
-        for s in samplers:
-            s.start()
-        return cls(samplers)
+        group = cls(samplers)
+        collector.hold()  # no full garbage collection stalls the samples (`chaoslab.probes.collector`)
+        group._held = True
+        try:
+            for s in samplers:
+                s.start()
+        except BaseException:
+            group.stop()
+            raise
+        return group
 
     @property
     def requests_per_second(self) -> float:
@@ -82,5 +91,10 @@ class ProbeGroup:
     def stop(self) -> None:
         for s in self.samplers:
             s.stopped.set()
-        for s in self.samplers:
-            s.stop()
+        try:
+            for s in self.samplers:
+                s.stop()
+        finally:
+            if self._held:
+                self._held = False
+                collector.release()

@@ -2,11 +2,13 @@
 250 ms by default, and faster for `expect_window` seconds after an inject or revert event and while the
 endpoint is not ready (`chaoslab.probes.pace`): every `fast_interval` (20 ms) on `lb`, whose samples
 `apiserverUnavailable` and the `apiserver-ready` steady state are judged on, and every
-`host_fast_interval` (100 ms) on each apiserver. An unavailability is bracketed by the samples around it,
-so the fast pace bounds its bracket. Every apiserver at 20 ms was tried and not kept: 200 /readyz/s (each
-an etcd read) doubled etcd's and the apiservers' CPU over an etcd experiment and, with up to 128 requests
-in flight in the probing process, made the etcd probe's own samples late (detection p95 46 ms instead of
-8 ms; docs/benchmarks.md).
+`host_fast_interval` (100 ms) on each apiserver, except one that an injection of the run names (a kill
+of `kube-apiserver@cp2`): that one is sampled at `lb`'s pace after its events and while it is not ready,
+so its own readiness edges are as sharp as `lb`'s. An unavailability is bracketed by the samples around
+it, so the fast pace bounds its bracket. Every apiserver at 20 ms was tried and not kept: 200 /readyz/s
+(each an etcd read) doubled etcd's and the apiservers' CPU over an etcd experiment and, with up to 128
+requests in flight in the probing process, made the etcd probe's own samples late (detection p95 46 ms
+instead of 8 ms; docs/benchmarks.md).
 
 /readyz is what load balancers and kubeadm check; its etcd check (a read) times out after 2 s, so the
 request timeout is a little longer. A sample is stamped with the time its request was sent and records its
@@ -17,9 +19,10 @@ sample (with one request at a time, an etcd election left a 2 s hole in every en
 reuses a connection instead of a TLS handshake.
 
 Load: 4 requests/s per endpoint when quiet; while a change is expected or the endpoint is not ready, 50/s
-on `lb` and 10/s per apiserver, never more than `IN_FLIGHT` (32) in flight to `lb` or `HOST_IN_FLIGHT`
-(8) to one apiserver. With the lab's four endpoints that is 80 /readyz/s (each one etcd read) for 5 s
-after each injection and revert (`bench/detection_delay.py` measures what it costs)."""
+on `lb`, 10/s per apiserver and 50/s to an apiserver an injection names, never more than `IN_FLIGHT` (32)
+in flight to `lb` or `HOST_IN_FLIGHT` (8) to one apiserver. With the lab's four endpoints that is 80
+/readyz/s (each one etcd read) for 5 s after each injection and revert, 120 when the injection names an
+apiserver (which, killed, answers none of them) (`bench/detection_delay.py` measures what it costs)."""
 
 from __future__ import annotations
 
@@ -28,13 +31,14 @@ import threading
 import requests
 
 from chaoslab.probes.base import Sampler
-from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times
+from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times, named_times
 
 IN_FLIGHT = 32
 """Most /readyz requests in flight to the load-balanced endpoint at once."""
 HOST_IN_FLIGHT = 8
 """Most /readyz requests in flight to one apiserver at once."""
 LB = "lb"
+COMPONENT = "kube-apiserver"
 TIMEOUT = 2.5
 """Seconds before an unanswered /readyz counts as not ready (its etcd check gives up after 2 s)."""
 
@@ -69,9 +73,16 @@ class ApiserverProbe(Sampler):
 
     def _endpoint_loop(self, subject: str, url: str, pace: Pace, in_flight: int) -> None:
         self.paced(f"apiserver-{subject}", lambda: self._sample(subject, url),
-                   lambda now: pace.interval(now, expect_times(self.timeline, LEADER_ELECTED),
-                                             not self._ready.get(subject, (0.0, True))[1]),
-                   in_flight)
+                   lambda now: self._step(subject, pace, now), in_flight)
+
+    def _step(self, subject: str, pace: Pace, now: float) -> float:
+        """Seconds to an endpoint's next sample: its own pace, or `lb`'s for an apiserver an injection names."""
+        trouble = not self._ready.get(subject, (0.0, True))[1]
+        step = pace.interval(now, expect_times(self.timeline, LEADER_ELECTED), trouble)
+        named = [] if subject == LB else named_times(self.timeline, f"{COMPONENT}@{subject}")
+        if not named:
+            return step
+        return min(step, Pace(self.interval, self._fast(LB)[0], self.expect_window).interval(now, named, trouble))
 
     def _sample(self, subject: str, url: str) -> None:
         with self.asking() as t:
@@ -101,5 +112,7 @@ class ApiserverProbe(Sampler):
 
     @property
     def peak_requests_per_second(self) -> float:
-        """While a change is expected."""
-        return sum(1 / self._fast(s)[0] for s in self.target.apiserver_endpoints())
+        """While a change is expected, with one apiserver named by an injection."""
+        endpoints = self.target.apiserver_endpoints()
+        named = 1 / self.fast_interval - 1 / self.host_fast_interval if set(endpoints) - {LB} else 0.0
+        return sum(1 / self._fast(s)[0] for s in endpoints) + named

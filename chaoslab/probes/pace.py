@@ -58,3 +58,12 @@ def expect_times(timeline: Timeline, unaffected: Collection[str] = ()) -> list[f
                if e.detail.get("component") in unaffected}
     return [e.t for kind in EXPECT_AFTER for e in timeline.events_of(kind)
             if (e.detail.get("fault"), e.detail.get("index")) not in skipped]
+
+
+def named_times(timeline: Timeline, target: str) -> list[float]:
+    """When the run injected or reverted a fault whose injection names `target` (`component@host`, as in
+    the inject event's `targets`): a kill of the apiserver on cp2 names `kube-apiserver@cp2`."""
+    named = {(e.detail.get("fault"), e.detail.get("index")) for e in timeline.events_of("inject")
+             if target in (e.detail.get("targets") or ())}
+    return [e.t for kind in EXPECT_AFTER for e in timeline.events_of(kind)
+            if (e.detail.get("fault"), e.detail.get("index")) in named]

@@ -2,8 +2,9 @@
 
 from measure.synthetic import build, lease
 
+from chaoslab.probes.apiserver import ApiserverProbe
 from chaoslab.probes.lease import expected_takeovers
-from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times
+from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times, named_times
 
 
 def test_fast_after_an_event_or_on_trouble_slow_otherwise() -> None:
@@ -37,3 +38,22 @@ def test_lease_reads_run_from_the_injection_until_a_new_holder_is_seen() -> None
     etcd_fault = build([lease(1.0, "kube-scheduler", "cp1_a", "r1"),
                         (10.0, "inject", {"fault": "kill-process", "index": 0, "component": "etcd"})])
     assert expected_takeovers(etcd_fault, names, 12.0, 45.0) == []
+
+
+def test_an_apiserver_an_injection_names_is_sampled_at_the_load_balancers_pace() -> None:
+    tl = build([(10.0, "inject", {"fault": "kill-process", "index": 0, "component": "kube-apiserver",
+                                  "targets": ["kube-apiserver@cp2"]}),
+                (30.0, "revert", {"fault": "kill-process", "index": 0})])
+    assert named_times(tl, "kube-apiserver@cp2") == [10.0, 30.0]
+    assert named_times(tl, "kube-apiserver@cp1") == []
+    probe = ApiserverProbe(None, tl)  # type: ignore[arg-type]  # _step reads the timeline alone
+    probe._ready = {"cp2": (20.0, False)}
+    host = Pace(probe.interval, probe.host_fast_interval, probe.expect_window)
+    lb = Pace(probe.interval, probe.fast_interval, probe.expect_window)
+    assert probe._step("cp2", host, 11.0) == probe.fast_interval  # after its injection
+    assert probe._step("cp1", host, 11.0) == probe.host_fast_interval  # a peer: its own fast pace
+    assert probe._step("lb", lb, 11.0) == probe.fast_interval
+    assert probe._step("cp2", host, 20.0) == probe.fast_interval  # not ready, named: lb's pace
+    probe._ready = {"cp1": (20.0, False)}
+    assert probe._step("cp1", host, 20.0) == probe.host_fast_interval  # not ready, not named
+    assert probe._step("cp2", host, 40.0) == probe.interval  # quiet again
