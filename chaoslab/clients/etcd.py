@@ -147,3 +147,15 @@ def parse_metrics(text: str) -> dict[str, Any]:
 
 
 RpcError = grpc.RpcError
+
+
+def error_name(exc: BaseException) -> str:
+    """A failed call's gRPC status (DEADLINE_EXCEEDED, UNAVAILABLE...), or the exception's type for an error
+    raised without a status (a closed client, etcd3's own exceptions)."""
+    return exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__
+
+
+def error_text(exc: BaseException) -> str:
+    """`error_name`, with the details the server gave, if any."""
+    details = exc.details() if isinstance(exc, grpc.Call) else None
+    return f"{error_name(exc)}: {details}" if details else error_name(exc)

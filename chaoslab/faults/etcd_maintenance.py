@@ -28,7 +28,7 @@ from typing import Any
 from etcd3 import etcdrpc
 from etcd3.exceptions import Etcd3Exception
 
-from chaoslab.clients.etcd import EtcdMember, RpcError, Tls
+from chaoslab.clients.etcd import EtcdMember, RpcError, Tls, error_text
 
 __all__ = ["PREFIX", "Step", "defragment", "fill", "main", "runbook", "switch_command", "switch_pattern"]
 
@@ -61,13 +61,6 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def _error(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    details = getattr(exc, "details", None)
-    name = code().name if callable(code) else type(exc).__name__
-    return f"{name}: {details()}" if callable(details) and details() else name
-
-
 def any_member(members: Mapping[str, EtcdMember], call: Callable[[EtcdMember], Any]) -> Any:
     """`call(member)` on each member in turn until one answers; the last error if none does."""
     last: BaseException | None = None
@@ -76,7 +69,7 @@ def any_member(members: Mapping[str, EtcdMember], call: Callable[[EtcdMember], A
             return call(member)
         except ERRORS as exc:
             last = exc
-    raise RuntimeError(f"no member answered ({_error(last) if last else 'no members'})")
+    raise RuntimeError(f"no member answered ({error_text(last) if last else 'no members'})")
 
 
 def fill(members: Mapping[str, EtcdMember], prefix: str, value_size: int, max_bytes: int,
@@ -121,7 +114,7 @@ def defragment(member: EtcdMember, timeout: float = DEFRAG_TIMEOUT) -> Step:
         member.client.maintenancestub.Defragment(etcdrpc.DefragmentRequest(), timeout)
         return Step(f"defragment {member.name}", round(time.monotonic() - started, 4), True)
     except ERRORS as exc:
-        return Step(f"defragment {member.name}", round(time.monotonic() - started, 4), False, _error(exc))
+        return Step(f"defragment {member.name}", round(time.monotonic() - started, 4), False, error_text(exc))
 
 
 def _timed(name: str, call: Callable[[], str]) -> Step:
@@ -131,7 +124,7 @@ def _timed(name: str, call: Callable[[], str]) -> Step:
         return Step(name, round(time.monotonic() - started, 4), True, detail)
     except (RuntimeError, *ERRORS) as exc:
         return Step(name, round(time.monotonic() - started, 4), False, str(exc) if isinstance(exc, RuntimeError)
-                    else _error(exc))
+                    else error_text(exc))
 
 
 def _disarm(members: Mapping[str, EtcdMember]) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 
-from chaoslab.clients.etcd import EtcdMember, RpcError
+from chaoslab.clients.etcd import EtcdMember, RpcError, error_name
 from chaoslab.probes.base import Sampler
 from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times
 
@@ -74,7 +74,7 @@ class EtcdProbe(Sampler):
             except RpcError as exc:
                 if self.stopped.is_set():
                     return  # stop() closed the client under this request: not the member's failure
-                code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
+                code = error_name(exc)
                 self.timeline.sample("etcd", name, t=t, reachable=False, leader=None, term=None,
                                      index=None, error=code, rtt=round(self.timeline.now() - t, 4))
                 view = (False, None, None)

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from etcd3.exceptions import Etcd3Exception
 
-from chaoslab.clients.etcd import EtcdMember, RpcError
+from chaoslab.clients.etcd import EtcdMember, RpcError, error_name
 from chaoslab.probes.base import Sampler
 
 PREFIX = "/chaoslab/writes/"
@@ -41,11 +41,6 @@ T = TypeVar("T")
 
 class NoMemberAnswered(Exception):
     """Every member failed a call; the message names the last one and its error."""
-
-
-def _error(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    return code().name if callable(code) else type(exc).__name__
 
 
 class WritesProbe(Sampler):
@@ -82,7 +77,7 @@ class WritesProbe(Sampler):
             try:
                 return call(self.members[name].client)
             except ERRORS as exc:
-                problem = f"{name}: {_error(exc)}"
+                problem = f"{name}: {error_name(exc)}"
         raise NoMemberAnswered(problem)
 
     def _grant(self) -> int | None:
@@ -126,7 +121,7 @@ class WritesProbe(Sampler):
             if self.stopped.is_set():
                 return  # stop() closed the client under this write: not acknowledged, not a failure
             self.current += 1
-            self.timeline.sample("writes", "put", t=t, ok=False, seq=seq, member=member, error=_error(exc),
+            self.timeline.sample("writes", "put", t=t, ok=False, seq=seq, member=member, error=error_name(exc),
                                  seconds=round(self.timeline.now() - t, 4))
             return
         with self.lock:
@@ -151,7 +146,7 @@ class WritesProbe(Sampler):
                 if self.stopped.is_set():
                     break
                 self.timeline.sample("writes", f"read-{name}", t=t, ok=False, value=None, acked=acked,
-                                     stale=False, error=_error(exc))
+                                     stale=False, error=error_name(exc))
             next_at += self.read_interval
             self.stopped.wait(max(0.0, next_at - self.timeline.now()))
 
