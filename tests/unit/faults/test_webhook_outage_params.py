@@ -253,3 +253,43 @@ def test_where_the_server_runs_follows_what_the_target_declares() -> None:
     params = fault.resolve(WithPods(), 0).undo[0].params
     assert (params["placement"], params["podNamespace"], params["image"]) == ("pod", "chaoslab-x", "py:3")
     assert params["address"] == f"chaoslab-webhook-{params['tag']}.chaoslab-x.svc"
+
+
+class InForceApi:
+    """The dry-run CREATEs `await_in_force` sends: cp1 answers `answers` in turn (then the webhook's denial),
+    cp2 the denial at once."""
+
+    def __init__(self, answers: list[tuple[int, str]]) -> None:
+        self.answers = answers
+        self.session = self
+        self.asked: list[str] = []
+
+    def api(self) -> InForceApi:
+        return self
+
+    def apiserver_endpoints(self) -> dict[str, str]:
+        return {"lb": "https://lb", "cp1": "https://cp1", "cp2": "https://cp2"}
+
+    def post(self, url: str, **_: Any) -> Any:
+        self.asked.append(url.split("/")[2])
+        status, text = self.answers.pop(0) if url.startswith("https://cp1") and self.answers else (
+            403, 'admission webhook "w" denied the request: chaoslab webhook-outage: denied on purpose')
+        return type("Answer", (), {"status_code": status, "text": text})
+
+
+def test_in_force_only_once_each_apiserver_has_seen_the_pods_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'service "…" not found' is the apiserver not knowing the Service yet (its informer lags): a refusal,
+    but not the fault's; that apiserver is asked again."""
+    monkeypatch.setattr("time.sleep", lambda _: None)
+    fault = build("webhook-outage", {"mode": "deny"})
+    assert isinstance(fault, WebhookOutage)
+    params = {"namespaces": ["chaoslab-webhook-test"], "tag": "w0-1", "placement": "pod"}
+    missing = (500, ('Internal error occurred: failed calling webhook "w": Post "https://chaoslab-webhook-w0-1'
+                     '.chaoslab-webhook-pods.svc:8443/deny": service "chaoslab-webhook-w0-1" not found'))
+    target = InForceApi([(201, "{}"), missing, missing])
+    assert fault.await_in_force(target, params) is not None  # type: ignore[arg-type]
+    assert target.asked == ["cp1", "cp1", "cp1", "cp1", "cp2"]
+    # A server the target runs (no Service): any refusal is the webhook's.
+    target = InForceApi([missing])
+    fault.await_in_force(target, {**params, "placement": "process"})  # type: ignore[arg-type]
+    assert target.asked == ["cp1", "cp2"]
