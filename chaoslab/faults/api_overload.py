@@ -95,15 +95,11 @@ class ApiOverloadParams(FaultParams):
         return out
 
 
-class ApiOverload(FaultBase):
+class ApiOverload(FaultBase[ApiOverloadParams]):
     kind: ClassVar[str] = "api-overload"
     params_type: ClassVar[type] = ApiOverloadParams
     level: ClassVar[str] = "api"
     """Acts only through the Kubernetes API."""
-
-    def __init__(self, params: ApiOverloadParams, duration: float = 0.0) -> None:
-        self.params = params
-        self.duration = duration
 
     def deadline(self) -> int:
         return int(self.duration) + self.params.deadman

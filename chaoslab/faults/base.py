@@ -4,11 +4,12 @@ and injects. Undo steps are a small closed vocabulary applied by `apply_undo`, n
 
 from __future__ import annotations
 
+import random
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from chaoslab.clients.kubeapi import ApiError, get_or_none
 from chaoslab.errors import RevertError, TargetError
@@ -125,9 +126,21 @@ class Fault(Protocol):
         """The helper pods it would run where the target refuses it for want of them."""
 
 
-class FaultBase:
-    """What a fault need not say itself: its plan lines from its targets and undo data, and no helper pods.
-    Built-in faults derive from it; so may plugins."""
+P = TypeVar("P")
+"""A fault's params dataclass."""
+
+
+class FaultBase(Generic[P]):
+    """What a fault need not say itself: how it is made from its params, its plan lines from its targets
+    and undo data, and no helper pods. Built-in faults derive from it (`FaultBase[TheirParams]`); so may
+    plugins."""
+
+    def __init__(self, params: P, duration: float = 0.0, rng: random.Random | None = None) -> None:
+        self.params = params
+        self.duration = duration
+        """Seconds the fault holds once injected (the experiment's `duration`)."""
+        self.rng = rng or random.Random()
+        """What a fault that picks among candidates (hosts, nodes, pods) draws from; tests pass a seeded one."""
 
     def describe(self, target: Target, injection: Injection) -> tuple[list[str], list[str]]:
         return describe_from_data(injection)

@@ -117,15 +117,11 @@ def not_after(path: Path) -> dt.datetime:
     return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
 
 
-class CertExpiry(FaultBase):
+class CertExpiry(FaultBase[CertExpiryParams]):
     kind: ClassVar[str] = "cert-expiry"
     params_type: ClassVar[type] = CertExpiryParams
     level: ClassVar[str] = "node"
     """Acts on hosts' files and processes, not through the API."""
-
-    def __init__(self, params: CertExpiryParams, duration: float = 0.0) -> None:
-        self.params = params
-        self.duration = duration
 
     def deadline(self) -> int:
         return int(self.duration) + self.params.deadman

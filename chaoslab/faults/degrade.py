@@ -20,7 +20,6 @@ Crossing etcd's election timeout (1 s by default) with `delay` makes followers c
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -93,17 +92,11 @@ QUEUE_BASE = 10000
 never share a queue, and a delayer a crashed run left behind is unlikely to hold the next run's."""
 
 
-class NetworkDegrade(NetworkFault):
-    params: DegradeParams
+class NetworkDegrade(NetworkFault[DegradeParams]):
     kind: ClassVar[str] = "network-degrade"
     params_type: ClassVar[type] = DegradeParams
     level: ClassVar[str] = "node"
     """Acts on hosts (processes, packet filters, kubelets), not through the API."""
-
-    def __init__(self, params: DegradeParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
 
     def resolve(self, target: Target, index: int) -> Injection:
         role, host, _ = select_etcd_host(target, self.params.select, self.rng, self.kind)

@@ -28,7 +28,6 @@ probe), write latency (the `writes` probe) and leader elections.
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -92,16 +91,11 @@ class DiskLatencyParams(FaultParams):
         return out
 
 
-class DiskLatency(FaultBase):
+class DiskLatency(FaultBase[DiskLatencyParams]):
     kind: ClassVar[str] = "disk-latency"
     params_type: ClassVar[type] = DiskLatencyParams
     level: ClassVar[str] = "node"
     """Acts on hosts (processes, packet filters, kubelets), not through the API."""
-
-    def __init__(self, params: DiskLatencyParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
 
     def deadline(self) -> int:
         """Seconds after injection at which the tracers end by themselves."""

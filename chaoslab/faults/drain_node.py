@@ -135,16 +135,14 @@ def select_nodes(api: KubeApi, kind: str, names: Sequence[str], selector: str | 
     return chosen, candidates
 
 
-class DrainNode(FaultBase):
+class DrainNode(FaultBase[DrainNodeParams]):
     kind: ClassVar[str] = "drain-node"
     params_type: ClassVar[type] = DrainNodeParams
     level: ClassVar[str] = "api"
     """Acts only through the Kubernetes API."""
 
     def __init__(self, params: DrainNodeParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
+        super().__init__(params, duration, rng)
         self.evictor: Evictor | None = None
         """The evictor of the drain in progress (`stop()` ends its retries)."""
 

@@ -18,7 +18,6 @@ Timeline: ``defrag`` per member at injection (``member``, ``seconds`` the call t
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -54,16 +53,11 @@ class DefragParams(FaultParams):
         return out
 
 
-class EtcdDefrag(FaultBase):
+class EtcdDefrag(FaultBase[DefragParams]):
     kind: ClassVar[str] = "etcd-defrag"
     params_type: ClassVar[type] = DefragParams
     level: ClassVar[str] = "node"
     """Acts on etcd itself, not through the Kubernetes API."""
-
-    def __init__(self, params: DefragParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
 
     def resolve(self, target: Target, index: int) -> Injection:
         if self.params.select == "all":

@@ -26,7 +26,6 @@ before), then ``runbook`` steps at revert.
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 import uuid
@@ -85,16 +84,11 @@ def _close(members: dict[str, EtcdMember]) -> None:
         m.close()
 
 
-class EtcdNospace(FaultBase):
+class EtcdNospace(FaultBase[NospaceParams]):
     kind: ClassVar[str] = "etcd-nospace"
     params_type: ClassVar[type] = NospaceParams
     level: ClassVar[str] = "node"
     """Acts on etcd itself, not through the Kubernetes API."""
-
-    def __init__(self, params: NospaceParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
 
     def deadline(self) -> int:
         """Seconds after injection at which the switch runs the runbook: the fill, the duration, the margin."""

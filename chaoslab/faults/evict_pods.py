@@ -128,16 +128,14 @@ def list_pods(api: KubeApi, namespaces: Sequence[str], selector: str | None) -> 
             for p in api.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector)["items"]]
 
 
-class EvictPods(FaultBase):
+class EvictPods(FaultBase[EvictPodsParams]):
     kind: ClassVar[str] = "evict-pods"
     params_type: ClassVar[type] = EvictPodsParams
     level: ClassVar[str] = "api"
     """Acts only through the Kubernetes API."""
 
     def __init__(self, params: EvictPodsParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
+        super().__init__(params, duration, rng)
         self.chosen: dict[int, list[dict[str, Any]]] = {}
         """The pods resolve chose, per fault index (inject evicts exactly these, by uid)."""
         self.pool: dict[int, tuple[int, int]] = {}

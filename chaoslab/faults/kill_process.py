@@ -19,7 +19,6 @@ the pod itself on deletion or after the fault's duration, even when chaoslab is 
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 import uuid
@@ -58,16 +57,11 @@ class KillProcessParams(FaultParams):
     """How many processes `follower` and `random` pick."""
 
 
-class KillProcess(FaultBase):
+class KillProcess(FaultBase[KillProcessParams]):
     kind: ClassVar[str] = "kill-process"
     params_type: ClassVar[type] = KillProcessParams
     level: ClassVar[str] = "node"
     """Acts on hosts (processes, packet filters, kubelets), not through the API."""
-
-    def __init__(self, params: KillProcessParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
 
     def _leader(self, target: Target) -> str | None:
         component = self.params.component

@@ -85,15 +85,11 @@ class MemoryLimitParams(FaultParams):
         return out
 
 
-class MemoryLimit(FaultBase):
+class MemoryLimit(FaultBase[MemoryLimitParams]):
     kind: ClassVar[str] = "memory-limit"
     params_type: ClassVar[type] = MemoryLimitParams
     level: ClassVar[str] = "node"
     """Acts on a host's process (its cgroup), not through the API."""
-
-    def __init__(self, params: MemoryLimitParams, duration: float = 0.0) -> None:
-        self.params = params
-        self.duration = duration
 
     def deadline(self) -> int:
         return int(self.duration) + self.params.deadman

@@ -6,7 +6,7 @@ a kubeconfig target. Each fault says only what is its own: the rules per host (`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from chaoslab.faults import netpods
 from chaoslab.faults.base import FaultBase, Injection, Record, heal_lines, network_lines
@@ -19,10 +19,11 @@ class _Deadman(Protocol):
     def deadman(self) -> int: ...
 
 
-class NetworkFault(FaultBase):
+N = TypeVar("N", bound=_Deadman)
+
+
+class NetworkFault(FaultBase[N]):
     kind: ClassVar[str]
-    params: _Deadman
-    duration: float
 
     def rules(self, target: Target, params: Mapping[str, Any]) -> Mapping[str, Sequence[Command]]:
         """Host → the commands that put its part of the fault in place (unwrapped)."""

@@ -25,7 +25,6 @@ Timeline events: ``heartbeat`` (``node``, ``stopped`` true) per node at injectio
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -65,16 +64,11 @@ def ready(node: Mapping[str, Any]) -> str:
     return ""
 
 
-class NodeFailure(FaultBase):
+class NodeFailure(FaultBase[NodeFailureParams]):
     kind: ClassVar[str] = "node-failure"
     params_type: ClassVar[type] = NodeFailureParams
     level: ClassVar[str] = "node"
     """Acts on hosts (processes, packet filters, kubelets), not through the API."""
-
-    def __init__(self, params: NodeFailureParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
 
     def resolve(self, target: Target, index: int) -> Injection:
         p = self.params

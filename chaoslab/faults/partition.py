@@ -99,17 +99,11 @@ class PartitionParams(FaultParams):
         return out
 
 
-class PartitionFault(NetworkFault):
-    params: PartitionParams
+class PartitionFault(NetworkFault[PartitionParams]):
     kind: ClassVar[str] = "partition"
     params_type: ClassVar[type] = PartitionParams
     level: ClassVar[str] = "node"
     """Acts on hosts (processes, packet filters, kubelets), not through the API."""
-
-    def __init__(self, params: PartitionParams, duration: float = 0.0, rng: random.Random | None = None) -> None:
-        self.params = params
-        self.duration = duration
-        self.rng = rng or random.Random()
 
     def plan(self, target: Target) -> tuple[str, list[str], Partition]:
         """(role, hosts on the cut-off side, the blocked flows)."""
