@@ -26,6 +26,7 @@ apiserver (which, killed, answers none of them) (`bench/detection_delay.py` meas
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import requests
@@ -80,9 +81,11 @@ class ApiserverProbe(Sampler):
         trouble = not self._ready.get(subject, (0.0, True))[1]
         step = pace.interval(now, expect_times(self.timeline, LEADER_ELECTED), trouble)
         named = [] if subject == LB else named_times(self.timeline, f"{COMPONENT}@{subject}")
-        if not named:
-            return step
-        return min(step, Pace(self.interval, self._fast(LB)[0], self.expect_window).interval(now, named, trouble))
+        return min(step, self._lb_pace.interval(now, named, trouble)) if named else step
+
+    @functools.cached_property
+    def _lb_pace(self) -> Pace:
+        return Pace(self.interval, self._fast(LB)[0], self.expect_window)
 
     def _sample(self, subject: str, url: str) -> None:
         with self.asking() as t:

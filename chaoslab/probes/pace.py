@@ -19,8 +19,9 @@ Pure decision (`Pace.interval`), so it is unit-tested without threads or clocks.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from chaoslab.timeline import Timeline
 
@@ -54,16 +55,17 @@ def expect_times(timeline: Timeline, unaffected: Collection[str] = ()) -> list[f
     """When the run injected or reverted a fault so far, leaving out faults into `unaffected` components
     (the inject event's `component`; a revert counts as its inject does): a kill of kube-scheduler changes
     nothing an etcd probe sees."""
-    skipped = {(e.detail.get("fault"), e.detail.get("index")) for e in timeline.events_of("inject")
-               if e.detail.get("component") in unaffected}
-    return [e.t for kind in EXPECT_AFTER for e in timeline.events_of(kind)
-            if (e.detail.get("fault"), e.detail.get("index")) not in skipped]
+    return _times_of(timeline, lambda inject: inject.get("component") not in unaffected)
 
 
 def named_times(timeline: Timeline, target: str) -> list[float]:
     """When the run injected or reverted a fault whose injection names `target` (`component@host`, as in
     the inject event's `targets`): a kill of the apiserver on cp2 names `kube-apiserver@cp2`."""
-    named = {(e.detail.get("fault"), e.detail.get("index")) for e in timeline.events_of("inject")
-             if target in (e.detail.get("targets") or ())}
+    return _times_of(timeline, lambda inject: target in (inject.get("targets") or ()))
+
+
+def _times_of(timeline: Timeline, chosen: Callable[[Mapping[str, Any]], bool]) -> list[float]:
+    """The inject and revert events of the faults whose inject event's detail is `chosen`."""
+    keys = {(e.detail.get("fault"), e.detail.get("index")) for e in timeline.events_of("inject") if chosen(e.detail)}
     return [e.t for kind in EXPECT_AFTER for e in timeline.events_of(kind)
-            if (e.detail.get("fault"), e.detail.get("index")) in named]
+            if (e.detail.get("fault"), e.detail.get("index")) in keys]
