@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -273,7 +273,7 @@ class WebhookOutage(FaultBase[WebhookOutageParams]):
                                   {"service": webhook_pod.service_reference(params["tag"], params["podNamespace"],
                                                                             p.mode)})
         hook: dict[str, Any] = {
-            "name": f"{params['tag']}.webhook-outage.chaoslab.io",
+            "name": webhook_name(params),
             "clientConfig": {**client, "caBundle": base64.b64encode(ca_bundle).decode()},
             "rules": p.rules(), "failurePolicy": p.failurePolicy, "timeoutSeconds": p.timeoutSeconds,
             "sideEffects": "None", "admissionReviewVersions": ["v1", "v1beta1"], "matchPolicy": "Equivalent",
@@ -362,9 +362,9 @@ class WebhookOutage(FaultBase[WebhookOutageParams]):
         """Wait until every apiserver calls the webhook, so the fault holds from the `webhook` event on: an
         apiserver applies a new configuration once its informer has it, which can take seconds when its
         watches are relisting. Seen as a dry-run CREATE of a ConfigMap in a matched namespace, through each
-        apiserver, refused. Only where a refusal is what the webhook does (configmaps CREATE matched; deny,
-        error500, bad-cert or unreachable under failurePolicy Fail); elsewhere None at once. Seconds waited;
-        `InjectionError` after IN_FORCE_TIMEOUT.
+        apiserver (`_admission_checks`), refused. Only where a refusal is what the webhook does (configmaps
+        CREATE matched; deny, error500, bad-cert or unreachable under failurePolicy Fail); elsewhere None at
+        once. Seconds waited; `InjectionError` after IN_FORCE_TIMEOUT.
 
         A server pod's Service that an apiserver has not seen yet (its informer lags) makes the call fail
         before it reaches the webhook: a refusal, but not the fault's (`service "…" not found` in every
@@ -374,31 +374,73 @@ class WebhookOutage(FaultBase[WebhookOutageParams]):
                                                                             p.operations)
         if not matched or p.failurePolicy != "Fail" or p.mode not in ("deny", "error500", "bad-cert", "unreachable"):
             return None
-        ns = params["namespaces"][0] if params["namespaces"] else "default"
-        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"chaoslab-in-force-{params['tag']}"}}
         unseen = f'service "{webhook_pod.name(params["tag"])}" not found' if _on_pod(params) else None
-        session = target.api().session
+
+        def in_force(status: int, text: str) -> bool:
+            return status >= 400 and (unseen is None or unseen not in text)
+
         started = time.monotonic()
-        waiting = [url for host, url in target.apiserver_endpoints().items() if host != "lb"]
-        while waiting:
-            url = waiting[0]
-            try:
-                resp = session.post(f"{url}/api/v1/namespaces/{ns}/configmaps", params={"dryRun": "All"},
-                                    json=body, timeout=p.timeoutSeconds + 5)
-                status, text = resp.status_code, resp.text
-            except OSError:  # requests' errors are OSErrors: try again
-                status, text = 0, ""
-            lagging = unseen is not None and unseen in text
-            if status >= 400 and not lagging:
-                waiting.pop(0)
-                continue
-            if time.monotonic() - started > IN_FORCE_TIMEOUT:
-                what = (f"has not seen the webhook's Service ({unseen})" if lagging else
-                        "still admits what the webhook refuses")
-                raise InjectionError(f"webhook-outage: {url} {what} {IN_FORCE_TIMEOUT:.0f} s after the "
-                                     f"configuration was created")
-            time.sleep(0.2)
+        late = _await_admission(target, params, in_force, p.timeoutSeconds + 5)
+        if late:
+            url, text = late
+            what = (f"has not seen the webhook's Service ({unseen})" if unseen and unseen in text else
+                    "still admits what the webhook refuses")
+            raise InjectionError(f"webhook-outage: {url} {what} {IN_FORCE_TIMEOUT:.0f} s after the "
+                                 f"configuration was created")
         return round(time.monotonic() - started, 3)
+
+
+def _admission_checks(target: Target) -> list[tuple[str, int]]:
+    """Where to ask whether the apiservers apply a configuration, and how many answers in a row it takes:
+    each apiserver the target reaches one by one once; where it reaches them only through one endpoint
+    (a kubeconfig's server, behind which a load balancer picks an apiserver per connection), three answers
+    per apiserver in `default/endpoints/kubernetes`, each on a fresh connection."""
+    endpoints = target.apiserver_endpoints()
+    one_by_one = [(url, 1) for host, url in endpoints.items() if host != "lb"]
+    if one_by_one:
+        return one_by_one
+    resp = target.api().request("GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+    subsets = resp.json().get("subsets") or [] if resp.status_code == 200 else []
+    count = sum(len(s.get("addresses") or []) for s in subsets)
+    return [(endpoints["lb"], 3 * max(count, 1))]
+
+
+def _await_admission(target: Target, params: Mapping[str, Any], done: Callable[[int, str], bool],
+                     timeout: float) -> tuple[str, str] | None:
+    """Send dry-run CREATEs of a ConfigMap in the first matched namespace through `_admission_checks` until
+    `done(status, text)` holds for each as many times in a row as it needs (a connection error: not done),
+    at most IN_FORCE_TIMEOUT seconds; None, or the URL still not done and its last answer. `timeout`:
+    seconds per request."""
+    ns = params["namespaces"][0] if params["namespaces"] else "default"
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"chaoslab-in-force-{params['tag']}"}}
+    session = target.api().session
+    started = time.monotonic()
+    waiting = _admission_checks(target)
+    in_a_row = 0
+    while waiting:
+        url, needed = waiting[0]
+        try:
+            resp = session.post(f"{url}/api/v1/namespaces/{ns}/configmaps", params={"dryRun": "All"}, json=body,
+                                headers={"Connection": "close"} if needed > 1 else None, timeout=timeout)
+            status, text = resp.status_code, resp.text
+        except OSError:  # requests' errors are OSErrors: not yet
+            status, text = 0, ""
+        if done(status, text):
+            in_a_row += 1
+            if in_a_row >= needed:
+                waiting.pop(0)
+                in_a_row = 0
+            continue
+        in_a_row = 0
+        if time.monotonic() - started > IN_FORCE_TIMEOUT:
+            return url, text
+        time.sleep(0.2)
+    return None
+
+
+def webhook_name(params: Mapping[str, Any]) -> str:
+    """The webhook's name in its configuration, which the apiservers quote when it refuses a request."""
+    return f"{params['tag']}.webhook-outage.chaoslab.io"
 
 
 def _on_pod(params: Mapping[str, Any]) -> bool:
@@ -440,13 +482,17 @@ SERVER_EXIT = 5.0
 
 def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = True) -> None:
     """The `delete-webhook` undo: configuration first (what blocks writes), then the switch (`disarm`; not
-    when the switch itself heals), the server, the labels and the files; `RevertError` if the configuration
-    or the server is still there."""
+    when the switch itself heals), then, once every apiserver has stopped calling the webhook, the server
+    (stopped earlier, a Fail webhook would refuse writes for longer than the fault), the labels and the
+    files; `RevertError` if the configuration or the server is still there, or an apiserver still calls the
+    webhook IN_FORCE_TIMEOUT seconds after the configuration was deleted."""
     api = target.api()
     path = configuration_path(params["type"], params["name"])
     api.delete(path)
     if disarm:
         subprocess.run(cancel_dead_mans_switch(params["marker"]).argv, check=False, timeout=10)
+    ours = webhook_name(params)
+    still = _await_admission(target, params, lambda status, text: status != 0 and ours not in text, 2.0)
     if _on_pod(params):
         running = webhook_pod.delete(api, params["tag"], params["podNamespace"])
     else:
@@ -462,6 +508,8 @@ def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = Tru
     left = []
     if api.request("GET", path).status_code != 404:
         left.append(f"configuration {params['name']}")
+    if still:
+        left.append(f"the webhook's calls from {still[0]} ({still[1][:200] or 'no answer'})")
     left += running
     if left:
         raise RevertError(f"webhook-outage {params['tag']}: left after the undo: {', '.join(left)}")

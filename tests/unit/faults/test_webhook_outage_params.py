@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from fakes import FakeTarget
 
-from chaoslab.errors import SpecError
+from chaoslab.errors import RevertError, SpecError
 from chaoslab.faults import FAULTS, build, param_problems
 from chaoslab.faults.base import Injection, Undo
 from chaoslab.faults.webhook_outage import (
@@ -23,6 +23,7 @@ from chaoslab.faults.webhook_outage import (
     WebhookOutageParams,
     control_plane_matches,
     make_certificates,
+    remove_webhook,
 )
 from chaoslab.faults.webhook_server import review_answer, serve
 from chaoslab.judge.measure import measure
@@ -293,3 +294,86 @@ def test_in_force_only_once_each_apiserver_has_seen_the_pods_service(monkeypatch
     target = InForceApi([missing])
     fault.await_in_force(target, {**params, "placement": "process"})  # type: ignore[arg-type]
     assert target.asked == ["cp1", "cp2"]
+
+
+class BehindOneEndpoint:
+    """A kubeconfig's target: only `lb`, with two apiservers in `default/endpoints/kubernetes`; answers
+    `answers` in turn, then `last`."""
+
+    def __init__(self, answers: list[int], last: int) -> None:
+        self.answers, self.last = answers, last
+        self.session = self
+        self.fresh: list[bool] = []
+
+    def api(self) -> BehindOneEndpoint:
+        return self
+
+    def apiserver_endpoints(self) -> dict[str, str]:
+        return {"lb": "https://lb"}
+
+    def request(self, method: str, path: str) -> Any:
+        assert (method, path) == ("GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+        body = {"subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}]}]}
+        return type("Answer", (), {"status_code": 200, "json": lambda _: body})()
+
+    def post(self, url: str, headers: dict[str, str] | None = None, **_: Any) -> Any:
+        self.fresh.append(headers == {"Connection": "close"})
+        status = self.answers.pop(0) if self.answers else self.last
+        return type("Answer", (), {"status_code": status, "text": "denied"})
+
+
+def test_behind_one_endpoint_in_force_takes_three_refusals_in_a_row_per_apiserver(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load balancer picks an apiserver per connection: six refusals in a row on fresh connections for two
+    apiservers; an admitted write (an apiserver without the configuration yet) starts the count again."""
+    monkeypatch.setattr("time.sleep", lambda _: None)
+    fault = build("webhook-outage", {"mode": "deny"})
+    assert isinstance(fault, WebhookOutage)
+    target = BehindOneEndpoint([403, 403, 403, 201, 403], 403)
+    assert fault.await_in_force(target, {"namespaces": ["t"], "tag": "w0-1"}) is not None  # type: ignore[arg-type]
+    assert len(target.fresh) == 4 + 6 and all(target.fresh)
+
+
+def test_the_undo_waits_until_no_apiserver_calls_the_webhook_before_it_stops_the_server(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping the server while an apiserver still has the configuration would refuse writes after the
+    fault; and an apiserver that still calls the webhook after IN_FORCE_TIMEOUT fails the undo."""
+    from chaoslab.faults import webhook_outage
+
+    calls: list[str] = []
+    answers = iter([(0, ""), (500, 'failed calling webhook "w0-1.webhook-outage.chaoslab.io"'), (201, "{}")])
+
+    class Api:
+        session = property(lambda self: self)
+
+        def delete(self, path: str) -> None:
+            calls.append("delete configuration")
+
+        def request(self, method: str, path: str) -> Any:
+            return type("Answer", (), {"status_code": 404})
+
+        def post(self, url: str, **_: Any) -> Any:
+            status, text = next(answers, (201, "{}"))
+            calls.append(f"ask {url.split('/')[2]}: {status}")
+            if status == 0:
+                raise ConnectionError("reset")
+            return type("Answer", (), {"status_code": status, "text": text})
+
+    class Target:
+        def api(self) -> Api:
+            return Api()
+
+        def apiserver_endpoints(self) -> dict[str, str]:
+            return {"lb": "https://lb", "cp1": "https://cp1"}
+
+    monkeypatch.setattr("time.sleep", lambda _: None)
+    monkeypatch.setattr(webhook_outage, "_stop_server", lambda *_: calls.append("stop server") or [])
+    params = {"type": "validating", "name": "w", "marker": "m", "tag": "w0-1", "namespaces": [],
+              "dir": "/nonexistent/chaoslab-w0-1"}
+    remove_webhook(Target(), params, disarm=False)  # type: ignore[arg-type]
+    assert calls == ["delete configuration", "ask cp1: 0", "ask cp1: 500", "ask cp1: 201", "stop server"]
+    answers = iter([(500, 'failed calling webhook "w0-1.webhook-outage.chaoslab.io"')] * 1000)
+    clock = iter(range(0, 10_000, 10))
+    monkeypatch.setattr("time.monotonic", lambda: float(next(clock)))
+    with pytest.raises(RevertError, match="the webhook's calls from https://cp1"):
+        remove_webhook(Target(), params, disarm=False)  # type: ignore[arg-type]
