@@ -168,15 +168,17 @@ def test_the_server_pod_behind_its_service_refuses_matched_writes_and_is_undone(
         config = api.get(configuration_path("validating", params["name"]))
         assert config["webhooks"][0]["clientConfig"]["service"] == {
             "namespace": PODS, "name": webhook_pod.name(params["tag"]), "path": "/deny", "port": 8443}
-        status, body = update(api, TEST_NAMESPACE, 1)
-        assert status == 403 and "denied the request: chaoslab webhook-outage" in body, body
+        for host in lab.apiserver_hosts:  # the wait asked through the kubeconfig's server only: each refuses
+            status, body = update(KubeApi(lab.apiserver_host_url(host), api.session), TEST_NAMESPACE, 1)
+            assert status == 403 and "denied the request: chaoslab webhook-outage" in body, (host.name, body)
         assert update(api, "default", 1)[0] == 200  # not matched
         if undo == "revert":
             apply_undo(target, injection.undo[0])
         else:  # what the switch runs once chaoslab is gone
             heal_from_file(Path(switch_file(params)))
         assert not left(api, injection), left(api, injection)
-        assert update(api, TEST_NAMESPACE, 2)[0] == 200
+        for host in lab.apiserver_hosts:  # the undo, too, waited through that server only
+            assert update(KubeApi(lab.apiserver_host_url(host), api.session), TEST_NAMESPACE, 2)[0] == 200, host.name
     finally:
         if left(api, injection):
             apply_undo(target, injection.undo[0])
