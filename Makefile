@@ -23,7 +23,7 @@ demo: install
 
 test: install chromium
 	$(BIN)/lint-imports
-	$(BIN)/pytest -ra --durations=25
+	$(BIN)/pytest -ra --durations=60
 
 # Headless Chromium renders report.html in a test (tests/unit/reports/test_html_screenshot.py), which is
 # skipped without it; Debian's package, installed when root and missing, never fatal.

@@ -65,10 +65,10 @@ def test_the_day_report_has_one_suite_per_step_and_distributions(tmp_path: Path)
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)")
 def test_the_day_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     d = day_dir(tmp_path)
-    width, height, rows = screenshot(d / "report.html", tmp_path)
+    width, height, pixels = screenshot(d / "report.html", tmp_path)
     assert (width, height) == (WIDTH, HEIGHT)
-    assert count(rows, READY) > 2000, "no green lanes: the day chart did not render"
-    assert count(rows, NOT_READY) > 200, "no red stretches: the day chart shows no disruption"
-    assert count(rows, PALETTE[0]) > 500, "no host colour: the leader lanes did not render"
-    assert count(rows, "#fee6c8", 10) > 300, "no shaded fault window"
-    assert count(rows, "#c62828", 20) > 100, "no FAIL badge"
+    assert count(pixels, READY) > 2000, "no green lanes: the day chart did not render"
+    assert count(pixels, NOT_READY) > 200, "no red stretches: the day chart shows no disruption"
+    assert count(pixels, PALETTE[0]) > 500, "no host colour: the leader lanes did not render"
+    assert count(pixels, "#fee6c8", 10) > 300, "no shaded fault window"
+    assert count(pixels, "#c62828", 20) > 100, "no FAIL badge"

@@ -5,6 +5,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from collections import Counter
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -51,18 +52,24 @@ def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
     return width, height, rows
 
 
-def count(rows: list[bytes], colour: str, tolerance: int = 12) -> int:
+def colours(rows: list[bytes]) -> Counter[bytes]:
+    """How many pixels of each colour (RGB bytes): counted once, then asked per colour by `count`."""
+    return Counter(row[j:j + 3] for row in rows for j in range(0, len(row), 3))
+
+
+def count(pixels: Counter[bytes], colour: str, tolerance: int = 12) -> int:
+    """Pixels within `tolerance` of `colour` (#rrggbb) on every channel."""
     want = bytes.fromhex(colour.lstrip("#"))
-    return sum(1 for row in rows for j in range(0, len(row), 3)
-               if all(abs(row[j + k] - want[k]) <= tolerance for k in range(3)))
+    return sum(n for rgb, n in pixels.items() if all(abs(rgb[k] - want[k]) <= tolerance for k in range(3)))
 
 
-def screenshot(page: Path, workdir: Path) -> tuple[int, int, list[bytes]]:
-    """Render `page` at WIDTH × HEIGHT with headless Chromium; (width, height, rows of RGB bytes)."""
+def screenshot(page: Path, workdir: Path) -> tuple[int, int, Counter[bytes]]:
+    """Render `page` at WIDTH × HEIGHT with headless Chromium; (width, height, `colours` of its pixels)."""
     assert CHROMIUM is not None
     shot = workdir / f"{page.stem}.png"
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     "--no-first-run", f"--user-data-dir={workdir / 'profile'}", f"--window-size={WIDTH},{HEIGHT}",
                     f"--screenshot={shot}", page.as_uri()],
                    check=True, capture_output=True, timeout=120)
-    return decode_png(shot.read_bytes())
+    width, height, rows = decode_png(shot.read_bytes())
+    return width, height, colours(rows)
