@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 from chaoslab.clients.hosts import Command
 from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import ChaoslabError, InjectionError, RevertError
-from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, ignore_events
+from chaoslab.faults.base import FaultParams, Injection, Record, SwitchedFault, Undo, ignore_events
 from chaoslab.faults.netrules import cancel_dead_mans_switch, dead_mans_switch
 from chaoslab.faults.overload import BOUNDS, GROUP, Load, process_pattern
 from chaoslab.spec.durations import parse_duration
@@ -95,14 +95,11 @@ class ApiOverloadParams(FaultParams):
         return out
 
 
-class ApiOverload(FaultBase[ApiOverloadParams]):
+class ApiOverload(SwitchedFault[ApiOverloadParams]):
     kind: ClassVar[str] = "api-overload"
     params_type: ClassVar[type] = ApiOverloadParams
     level: ClassVar[str] = "api"
     """Acts only through the Kubernetes API."""
-
-    def deadline(self) -> int:
-        return int(self.duration) + self.params.deadman
 
     def resolve(self, target: Target, index: int) -> Injection:
         if self.duration > BOUNDS.duration:

@@ -155,6 +155,24 @@ class FaultBase(Generic[P]):
         return []
 
 
+class _Deadman(Protocol):
+    @property
+    def deadman(self) -> int: ...
+
+
+D = TypeVar("D", bound=_Deadman)
+"""The params of a fault with a dead-man's switch: they say its margin (`deadman`, seconds)."""
+
+
+class SwitchedFault(FaultBase[D]):
+    """A fault whose undo a dead-man's switch runs if chaoslab is gone: `deadman` seconds after the fault
+    should have ended."""
+
+    def deadline(self) -> int:
+        """Seconds after injection at which the dead-man's switch undoes the fault."""
+        return int(self.duration) + self.params.deadman
+
+
 def describe_from_data(injection: Injection) -> tuple[list[str], list[str]]:
     """A fault's plan lines from its targets and undo as data."""
     return ([f"{injection.fault} on {t}" for t in injection.targets],

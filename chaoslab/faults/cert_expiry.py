@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from chaoslab.clients.hosts import Command
 from chaoslab.clients.leaders import LEASES, holder_host, lease_holder
 from chaoslab.errors import ChaoslabError, InjectionError, RevertError, TargetError
-from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, ignore_events
+from chaoslab.faults.base import FaultParams, Injection, Record, SwitchedFault, Undo, ignore_events
 from chaoslab.faults.netrules import cancel_dead_mans_switch, dead_mans_switch
 from chaoslab.spec.durations import parse_duration
 from chaoslab.targets import Target
@@ -117,14 +117,11 @@ def not_after(path: Path) -> dt.datetime:
     return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
 
 
-class CertExpiry(FaultBase[CertExpiryParams]):
+class CertExpiry(SwitchedFault[CertExpiryParams]):
     kind: ClassVar[str] = "cert-expiry"
     params_type: ClassVar[type] = CertExpiryParams
     level: ClassVar[str] = "node"
     """Acts on hosts' files and processes, not through the API."""
-
-    def deadline(self) -> int:
-        return int(self.duration) + self.params.deadman
 
     def resolve(self, target: Target, index: int) -> Injection:
         link = target.certificate(self.params.link)

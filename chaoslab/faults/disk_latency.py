@@ -37,7 +37,15 @@ from typing import Any, ClassVar
 
 from chaoslab.clients.hosts import Command, wrap
 from chaoslab.errors import InjectionError, TargetError
-from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, apply_undo, ignore_events
+from chaoslab.faults.base import (
+    FaultParams,
+    Injection,
+    Record,
+    SwitchedFault,
+    Undo,
+    apply_undo,
+    ignore_events,
+)
 from chaoslab.faults.netpods import pod_undo, runner_of
 from chaoslab.faults.partition import HEAL_MARGIN, select_etcd_host
 from chaoslab.faults.sync_tracer import strace_argv, tracer_command
@@ -91,15 +99,11 @@ class DiskLatencyParams(FaultParams):
         return out
 
 
-class DiskLatency(FaultBase[DiskLatencyParams]):
+class DiskLatency(SwitchedFault[DiskLatencyParams]):
     kind: ClassVar[str] = "disk-latency"
     params_type: ClassVar[type] = DiskLatencyParams
     level: ClassVar[str] = "node"
     """Acts on hosts (processes, packet filters, kubelets), not through the API."""
-
-    def deadline(self) -> int:
-        """Seconds after injection at which the tracers end by themselves."""
-        return int(self.duration) + self.params.deadman
 
     def choose(self, target: Target) -> tuple[str, list[str]]:
         if self.params.select == "all":

@@ -37,7 +37,7 @@ import requests
 from chaoslab.clients.etcd import EtcdMember, parse_metrics
 from chaoslab.clients.hosts import Command
 from chaoslab.errors import InjectionError, RevertError, TargetError
-from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, ignore_events
+from chaoslab.faults.base import FaultParams, Injection, Record, SwitchedFault, Undo, ignore_events
 from chaoslab.faults.etcd_maintenance import any_member, fill, runbook, switch_command, switch_pattern
 from chaoslab.faults.partition import HEAL_MARGIN
 from chaoslab.targets import Target
@@ -84,7 +84,7 @@ def _close(members: dict[str, EtcdMember]) -> None:
         m.close()
 
 
-class EtcdNospace(FaultBase[NospaceParams]):
+class EtcdNospace(SwitchedFault[NospaceParams]):
     kind: ClassVar[str] = "etcd-nospace"
     params_type: ClassVar[type] = NospaceParams
     level: ClassVar[str] = "node"
@@ -92,7 +92,7 @@ class EtcdNospace(FaultBase[NospaceParams]):
 
     def deadline(self) -> int:
         """Seconds after injection at which the switch runs the runbook: the fill, the duration, the margin."""
-        return self.params.fillTimeout + int(self.duration) + self.params.deadman
+        return self.params.fillTimeout + super().deadline()
 
     def resolve(self, target: Target, index: int) -> Injection:
         members = _open(target, 3.0)

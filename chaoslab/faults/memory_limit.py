@@ -35,10 +35,10 @@ from typing import Any, ClassVar
 from chaoslab.clients.hosts import Command, wrap
 from chaoslab.errors import InjectionError, RevertError, TargetError
 from chaoslab.faults.base import (
-    FaultBase,
     FaultParams,
     Injection,
     Record,
+    SwitchedFault,
     Undo,
     arm_switch,
     disarm_switch,
@@ -85,14 +85,11 @@ class MemoryLimitParams(FaultParams):
         return out
 
 
-class MemoryLimit(FaultBase[MemoryLimitParams]):
+class MemoryLimit(SwitchedFault[MemoryLimitParams]):
     kind: ClassVar[str] = "memory-limit"
     params_type: ClassVar[type] = MemoryLimitParams
     level: ClassVar[str] = "node"
     """Acts on a host's process (its cgroup), not through the API."""
-
-    def deadline(self) -> int:
-        return int(self.duration) + self.params.deadman
 
     def resolve(self, target: Target, index: int) -> Injection:
         p = self.params

@@ -6,23 +6,15 @@ a kubeconfig target. Each fault says only what is its own: the rules per host (`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar
 
 from chaoslab.faults import netpods
-from chaoslab.faults.base import FaultBase, Injection, Record, heal_lines, network_lines
+from chaoslab.faults.base import D, Injection, Record, SwitchedFault, heal_lines, network_lines
 from chaoslab.faults.netrules import Command
 from chaoslab.targets import Target
 
 
-class _Deadman(Protocol):
-    @property
-    def deadman(self) -> int: ...
-
-
-N = TypeVar("N", bound=_Deadman)
-
-
-class NetworkFault(FaultBase[N]):
+class NetworkFault(SwitchedFault[D]):
     kind: ClassVar[str]
 
     def rules(self, target: Target, params: Mapping[str, Any]) -> Mapping[str, Sequence[Command]]:
@@ -40,10 +32,6 @@ class NetworkFault(FaultBase[N]):
     def notes(self, params: Mapping[str, Any]) -> list[str]:
         """More `describe` lines for what the rules alone do not show."""
         return []
-
-    def deadline(self) -> int:
-        """Seconds after injection at which the dead-man's switch heals."""
-        return int(self.duration) + self.params.deadman
 
     def inject_by_pods(self, target: Target, injection: Injection, record: Record) -> None:
         netpods.inject(target, netpods.runner_of(target, self.kind), self.kind, injection.undo,

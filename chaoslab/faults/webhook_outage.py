@@ -67,7 +67,7 @@ from chaoslab.clients.hosts import Command, wrap
 from chaoslab.clients.kubeapi import ApiError, KubeApi
 from chaoslab.errors import ChaoslabError, InjectionError, RevertError
 from chaoslab.faults import webhook_pod
-from chaoslab.faults.base import FaultBase, FaultParams, Injection, Record, Undo, ignore_events
+from chaoslab.faults.base import FaultParams, Injection, Record, SwitchedFault, Undo, ignore_events
 from chaoslab.faults.netrules import cancel_dead_mans_switch, dead_mans_switch
 from chaoslab.faults.webhook_server import process_pattern
 from chaoslab.targets import Target
@@ -228,15 +228,11 @@ def _subject(address: str) -> x509.GeneralName:
 # ---- the fault -----------------------------------------------------------------------------------------
 
 
-class WebhookOutage(FaultBase[WebhookOutageParams]):
+class WebhookOutage(SwitchedFault[WebhookOutageParams]):
     kind: ClassVar[str] = "webhook-outage"
     params_type: ClassVar[type] = WebhookOutageParams
     level: ClassVar[str] = "api"
     """Acts through the Kubernetes API (plus a server the target hosts where its apiservers reach it)."""
-
-    def deadline(self) -> int:
-        """Seconds after injection at which the dead-man's switch deletes the configuration."""
-        return int(self.duration) + self.params.deadman
 
     def resolve(self, target: Target, index: int) -> Injection:
         p = self.params

@@ -11,8 +11,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any
 
+from chaoslab.clients.etcd import EtcdMember
 from chaoslab.errors import TargetError
 from chaoslab.targets import Target
 from chaoslab.timeline import Timeline
@@ -136,6 +138,17 @@ class Sampler(ABC):
     @abstractmethod
     def requests_per_second(self) -> float:
         """The load this probe puts on what it measures."""
+
+
+class MemberSampler(Sampler):
+    """A sampler with a client of its own for each etcd member, made by `start` and closed when it stops
+    (none before it starts)."""
+
+    members: Mapping[str, EtcdMember] = MappingProxyType({})
+
+    def close(self) -> None:
+        for m in self.members.values():
+            m.close()
 
 
 WATCH_SECONDS = 5

@@ -64,10 +64,11 @@ class CanaryProbe(Sampler):
 
     #: Seconds between looks at pending pods: the resolution of the scheduling latency.
     check_interval = 0.25
+    pending: dict[str, float] = {}  # noqa: RUF012 - never written: the loop gives the probe its own when it starts
 
     def loop(self) -> None:
         self._prepare()
-        self.pending: dict[str, float] = {}
+        self.pending = {}
         self.looked: dict[str, float] = {}
         """pod → when it was last seen pending (the request's send time), or its create acknowledged."""
         self.seq = 0
@@ -132,4 +133,4 @@ class CanaryProbe(Sampler):
 
     @property
     def requests_per_second(self) -> float:
-        return 2 / self.interval + len(getattr(self, "pending", ())) / self.check_interval
+        return 2 / self.interval + len(self.pending) / self.check_interval

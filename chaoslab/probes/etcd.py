@@ -20,14 +20,14 @@ from __future__ import annotations
 import threading
 
 from chaoslab.clients.etcd import EtcdMember, RpcError, error_name
-from chaoslab.probes.base import Sampler
+from chaoslab.probes.base import MemberSampler
 from chaoslab.probes.pace import LEADER_ELECTED, Pace, expect_times
 
 IN_FLIGHT = 3
 """Most requests in flight to one member at once."""
 
 
-class EtcdProbe(Sampler):
+class EtcdProbe(MemberSampler):
     kind = "etcd"
     interval = 0.1
     fast_interval = 0.01
@@ -83,10 +83,6 @@ class EtcdProbe(Sampler):
             if self._sent.get(name, -1.0) <= t:
                 self._sent[name] = t
                 self._views[name] = view
-
-    def close(self) -> None:
-        for m in getattr(self, "members", {}).values():
-            m.close()
 
     @property
     def requests_per_second(self) -> float:

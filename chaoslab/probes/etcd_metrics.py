@@ -24,10 +24,10 @@ from typing import Any
 import requests
 
 from chaoslab.clients.etcd import EtcdMember, RpcError, parse_metrics
-from chaoslab.probes.base import Sampler
+from chaoslab.probes.base import MemberSampler
 
 
-class EtcdMetricsProbe(Sampler):
+class EtcdMetricsProbe(MemberSampler):
     kind = "etcd-metrics"
     interval = 1.0
 
@@ -70,10 +70,6 @@ class EtcdMetricsProbe(Sampler):
             if not self.stopped.is_set():
                 self.timeline.sample("etcd-metrics", "alarms", t=t, ok=False, alarms=[])
         self._every(once)
-
-    def close(self) -> None:
-        for m in getattr(self, "members", {}).values():
-            m.close()
 
     @property
     def requests_per_second(self) -> float:

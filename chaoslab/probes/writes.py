@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 from etcd3.exceptions import Etcd3Exception
 
-from chaoslab.clients.etcd import EtcdMember, RpcError, error_name
-from chaoslab.probes.base import Sampler
+from chaoslab.clients.etcd import RpcError, error_name
+from chaoslab.probes.base import MemberSampler
 
 PREFIX = "/chaoslab/writes/"
 KEYS_TTL = 3600
@@ -43,7 +43,7 @@ class NoMemberAnswered(Exception):
     """Every member failed a call; the message names the last one and its error."""
 
 
-class WritesProbe(Sampler):
+class WritesProbe(MemberSampler):
     kind = "writes"
     interval = 0.1
     read_interval = 0.25
@@ -52,7 +52,7 @@ class WritesProbe(Sampler):
     def start(self) -> None:
         self.run = uuid.uuid4().hex[:8]
         self.root = f"{PREFIX}{self.run}/"
-        self.members: dict[str, EtcdMember] = self.target.etcd_members(timeout=1.0)
+        self.members = self.target.etcd_members(timeout=1.0)
         self.order = sorted(self.members)
         self.acked: dict[str, str] = {}
         self.seq = 0
@@ -184,10 +184,6 @@ class WritesProbe(Sampler):
         client.delete_prefix(self.root)
         if self.lease is not None and not self.lease_lost:
             client.revoke_lease(self.lease)
-
-    def close(self) -> None:
-        for m in getattr(self, "members", {}).values():
-            m.close()
 
     @property
     def requests_per_second(self) -> float:
