@@ -478,9 +478,10 @@ SERVER_EXIT = 5.0
 
 def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = True) -> None:
     """The `delete-webhook` undo: configuration first (what blocks writes), then the switch (`disarm`; not
-    when the switch itself heals), then, once every apiserver has stopped calling the webhook, the server
-    (stopped earlier, a Fail webhook would refuse writes for longer than the fault), the labels and the
-    files; `RevertError` if the configuration or the server is still there, or an apiserver still calls the
+    when the switch itself heals), then, once no apiserver calls the webhook on a dry-run ConfigMap CREATE
+    (`_await_admission`; a webhook that matches no such write is not waited for), the server (stopped
+    earlier, a Fail webhook would refuse writes for longer than the fault), the labels and the files;
+    `RevertError` if the configuration or the server is still there, or an apiserver still calls the
     webhook IN_FORCE_TIMEOUT seconds after the configuration was deleted."""
     api = target.api()
     path = configuration_path(params["type"], params["name"])
