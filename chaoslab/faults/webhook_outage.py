@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -84,6 +85,9 @@ CONTROL_PLANE_RESOURCES = ("*", "leases", "nodes", "namespaces")
 """Resources whose writes the control plane itself depends on (Leases: leader election and node heartbeats;
 Nodes: status; Namespaces: cluster-scoped, so matched in every namespace), or all of them."""
 HANG_MARGIN = 5.0
+SERVER_OUTLIVES = int(IN_FORCE_TIMEOUT) + 10
+"""Seconds the server outlives the dead-man's deadline: the switch's heal deletes the configuration, then
+waits (at most IN_FORCE_TIMEOUT) for the apiservers to stop calling the webhook before it stops the server."""
 """A hanging webhook holds each request this much longer than timeoutSeconds (seconds)."""
 
 
@@ -315,7 +319,7 @@ class WebhookOutage(SwitchedFault[WebhookOutageParams]):
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         p, params = self.params, injection.undo[0].params
-        until = int(time.time()) + self.deadline()
+        until = int(time.time()) + self.deadline() + SERVER_OUTLIVES
         try:
             api = target.api()
             d = Path(params["dir"])
@@ -349,7 +353,7 @@ class WebhookOutage(SwitchedFault[WebhookOutageParams]):
         """The server as a pod behind a Service, Ready before the configuration names it."""
         p, tag, ns = self.params, params["tag"], params["podNamespace"]
         webhook_pod.create(api, webhook_pod.objects(
-            tag, ns, params["image"], p.mode, p.timeoutSeconds + HANG_MARGIN, until, self.deadline(),
+            tag, ns, params["image"], p.mode, p.timeoutSeconds + HANG_MARGIN, until, self.deadline() + SERVER_OUTLIVES,
             (d / "server.crt").read_bytes(), (d / "server.key").read_bytes()))
         if p.mode != "unreachable":
             webhook_pod.await_ready(api, tag, ns, float(params["startTimeout"]), params["image"])
@@ -362,18 +366,20 @@ class WebhookOutage(SwitchedFault[WebhookOutageParams]):
         CREATE matched; deny, error500, bad-cert or unreachable under failurePolicy Fail); elsewhere None at
         once. Seconds waited; `InjectionError` after IN_FORCE_TIMEOUT.
 
-        A server pod's Service that an apiserver has not seen yet (its informer lags) makes the call fail
-        before it reaches the webhook: a refusal, but not the fault's (`service "…" not found` in every
-        mode), so that apiserver is asked again."""
+        A refusal counts when it is the webhook's: its denial in mode deny, else a failed call quoting the
+        webhook's name. A server pod's Service that an apiserver has not seen yet (its informer lags) makes
+        the call fail before it reaches the webhook (`service "…" not found` in every mode): that apiserver
+        is asked again."""
         p = self.params
         matched = any(r in ("configmaps", "*") for r in p.resources) and any(o in ("CREATE", "*") for o in
                                                                             p.operations)
         if not matched or p.failurePolicy != "Fail" or p.mode not in ("deny", "error500", "bad-cert", "unreachable"):
             return None
         unseen = f'service "{webhook_pod.name(params["tag"])}" not found' if _on_pod(params) else None
+        answer = "denied the request" if p.mode == "deny" else webhook_name(params)
 
         def in_force(status: int, text: str) -> bool:
-            return status >= 400 and (unseen is None or unseen not in text)
+            return status >= 400 and answer in text and (unseen is None or unseen not in text)
 
         started = time.monotonic()
         late = _await_admission(target, params, in_force, p.timeoutSeconds + 5)
@@ -386,27 +392,37 @@ class WebhookOutage(SwitchedFault[WebhookOutageParams]):
         return round(time.monotonic() - started, 3)
 
 
+UNREACHABLE = -1
+"""`_await_admission`'s status for an apiserver that cannot be reached (not even a timeout)."""
+LB_ANSWERS = 9
+"""The fewest answers in a row through a load balancer that count as every apiserver's."""
+
+
 def _admission_checks(target: Target) -> list[tuple[str, int]]:
     """Where to ask whether the apiservers apply a configuration, and how many answers in a row it takes:
     each apiserver the target reaches one by one once; where it reaches them only through one endpoint
     (a kubeconfig's server, behind which a load balancer picks an apiserver per connection), three answers
-    per apiserver in `default/endpoints/kubernetes`, each on a fresh connection."""
+    per apiserver in `default/endpoints/kubernetes` and at least LB_ANSWERS, each on a fresh connection.
+    Certain behind a round-robin balancer (the lab's haproxy); behind one that hashes connections, likely."""
     endpoints = target.apiserver_endpoints()
     one_by_one = [(url, 1) for host, url in endpoints.items() if host != "lb"]
     if one_by_one:
         return one_by_one
-    resp = target.api().request("GET", "/api/v1/namespaces/default/endpoints/kubernetes")
-    subsets = resp.json().get("subsets") or [] if resp.status_code == 200 else []
-    count = sum(len(s.get("addresses") or []) for s in subsets)
-    return [(endpoints["lb"], 3 * max(count, 1))]
+    try:
+        resp = target.api().request("GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+        subsets = resp.json().get("subsets") or [] if resp.status_code == 200 else []
+        count = sum(len(s.get("addresses") or []) for s in subsets)
+    except (ChaoslabError, ValueError):  # no answer, or not JSON: as many as the floor allows for
+        count = 0
+    return [(endpoints["lb"], max(3 * count, LB_ANSWERS))]
 
 
 def _await_admission(target: Target, params: Mapping[str, Any], done: Callable[[int, str], bool],
                      timeout: float) -> tuple[str, str] | None:
     """Send dry-run CREATEs of a ConfigMap in the first matched namespace through `_admission_checks` until
-    `done(status, text)` holds for each as many times in a row as it needs (a connection error: not done),
-    at most IN_FORCE_TIMEOUT seconds; None, or the URL still not done and its last answer. `timeout`:
-    seconds per request."""
+    `done(status, text)` holds for each as many times in a row as it needs, at most IN_FORCE_TIMEOUT
+    seconds; None, or the URL still not done and its last answer. `timeout`: seconds per request; status 0
+    when it passes without an answer, UNREACHABLE when the apiserver cannot be reached at all."""
     ns = params["namespaces"][0] if params["namespaces"] else "default"
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"chaoslab-in-force-{params['tag']}"}}
     session = target.api().session
@@ -419,8 +435,10 @@ def _await_admission(target: Target, params: Mapping[str, Any], done: Callable[[
             resp = session.post(f"{url}/api/v1/namespaces/{ns}/configmaps", params={"dryRun": "All"}, json=body,
                                 headers={"Connection": "close"} if needed > 1 else None, timeout=timeout)
             status, text = resp.status_code, resp.text
-        except OSError:  # requests' errors are OSErrors: not yet
+        except requests.Timeout:
             status, text = 0, ""
+        except OSError:  # requests' other errors are OSErrors: refused, reset, no route
+            status, text = UNREACHABLE, ""
         if done(status, text):
             in_a_row += 1
             if in_a_row >= needed:
@@ -479,7 +497,7 @@ SERVER_EXIT = 5.0
 def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = True) -> None:
     """The `delete-webhook` undo: configuration first (what blocks writes), then the switch (`disarm`; not
     when the switch itself heals), then, once no apiserver calls the webhook on a dry-run ConfigMap CREATE
-    (`_await_admission`; a webhook that matches no such write is not waited for), the server (stopped
+    (`_await_admission`; a webhook that matches no such write, or admits it, is not waited for), the server (stopped
     earlier, a Fail webhook would refuse writes for longer than the fault), the labels and the files;
     `RevertError` if the configuration or the server is still there, or an apiserver still calls the
     webhook IN_FORCE_TIMEOUT seconds after the configuration was deleted."""
@@ -489,7 +507,13 @@ def remove_webhook(target: Target, params: Mapping[str, Any], disarm: bool = Tru
     if disarm:
         subprocess.run(cancel_dead_mans_switch(params["marker"]).argv, check=False, timeout=10)
     ours = webhook_name(params)
-    still = _await_admission(target, params, lambda status, text: status != 0 and ours not in text, 2.0)
+
+    def lifted(status: int, text: str) -> bool:
+        # An apiserver that cannot be reached calls nothing (and reads the configurations anew when it is
+        # back); one that refuses by itself (429, 5xx) may still call the webhook.
+        return status == UNREACHABLE or (0 < status < 500 and status != 429 and ours not in text)
+
+    still = _await_admission(target, params, lifted, 2.0)
     if _on_pod(params):
         running = webhook_pod.delete(api, params["tag"], params["podNamespace"])
     else:
@@ -531,9 +555,13 @@ def _running(target: Target, pattern: str) -> list[str]:
 
 def heal_from_file(path: Path) -> None:
     """What the dead-man's switch runs: the undo in `path`, on the target described there."""
+    _heal(json.loads(path.read_text()))
+
+
+def _heal(data: Mapping[str, Any]) -> None:
+    """The undo in a switch file's `data`, on the target described there."""
     from chaoslab.targets import target_from_description
 
-    data = json.loads(path.read_text())
     remove_webhook(target_from_description(data["target"]), data["undo"], disarm=False)
 
 
@@ -543,9 +571,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.heal.exists():
         return 0  # healed already
+    data = json.loads(args.heal.read_text())  # read once: a failed undo removes the file too
     for attempt in range(5):  # the API may be briefly unavailable: try for about a minute
         try:
-            heal_from_file(args.heal)
+            _heal(data)
             return 0
         except ChaoslabError as exc:
             print(f"webhook-outage heal: {exc}", file=sys.stderr)

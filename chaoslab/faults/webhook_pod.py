@@ -10,8 +10,8 @@ What is created for one injection (every name `chaoslab-webhook-<tag>`, labelled
 - a Secret (`kubernetes.io/tls`) with the serving certificate made for this injection, for the DNS name
   the apiserver checks, `<service>.<namespace>.svc`;
 - the Pod: `python /chaoslab/webhook_server.py --mode … --port 8443` as an unprivileged user with a read-only
-  root, no service-account token, ending by itself at the fault's dead-man's deadline (`--until` and
-  `activeDeadlineSeconds`);
+  root, no service-account token, ending by itself soon after the fault's dead-man's deadline (`--until`
+  and `activeDeadlineSeconds`);
 - the Service (port 8443 to the pod's 8443), which the configuration's `clientConfig.service` names.
 
 Mode `unreachable` creates the Service alone: nothing answers behind it (the apiserver's call is refused

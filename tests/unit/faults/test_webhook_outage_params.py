@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from cryptography import x509
 from fakes import FakeTarget
 
@@ -256,6 +257,9 @@ def test_where_the_server_runs_follows_what_the_target_declares() -> None:
     assert params["address"] == f"chaoslab-webhook-{params['tag']}.chaoslab-x.svc"
 
 
+DENIAL = 'admission webhook "w0-1.webhook-outage.chaoslab.io" denied the request: chaoslab webhook-outage: denied'
+
+
 class InForceApi:
     """The dry-run CREATEs `await_in_force` sends: cp1 answers `answers` in turn (then the webhook's denial),
     cp2 the denial at once."""
@@ -274,7 +278,7 @@ class InForceApi:
     def post(self, url: str, **_: Any) -> Any:
         self.asked.append(url.split("/")[2])
         status, text = self.answers.pop(0) if url.startswith("https://cp1") and self.answers else (
-            403, 'admission webhook "w" denied the request: chaoslab webhook-outage: denied on purpose')
+            403, DENIAL)
         return type("Answer", (), {"status_code": status, "text": text})
 
 
@@ -282,11 +286,12 @@ def test_in_force_only_once_each_apiserver_has_seen_the_pods_service(monkeypatch
     """'service "…" not found' is the apiserver not knowing the Service yet (its informer lags): a refusal,
     but not the fault's; that apiserver is asked again."""
     monkeypatch.setattr("time.sleep", lambda _: None)
-    fault = build("webhook-outage", {"mode": "deny"})
+    fault = build("webhook-outage", {"mode": "error500"})
     assert isinstance(fault, WebhookOutage)
     params = {"namespaces": ["chaoslab-webhook-test"], "tag": "w0-1", "placement": "pod"}
-    missing = (500, ('Internal error occurred: failed calling webhook "w": Post "https://chaoslab-webhook-w0-1'
-                     '.chaoslab-webhook-pods.svc:8443/deny": service "chaoslab-webhook-w0-1" not found'))
+    missing = (500, ('Internal error occurred: failed calling webhook "w0-1.webhook-outage.chaoslab.io": Post '
+                     '"https://chaoslab-webhook-w0-1.chaoslab-webhook-pods.svc:8443/error500": service '
+                     '"chaoslab-webhook-w0-1" not found'))
     target = InForceApi([(201, "{}"), missing, missing])
     assert fault.await_in_force(target, params) is not None  # type: ignore[arg-type]
     assert target.asked == ["cp1", "cp1", "cp1", "cp1", "cp2"]
@@ -319,29 +324,33 @@ class BehindOneEndpoint:
     def post(self, url: str, headers: dict[str, str] | None = None, **_: Any) -> Any:
         self.fresh.append(headers == {"Connection": "close"})
         status = self.answers.pop(0) if self.answers else self.last
-        return type("Answer", (), {"status_code": status, "text": "denied"})
+        return type("Answer", (), {"status_code": status, "text": 'admission webhook "w" denied the request'})
 
 
 def test_behind_one_endpoint_in_force_takes_three_refusals_in_a_row_per_apiserver(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A load balancer picks an apiserver per connection: six refusals in a row on fresh connections for two
-    apiservers; an admitted write (an apiserver without the configuration yet) starts the count again."""
+    """A load balancer picks an apiserver per connection: refusals in a row on fresh connections, three per
+    apiserver but at least nine (LB_ANSWERS); an admitted write (an apiserver without the configuration
+    yet) starts the count again."""
     monkeypatch.setattr("time.sleep", lambda _: None)
     fault = build("webhook-outage", {"mode": "deny"})
     assert isinstance(fault, WebhookOutage)
     target = BehindOneEndpoint([403, 403, 403, 201, 403], 403)
     assert fault.await_in_force(target, {"namespaces": ["t"], "tag": "w0-1"}) is not None  # type: ignore[arg-type]
-    assert len(target.fresh) == 4 + 6 and all(target.fresh)
+    assert len(target.fresh) == 4 + 9 and all(target.fresh)
 
 
 def test_the_undo_waits_until_no_apiserver_calls_the_webhook_before_it_stops_the_server(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Stopping the server while an apiserver still has the configuration would refuse writes after the
-    fault; and an apiserver that still calls the webhook after IN_FORCE_TIMEOUT fails the undo."""
+    fault: no answer in time (a hang), a failed call naming the webhook, or the apiserver's own refusal
+    (429, 5xx) is not yet lifted; an admitted write or an apiserver that cannot be reached at all is. An
+    apiserver that still calls the webhook after IN_FORCE_TIMEOUT fails the undo."""
     from chaoslab.faults import webhook_outage
 
     calls: list[str] = []
-    answers = iter([(0, ""), (500, 'failed calling webhook "w0-1.webhook-outage.chaoslab.io"'), (201, "{}")])
+    failed = (500, 'failed calling webhook "w0-1.webhook-outage.chaoslab.io"')
+    answers = iter([(0, ""), failed, (429, "too many requests"), (503, ""), (201, "{}"), (-1, "")])
 
     class Api:
         session = property(lambda self: self)
@@ -356,7 +365,9 @@ def test_the_undo_waits_until_no_apiserver_calls_the_webhook_before_it_stops_the
             status, text = next(answers, (201, "{}"))
             calls.append(f"ask {url.split('/')[2]}: {status}")
             if status == 0:
-                raise ConnectionError("reset")
+                raise requests.ReadTimeout("no answer")
+            if status == -1:
+                raise requests.ConnectionError("refused")
             return type("Answer", (), {"status_code": status, "text": text})
 
     class Target:
@@ -364,16 +375,35 @@ def test_the_undo_waits_until_no_apiserver_calls_the_webhook_before_it_stops_the
             return Api()
 
         def apiserver_endpoints(self) -> dict[str, str]:
-            return {"lb": "https://lb", "cp1": "https://cp1"}
+            return {"lb": "https://lb", "cp1": "https://cp1", "cp2": "https://cp2"}
 
     monkeypatch.setattr("time.sleep", lambda _: None)
     monkeypatch.setattr(webhook_outage, "_stop_server", lambda *_: calls.append("stop server") or [])
     params = {"type": "validating", "name": "w", "marker": "m", "tag": "w0-1", "namespaces": [],
               "dir": "/nonexistent/chaoslab-w0-1"}
     remove_webhook(Target(), params, disarm=False)  # type: ignore[arg-type]
-    assert calls == ["delete configuration", "ask cp1: 0", "ask cp1: 500", "ask cp1: 201", "stop server"]
-    answers = iter([(500, 'failed calling webhook "w0-1.webhook-outage.chaoslab.io"')] * 1000)
+    assert calls == ["delete configuration", "ask cp1: 0", "ask cp1: 500", "ask cp1: 429", "ask cp1: 503",
+                     "ask cp1: 201", "ask cp2: -1", "stop server"]
+    answers = iter([failed] * 1000)
     clock = iter(range(0, 10_000, 10))
     monkeypatch.setattr("time.monotonic", lambda: float(next(clock)))
     with pytest.raises(RevertError, match="the webhook's calls from https://cp1"):
         remove_webhook(Target(), params, disarm=False)  # type: ignore[arg-type]
+
+
+def test_in_force_counts_only_the_webhooks_own_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In mode deny, its denial (not a failed call, e.g. to a server the apiserver cannot reach yet); in the
+    other modes, a failed call that names the webhook (not the apiserver's own 429)."""
+    monkeypatch.setattr("time.sleep", lambda _: None)
+    unreached = (500, 'failed calling webhook "w0-1.webhook-outage.chaoslab.io": no route to host')
+    params = {"namespaces": ["t"], "tag": "w0-1"}
+    deny = build("webhook-outage", {"mode": "deny"})
+    assert isinstance(deny, WebhookOutage)
+    target = InForceApi([unreached, unreached])
+    deny.await_in_force(target, params)  # type: ignore[arg-type]
+    assert target.asked == ["cp1", "cp1", "cp1", "cp2"]
+    error500 = build("webhook-outage", {"mode": "error500"})
+    assert isinstance(error500, WebhookOutage)
+    target = InForceApi([(429, "too many requests"), unreached])
+    error500.await_in_force(target, params)  # type: ignore[arg-type]
+    assert target.asked == ["cp1", "cp1", "cp2"]
