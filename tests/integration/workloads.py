@@ -15,11 +15,17 @@ from waiting import eventually
 
 from chaoslab.clients.kubeapi import KubeApi
 
+CONTROLLERS = ("/apis/apps/v1/namespaces/{}/deployments", "/apis/apps/v1/namespaces/{}/daemonsets",
+               "/apis/apps/v1/namespaces/{}/replicasets", "/apis/apps/v1/namespaces/{}/statefulsets")
+"""What makes pods in a test's namespace: deleted first, leaving their pods (Orphan), so none come back."""
+
 
 @contextmanager
 def namespace(api: KubeApi, prefix: str, gone_within: float = 90) -> Iterator[str]:
     """A new namespace; afterwards every Node uncordoned (whatever a failed test left cordoned) and the
-    namespace deleted and waited for."""
+    namespace deleted and waited for. Its pods are force-deleted first (controllers, then pods at grace 0):
+    the namespace controller, finding pods that are still terminating, looks again only after their grace
+    period (about 10 s a test)."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     try:
@@ -28,6 +34,9 @@ def namespace(api: KubeApi, prefix: str, gone_within: float = 90) -> Iterator[st
         for node in api.get("/api/v1/nodes")["items"]:
             if node["spec"].get("unschedulable"):
                 api.patch(f"/api/v1/nodes/{node['metadata']['name']}", {"spec": {"unschedulable": None}})
+        for path in CONTROLLERS:
+            api.request("DELETE", path.format(name), params={"propagationPolicy": "Orphan"})
+        api.request("DELETE", f"/api/v1/namespaces/{name}/pods", params={"gracePeriodSeconds": "0"})
         api.delete(f"/api/v1/namespaces/{name}")
         eventually(lambda: api.delete(f"/api/v1/namespaces/{name}") is None, gone_within, f"namespace {name} gone")
 
