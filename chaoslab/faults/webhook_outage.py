@@ -388,7 +388,7 @@ class WebhookOutage(SwitchedFault[WebhookOutageParams]):
             what = (f"has not seen the webhook's Service ({unseen})" if unseen and unseen in text else
                     "still admits what the webhook refuses")
             raise InjectionError(f"webhook-outage: {url} {what} {IN_FORCE_TIMEOUT:.0f} s after the "
-                                 f"configuration was created")
+                                 f"configuration was created (its last answer: {text[:300] or 'none'})")
         return round(time.monotonic() - started, 3)
 
 

@@ -168,6 +168,10 @@ class LabLayout:
         self.service_address = str(net.network_address + 3)
         """On the bridge, in the switch namespace: where chaoslab runs servers every apiserver must reach
         (a `webhook-outage` webhook); every host reaches it directly over the bridge."""
+        self.management_address = str(net.network_address + 4)
+        """Reserved for a namespace outside the hosts that manages them over the bridge (the ssh target's
+        test client); no lab component uses it. Each role has its own address: hosts keep the neighbour
+        entry of an address whose namespace has gone, so a shared one goes dark for them for a while."""
         self.state_dir = config.state_root / config.name
         self.port_base = config.port_base
 

@@ -53,9 +53,10 @@ class SshLab:
 
     @property
     def address(self) -> str:
-        """The management address (the lab's client address + 1)."""
-        a, b, c, d = self.layout.client_address.split(".")
-        return f"{a}.{b}.{c}.{int(d) + 1}"
+        """The lab's management address: its own (it was the client address + 1, which is the service
+        address, where the webhook server listens; after these tests the hosts' stale neighbour entry for
+        it sent the apiservers' webhook calls to a namespace that was gone)."""
+        return self.layout.management_address
 
     @property
     def client_key(self) -> Path:
