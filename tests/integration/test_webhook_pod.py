@@ -16,7 +16,6 @@ import base64
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,25 +122,8 @@ def target(lab: LabLayout, api: KubeApi) -> Iterator[KubeconfigTarget]:
     for ns in (TEST_NAMESPACE, "default"):
         if api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{CM}").status_code == 404:
             api.create(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": CM}, "data": {"seq": "0"}})
-    services_cached(lab, api)
     yield KubeconfigTarget(KubeApi.from_kubeconfig(lab.kubeconfig), context=current_context(lab.kubeconfig),
                            kubeconfig=lab.kubeconfig, helper=HelperPodSettings(namespace=PODS, start_timeout=60))
-
-
-def services_cached(lab: LabLayout, api: KubeApi) -> None:
-    """Every apiserver's watch cache lists a Service created now (an apiserver finds the server pod's
-    Service through its Service informer, which that cache feeds): a cache an earlier test left behind
-    fails here, naming the apiserver, not as the fault's refusal to count itself in force."""
-    name = f"chaoslab-cache-check-{uuid.uuid4().hex[:6]}"
-    api.create(f"/api/v1/namespaces/{PODS}/services", {"metadata": {"name": name}, "spec": {"ports": [{"port": 1}]}})
-    try:
-        for host in lab.apiserver_hosts:
-            one = KubeApi(lab.apiserver_host_url(host), api.session)
-            eventually(lambda one=one: name in {s["metadata"]["name"] for s in one.get(
-                f"/api/v1/namespaces/{PODS}/services", resourceVersion="0")["items"]}, 60,
-                f"{host.name}'s watch cache listing Service {PODS}/{name}")
-    finally:
-        api.delete(f"/api/v1/namespaces/{PODS}/services/{name}")
 
 
 def update(api: KubeApi, ns: str, seq: int) -> tuple[int, str]:
