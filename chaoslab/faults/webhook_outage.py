@@ -85,10 +85,10 @@ CONTROL_PLANE_RESOURCES = ("*", "leases", "nodes", "namespaces")
 """Resources whose writes the control plane itself depends on (Leases: leader election and node heartbeats;
 Nodes: status; Namespaces: cluster-scoped, so matched in every namespace), or all of them."""
 HANG_MARGIN = 5.0
+"""A hanging webhook holds each request this much longer than timeoutSeconds (seconds)."""
 SERVER_OUTLIVES = int(IN_FORCE_TIMEOUT) + 10
 """Seconds the server outlives the dead-man's deadline: the switch's heal deletes the configuration, then
 waits (at most IN_FORCE_TIMEOUT) for the apiservers to stop calling the webhook before it stops the server."""
-"""A hanging webhook holds each request this much longer than timeoutSeconds (seconds)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +238,10 @@ class WebhookOutage(SwitchedFault[WebhookOutageParams]):
     level: ClassVar[str] = "api"
     """Acts through the Kubernetes API (plus a server the target hosts where its apiservers reach it)."""
 
+    def server_lifetime(self) -> int:
+        """Seconds after injection at which the server ends by itself (SERVER_OUTLIVES past the deadline)."""
+        return self.deadline() + SERVER_OUTLIVES
+
     def resolve(self, target: Target, index: int) -> Injection:
         p = self.params
         pods = target.helper_pods()
@@ -319,7 +323,7 @@ class WebhookOutage(SwitchedFault[WebhookOutageParams]):
 
     def inject(self, target: Target, injection: Injection, record: Record = ignore_events) -> None:
         p, params = self.params, injection.undo[0].params
-        until = int(time.time()) + self.deadline() + SERVER_OUTLIVES
+        until = int(time.time()) + self.server_lifetime()
         try:
             api = target.api()
             d = Path(params["dir"])
@@ -353,7 +357,7 @@ class WebhookOutage(SwitchedFault[WebhookOutageParams]):
         """The server as a pod behind a Service, Ready before the configuration names it."""
         p, tag, ns = self.params, params["tag"], params["podNamespace"]
         webhook_pod.create(api, webhook_pod.objects(
-            tag, ns, params["image"], p.mode, p.timeoutSeconds + HANG_MARGIN, until, self.deadline() + SERVER_OUTLIVES,
+            tag, ns, params["image"], p.mode, p.timeoutSeconds + HANG_MARGIN, until, self.server_lifetime(),
             (d / "server.crt").read_bytes(), (d / "server.key").read_bytes()))
         if p.mode != "unreachable":
             webhook_pod.await_ready(api, tag, ns, float(params["startTimeout"]), params["image"])

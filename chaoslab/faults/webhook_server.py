@@ -19,8 +19,9 @@ Modes (what every admission request gets):
   still gets through, it is allowed.
 
 It exits by itself at `--until` (the fault's dead-man's deadline plus the time its heal may wait for the
-apiservers to drop the configuration), so it cannot outlive the fault, and at once on SIGTERM (the undo). Each request is logged to `--log`, one JSON object a line (time, mode, the
-request's uid, resource, namespace, operation), so tests can see that the apiserver really called it.
+apiservers to drop the configuration), so it cannot outlive the fault, and at once on SIGTERM (the undo).
+Each request is logged to `--log`, one JSON object a line (time, mode, the request's uid, resource,
+namespace, operation), so tests can see that the apiserver really called it.
 `--detach` returns once the port is bound (exit 0) or the reason it is not (exit 1).
 
 On a cluster where chaoslab cannot start a process, the same file runs alone in a pod
