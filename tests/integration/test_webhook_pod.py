@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from informers import ensure_resolving
 from waiting import eventually
 
 from chaoslab.clients.kubeapi import KubeApi
@@ -122,6 +123,7 @@ def target(lab: LabLayout, api: KubeApi) -> Iterator[KubeconfigTarget]:
     for ns in (TEST_NAMESPACE, "default"):
         if api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{CM}").status_code == 404:
             api.create(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": CM}, "data": {"seq": "0"}})
+    ensure_resolving(lab, api)  # the apiservers find the server pod's Service (see informers.py)
     yield KubeconfigTarget(KubeApi.from_kubeconfig(lab.kubeconfig), context=current_context(lab.kubeconfig),
                            kubeconfig=lab.kubeconfig, helper=HelperPodSettings(namespace=PODS, start_timeout=60))
 

@@ -257,6 +257,17 @@ def test_where_the_server_runs_follows_what_the_target_declares() -> None:
     assert params["address"] == f"chaoslab-webhook-{params['tag']}.chaoslab-x.svc"
 
 
+def answer(status: int, message: str) -> requests.Response:
+    """An apiserver's answer: a Status whose message is `message` (in JSON, so its quotes are escaped in the
+    body), or `message` itself when it is a JSON body already (an admitted write's object)."""
+    resp = requests.Response()
+    resp.status_code = status
+    body = message if message.startswith("{") else json.dumps({"kind": "Status", "status": "Failure",
+                                                                "message": message, "code": status})
+    resp._content = body.encode()
+    return resp
+
+
 DENIAL = 'admission webhook "w0-1.webhook-outage.chaoslab.io" denied the request: chaoslab webhook-outage: denied'
 
 
@@ -279,7 +290,7 @@ class InForceApi:
         self.asked.append(url.split("/")[2])
         status, text = self.answers.pop(0) if url.startswith("https://cp1") and self.answers else (
             403, DENIAL)
-        return type("Answer", (), {"status_code": status, "text": text})
+        return answer(status, text)
 
 
 def test_in_force_only_once_each_apiserver_has_seen_the_pods_service(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -324,7 +335,7 @@ class BehindOneEndpoint:
     def post(self, url: str, headers: dict[str, str] | None = None, **_: Any) -> Any:
         self.fresh.append(headers == {"Connection": "close"})
         status = self.answers.pop(0) if self.answers else self.last
-        return type("Answer", (), {"status_code": status, "text": 'admission webhook "w" denied the request'})
+        return answer(status, 'admission webhook "w" denied the request')
 
 
 def test_behind_one_endpoint_in_force_takes_three_refusals_in_a_row_per_apiserver(
@@ -368,7 +379,7 @@ def test_the_undo_waits_until_no_apiserver_calls_the_webhook_before_it_stops_the
                 raise requests.ReadTimeout("no answer")
             if status == -1:
                 raise requests.ConnectionError("refused")
-            return type("Answer", (), {"status_code": status, "text": text})
+            return answer(status, text)
 
     class Target:
         def api(self) -> Api:
