@@ -152,6 +152,11 @@ class KillProcess(FaultBase[KillProcessParams]):
             return
         for t in injection.targets:
             component, host = t.split("@", 1)
+            # The signal lands between `signalling` and `process-signalled`, the measurement's start. A
+            # lookup first opens the target's connection (a new ssh one took 6 s on a loaded machine), so
+            # that bracket holds the signal call alone.
+            target.pid(component, host)
+            record("signalling", target=t, signal=sig)
             pid = target.signal(component, host, sig)
             record("process-signalled", target=t, signal=sig, pid=pid)
             if sig in ("KILL", "TERM"):

@@ -131,18 +131,34 @@ def _rtt(s: Sample) -> float:
 CUTTING_FAULTS = ("kill-process", "partition")
 
 
+def took_effect(timeline: Timeline, inject: float) -> tuple[float, float]:
+    """When the fault injected at `inject` took effect, as (no earlier than, at): a kill-process signal
+    lands between its `signalling` and `process-signalled` events, which can be seconds after the `inject`
+    event (the target's lookup of the process over a new ssh connection); any other fault at `inject`."""
+    later = [e for e in timeline.events if e.t >= inject and e.kind in ("inject", "revert", "signalling",
+                                                                        "process-signalled")]
+    for before, after in itertools.pairwise(later):
+        if before.kind in ("inject", "revert") and before.t > inject:
+            break
+        if before.kind == "signalling" and after.kind == "process-signalled":
+            return before.t, after.t
+    return inject, inject
+
+
 def _cut_members(timeline: Timeline, end: float) -> dict[str, list[Interval]]:
-    """etcd member → where a fault had it killed or cut off (from its inject to its revert, or the end)."""
+    """etcd member → where a fault had it killed or cut off (from when it took effect to its revert, or the
+    end)."""
     reverts = {(e.detail.get("fault"), e.detail.get("index")): e.t for e in timeline.events_of("revert")}
     out: dict[str, list[Interval]] = {}
     for e in timeline.events_of("inject"):
         if e.detail.get("fault") not in CUTTING_FAULTS or e.detail.get("component") != "etcd":
             continue
         stop = reverts.get((e.detail.get("fault"), e.detail.get("index")), end)
+        start = took_effect(timeline, e.t)[1]
         for target in e.detail.get("targets", []):
             component, _, member = str(target).partition("@")
             if component == "etcd" and member:
-                out.setdefault(member, []).append((e.t, stop))
+                out.setdefault(member, []).append((start, stop))
     return out
 
 
@@ -330,7 +346,10 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     judged = judged_end(tl)
     per_condition, ok = steady_intervals(index, steady_state, judged, renewal_window)
     injects, reverts = tl.events_of("inject"), tl.events_of("revert")
-    inject = min((e.t for e in injects), default=None)
+    # Times count from when the first fault took effect; `effect_low` is the earliest it can have (the far
+    # end of a time's bracket).
+    began = min((e.t for e in injects), default=None)
+    effect_low, inject = took_effect(tl, began) if began is not None else (0.0, None)
     revert = max((e.t for e in reverts), default=None)
     start = inject if inject is not None else 0.0
 
@@ -385,7 +404,7 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
     if recovered is not None:
         values["recoveryTime"] = round(recovered - inject, 4)
         since = _recovered_after(index, per_condition, recovered, inject)
-        brackets["recoveryTime"] = rounded(since - inject, recovered - inject)
+        brackets["recoveryTime"] = rounded(since - inject, recovered - effect_low)
     _cert_expiry(tl, ok, per_condition, judged, revert, settle, values, evidence)
     if revert is None:
         evidence["recoveryAfterRevert"] = "not measured: no revert in this run"
@@ -414,7 +433,8 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
             evidence["etcdRejoinElections"] = (f"after revert at {_ts(revert)}: {'; '.join(rejoin)}" if rejoin else
                                                f"no etcd election after revert at {_ts(revert)}")
         if etcd.new_bracket is not None:
-            brackets["etcdTimeToNewLeader"] = rounded(etcd.new_bracket[0] - inject, etcd.new_bracket[1] - inject)
+            brackets["etcdTimeToNewLeader"] = rounded(etcd.new_bracket[0] - inject,
+                                                            etcd.new_bracket[1] - effect_low)
         etcd_times = [s.t for s in tl.samples_of("etcd")]
         unnamed = _clip(no_leader, inject, end)
         values["etcdTimeWithoutNamedLeader"] = round(_total(unnamed), 4)
@@ -443,7 +463,8 @@ def measure(timeline: Timeline, steady_state: Sequence[str], settle: float,
         if got.new_at is not None:
             values[f"{prefix}TimeToNewLeader"] = round(got.new_at - inject, 4)
         if got.new_bracket is not None:
-            brackets[f"{prefix}TimeToNewLeader"] = rounded(got.new_bracket[0] - inject, got.new_bracket[1] - inject)
+            brackets[f"{prefix}TimeToNewLeader"] = rounded(got.new_bracket[0] - inject,
+                                                                   got.new_bracket[1] - effect_low)
         evidence[f"{prefix}TimeToNewLeader"] = got.evidence_new
     for metric in METRICS:
         evidence.setdefault(metric, "not measured: no samples of this kind")

@@ -36,19 +36,21 @@ class RecordsProbe(Sampler):
         ended = [e.t for e in tl.events_of("run-end")]
         start, end = tl.started_wall, tl.started_wall + min([tl.now(), *ended])
         year = time.gmtime(start).tm_year
-        errors = []
+        errors, unread = [], []
         for component in COMPONENTS:
             for host in self.target.hosts(component):
                 try:
                     text = self.target.component_log(component, host)
                 except TargetError as exc:
                     errors.append(str(exc))
+                    unread.append(f"{component}@{host}")
                     continue
                 for r in parse(component, host, text, year):
                     if start <= r.wall <= end:
                         tl.sample(PROBE, f"{component}@{host}", t=round(r.wall - start, 4), what="leader",
                                   component=component, host=host, term=r.term, wall=r.wall)
-        tl.sample(PROBE, "read", t=round(end - start, 4), ok=not errors, error="; ".join(errors[:3]) or None)
+        tl.sample(PROBE, "read", t=round(end - start, 4), ok=not errors, error="; ".join(errors[:3]) or None,
+                  unread=unread)
 
     @property
     def requests_per_second(self) -> float:

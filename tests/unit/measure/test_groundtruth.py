@@ -61,6 +61,16 @@ def test_a_truth_outside_the_bracket_and_a_wrong_count_are_flagged() -> None:
     assert "⚠ DISAGREES: outside the bracket 16.990–17.000 s" in m.evidence["schedulerTimeToNewLeader"]
 
 
+def test_logs_the_target_could_not_read_give_no_ground_truth() -> None:
+    """ci8, over ssh (no component logs): "0 by 0 'became leader' lines … ⚠ DISAGREES with the measured 1.0"."""
+    tl = Timeline.from_records(etcd_kill().records())
+    tl.sample("records", "read", t=tl.end, ok=False, error="cannot read the log of etcd on cp1",
+              unread=["etcd@cp1", "etcd@cp2", "etcd@cp3"])
+    m = measure(tl, ("apiserver-ready", "etcd-quorum"), 5.0)
+    assert "etcdLeaderElections" not in m.truth and m.disagreements == []
+    assert m.truth["schedulerLeaderElections"] == 0.0  # its logs were read: none of its lines, none measured
+
+
 def test_no_records_no_ground_truth() -> None:
     m = measure(build([]), (), 5.0)
     assert m.truth == {} and m.disagreements == []

@@ -26,6 +26,15 @@ def test_faults_into_leader_elected_components_are_not_expected_to_move_etcd() -
     assert expect_times(tl, LEADER_ELECTED) == [30.0, 40.0]
 
 
+def test_a_kill_that_lands_after_its_inject_event_is_expected_from_its_signal() -> None:
+    tl = build([(4.0, "inject", {"fault": "kill-process", "index": 0, "component": "etcd",
+                                 "targets": ["etcd@cp3"]}),
+                (10.3, "signalling", {"target": "etcd@cp3", "signal": "KILL"}),
+                (10.4, "signalling", {"target": "etcd@cp1", "signal": "KILL"}),  # another fault's
+                (20.0, "revert", {"fault": "kill-process", "index": 0})])
+    assert expect_times(tl) == [4.0, 20.0, 10.3]
+
+
 def test_lease_reads_run_from_the_injection_until_a_new_holder_is_seen() -> None:
     names = ("kube-scheduler", "kube-controller-manager")
     recs = [lease(1.0, "kube-scheduler", "cp1_a", "r1"),
