@@ -179,8 +179,13 @@ class PartitionFault(NetworkFault[PartitionParams]):
         # Armed first: from here on the partition is undone even if chaoslab dies.
         arm_switch(target, self.heal(params), self.deadline(), params["marker"])
         try:
-            for host, commands in self.rules(target, params).items():
+            rules = self.rules(target, params)
+            # The cut takes effect between these two (the measurement's start): over ssh, seconds after the
+            # inject event.
+            record("rules-installing", fault=injection.fault, index=injection.index, hosts=sorted(rules))
+            for host, commands in rules.items():
                 target.run_commands(wrap(commands, target.host_wrap(host)))
+            record("rules-installed", fault=injection.fault, index=injection.index)
         except Exception as exc:
             heal_network(target, params)
             raise InjectionError(f"partition: could not install the rules ({exc}); healed again") from exc

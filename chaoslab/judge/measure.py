@@ -131,16 +131,22 @@ def _rtt(s: Sample) -> float:
 CUTTING_FAULTS = ("kill-process", "partition")
 
 
+#: The events between which a fault takes effect, when that is later than its `inject` event: a
+#: kill-process signal, a partition's rules.
+EFFECT_EVENTS = {"signalling": "process-signalled", "rules-installing": "rules-installed"}
+
+
 def took_effect(timeline: Timeline, inject: float) -> tuple[float, float]:
     """When the fault injected at `inject` took effect, as (no earlier than, at): a kill-process signal
-    lands between its `signalling` and `process-signalled` events, which can be seconds after the `inject`
-    event (the target's lookup of the process over a new ssh connection); any other fault at `inject`."""
-    later = [e for e in timeline.events if e.t >= inject and e.kind in ("inject", "revert", "signalling",
-                                                                        "process-signalled")]
+    lands between its `signalling` and `process-signalled` events, a partition between `rules-installing`
+    and `rules-installed`, which can be seconds after the `inject` event (over ssh: the lookup of the
+    process, the dead-man's switch, the rules per host); any other fault at `inject`."""
+    kinds = {"inject", "revert", *EFFECT_EVENTS, *EFFECT_EVENTS.values()}
+    later = [e for e in timeline.events if e.t >= inject and e.kind in kinds]
     for before, after in itertools.pairwise(later):
         if before.kind in ("inject", "revert") and before.t > inject:
             break
-        if before.kind == "signalling" and after.kind == "process-signalled":
+        if EFFECT_EVENTS.get(before.kind) == after.kind:
             return before.t, after.t
     return inject, inject
 

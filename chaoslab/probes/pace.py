@@ -65,12 +65,12 @@ def named_times(timeline: Timeline, target: str) -> list[float]:
 
 
 def _times_of(timeline: Timeline, chosen: Callable[[Mapping[str, Any]], bool]) -> list[float]:
-    """The inject and revert events of the faults whose inject event's detail is `chosen`, and the
-    `signalling` events of their targets (a kill lands then, which over ssh can be seconds after the inject
-    event)."""
+    """The inject and revert events of the faults whose inject event's detail is `chosen`, their
+    `rules-installing` events and the `signalling` events of their targets (a cut or a kill lands then,
+    which over ssh can be seconds after the inject event)."""
     injects = [e for e in timeline.events_of("inject") if chosen(e.detail)]
     keys = {(e.detail.get("fault"), e.detail.get("index")) for e in injects}
     targets = {t for e in injects for t in e.detail.get("targets") or ()}
-    return [e.t for kind in EXPECT_AFTER for e in timeline.events_of(kind)
+    return [e.t for kind in (*EXPECT_AFTER, "rules-installing") for e in timeline.events_of(kind)
             if (e.detail.get("fault"), e.detail.get("index")) in keys] + [
         e.t for e in timeline.events_of("signalling") if e.detail.get("target") in targets]

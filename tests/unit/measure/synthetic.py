@@ -124,10 +124,12 @@ def scheduler_kill(takeover: float | None = 27.0, end: float = 60.0, targets_hol
 
 def etcd_kill(lost: float = 10.2, no_leader: float = 11.0, elected: float = 11.3, new_term: int = 3,
               lb_down: tuple[float, float] | None = None, writes_fail: tuple[float, float] | None = None,
-              end: float = 30.0, began: float | None = None) -> Timeline:
+              end: float = 30.0, began: float | None = None,
+              effect: tuple[str, str] = ("signalling", "process-signalled")) -> Timeline:
     """The etcd leader cp1 (term 2) is killed at t=10: unreachable from `lost`, the followers name no leader
     from `no_leader` and cp3 (in `new_term`) from `elected`; cp1 is back after the revert at t=20. `began`:
-    injecting began then, and the signal went between `signalling` (9.95) and `process-signalled` (10.0)."""
+    injecting began then, and the fault took effect between the `effect` events (9.95 and 10.0): a signal, or
+    a partition's rules)."""
     recs: list[Record] = [(0.0, "run-start", {"experiment": "etcd-leader-kill", "run": 1})]
     for t in ticks(0.5, end, 0.1):
         if t < lost:
@@ -153,8 +155,8 @@ def etcd_kill(lost: float = 10.2, no_leader: float = 11.0, elected: float = 11.3
     recs += renewing("kube-controller-manager", "cp2_cm-uuid-2", 0.2, end)
     recs += [inject(10.0 if began is None else began, "etcd", "cp1"), revert(20.0), (end, "run-end", {})]
     if began is not None:
-        recs += [(9.95, "signalling", {"target": "etcd@cp1", "signal": "KILL"}),
-                 (10.0, "process-signalled", {"target": "etcd@cp1", "signal": "KILL", "pid": 7})]
+        recs += [(9.95, effect[0], {"target": "etcd@cp1", "fault": "kill-process", "index": 0}),
+                 (10.0, effect[1], {"target": "etcd@cp1", "fault": "kill-process", "index": 0})]
     return build(recs)
 
 
