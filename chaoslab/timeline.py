@@ -62,6 +62,10 @@ from typing import Any
 
 FORMAT = "chaoslab.io/timeline/v1"
 
+EFFECT_EVENTS = {"signalling": "process-signalled", "rules-installing": "rules-installed"}
+"""A fault that takes effect later than its `inject` event (a kill-process signal, a partition's rules: over
+ssh, seconds later) records the first of a pair before and the second after, with its `fault` and `index`."""
+
 
 @dataclass(frozen=True)
 class Sample:

@@ -156,7 +156,7 @@ class KillProcess(FaultBase[KillProcessParams]):
             # lookup first opens the target's connection (a new ssh one took 6 s on a loaded machine), so
             # that bracket holds the signal call alone.
             target.pid(component, host)
-            record("signalling", target=t, signal=sig)
+            record("signalling", fault=injection.fault, index=injection.index, target=t, signal=sig)
             pid = target.signal(component, host, sig)
             record("process-signalled", target=t, signal=sig, pid=pid)
             if sig in ("KILL", "TERM"):

@@ -38,7 +38,7 @@ from chaoslab.judge.steady import (
 )
 from chaoslab.judge.storage import measure_storage
 from chaoslab.spec.model import METRICS
-from chaoslab.timeline import Sample, Timeline
+from chaoslab.timeline import EFFECT_EVENTS, Sample, Timeline
 
 #: The milestone each phase ends with; phase i runs from milestone i-1 (phase 0: the injection) to it.
 PHASES = ("leader lost", "new leader elected", "API writable again", "steady state restored")
@@ -129,11 +129,6 @@ def _rtt(s: Sample) -> float:
 
 #: Faults whose targets are, while they hold, dead or cut off from their peers.
 CUTTING_FAULTS = ("kill-process", "partition")
-
-
-#: The events between which a fault takes effect, when that is later than its `inject` event: a
-#: kill-process signal, a partition's rules.
-EFFECT_EVENTS = {"signalling": "process-signalled", "rules-installing": "rules-installed"}
 
 
 def took_effect(timeline: Timeline, inject: float) -> tuple[float, float]:

@@ -5,7 +5,8 @@ between two samples, so its bracket is as wide as the sampling interval. Samplin
 load the cluster for nothing; the probes sample fast only while a change is likely:
 
 - for `window` seconds after every `inject` or `revert` event on the run's timeline (the runner writes
-  them; the probe reads its own timeline, no hook needed), and
+  them; the probe reads its own timeline, no hook needed), and after a fault's effect begins
+  (`EFFECT_EVENTS`), and
 - while the probe itself sees trouble (members that disagree, a member or endpoint that fails).
 
 Pure decision (`Pace.interval`), so it is unit-tested without threads or clocks.
@@ -23,7 +24,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaoslab.timeline import Timeline
+from chaoslab.timeline import EFFECT_EVENTS, Timeline
 
 #: The events after which a change is expected.
 EXPECT_AFTER = ("inject", "revert")
@@ -65,12 +66,8 @@ def named_times(timeline: Timeline, target: str) -> list[float]:
 
 
 def _times_of(timeline: Timeline, chosen: Callable[[Mapping[str, Any]], bool]) -> list[float]:
-    """The inject and revert events of the faults whose inject event's detail is `chosen`, their
-    `rules-installing` events and the `signalling` events of their targets (a cut or a kill lands then,
-    which over ssh can be seconds after the inject event)."""
-    injects = [e for e in timeline.events_of("inject") if chosen(e.detail)]
-    keys = {(e.detail.get("fault"), e.detail.get("index")) for e in injects}
-    targets = {t for e in injects for t in e.detail.get("targets") or ()}
-    return [e.t for kind in (*EXPECT_AFTER, "rules-installing") for e in timeline.events_of(kind)
-            if (e.detail.get("fault"), e.detail.get("index")) in keys] + [
-        e.t for e in timeline.events_of("signalling") if e.detail.get("target") in targets]
+    """The inject, revert and effect-begins (`EFFECT_EVENTS`: a kill or a cut lands then, over ssh seconds
+    after the inject event) events of the faults whose inject event's detail is `chosen`."""
+    keys = {(e.detail.get("fault"), e.detail.get("index")) for e in timeline.events_of("inject") if chosen(e.detail)}
+    return [e.t for kind in (*EXPECT_AFTER, *EFFECT_EVENTS) for e in timeline.events_of(kind)
+            if (e.detail.get("fault"), e.detail.get("index")) in keys]

@@ -29,12 +29,12 @@ def test_faults_into_leader_elected_components_are_not_expected_to_move_etcd() -
 def test_a_kill_that_lands_after_its_inject_event_is_expected_from_its_signal() -> None:
     tl = build([(4.0, "inject", {"fault": "kill-process", "index": 0, "component": "etcd",
                                  "targets": ["etcd@cp3"]}),
-                (10.3, "signalling", {"target": "etcd@cp3", "signal": "KILL"}),
-                (10.4, "signalling", {"target": "etcd@cp1", "signal": "KILL"}),  # another fault's
+                (10.3, "signalling", {"fault": "kill-process", "index": 0, "target": "etcd@cp3"}),
+                (10.4, "signalling", {"fault": "kill-process", "index": 2, "target": "etcd@cp1"}),  # another's
                 (20.0, "revert", {"fault": "kill-process", "index": 0}),
                 (30.0, "inject", {"fault": "partition", "index": 1, "component": "etcd", "targets": []}),
                 (33.0, "rules-installing", {"fault": "partition", "index": 1, "hosts": ["cp1"]})])
-    assert expect_times(tl) == [4.0, 30.0, 20.0, 33.0, 10.3]
+    assert expect_times(tl) == [4.0, 30.0, 20.0, 10.3, 33.0]
 
 
 def test_lease_reads_run_from_the_injection_until_a_new_holder_is_seen() -> None:
